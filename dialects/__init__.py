@@ -1,0 +1,1 @@
+"""irnet's IR dialects (installed as `irnet.dialects`)."""

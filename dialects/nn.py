@@ -1,0 +1,1162 @@
+"""The `nn` dialect: tensor ops with value semantics and NumPy broadcasting.
+
+Every op keeps its rules in one place, on its class:
+
+- `infer(operand_types, props, result_type)`: the result type, or a `ShapeError`. The frontend
+  calls it (through `build`) to type the IR it creates; `verify_` calls it again, so a hand-written
+  or transformed `.mlir` file is checked by the same rule.
+- canonicalisation patterns (see the bottom of this file), named by `get_canonicalization_patterns`.
+
+Dynamic dimensions print as `?`. Properties print in the attribute dictionary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Self
+
+from xdsl.dialects.builtin import (
+    I64,
+    AnyAttr,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    IntegerAttr,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    i1,
+    i64,
+)
+from xdsl.interfaces import HasCanonicalizationPatternsInterface
+from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    ParamAttrConstraint,
+    ParsePropInAttrDict,
+    VarConstraint,
+    base,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_prop_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import ConstantLike, Pure
+from xdsl.utils.exceptions import VerifyException
+
+from .shapes import (
+    DYN,
+    ShapeError,
+    broadcast_shapes,
+    dims_compatible,
+    dtype_name,
+    format_shape,
+    format_type,
+    is_bool,
+    is_float,
+    is_int,
+    normalize_axis,
+    num_elements,
+    shapes_compatible,
+    static_product,
+    window_output_size,
+)
+
+Props = Mapping[str, Attribute]
+
+
+# --- property helpers --------------------------------------------------------------------------
+
+
+def int_array(values: Sequence[int]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i64, list(values))
+
+
+def int_attr(value: int) -> IntegerAttr:
+    return IntegerAttr(value, i64)
+
+
+def get_ints(props: Props, name: str) -> tuple[int, ...]:
+    attr = props[name]
+    assert isinstance(attr, DenseArrayBase)
+    return tuple(int(v) for v in attr.get_values())
+
+
+def get_int(props: Props, name: str) -> int:
+    attr = props[name]
+    assert isinstance(attr, IntegerAttr)
+    return attr.value.data
+
+
+def tensor(element_type: Attribute, shape: Sequence[int]) -> TensorType:
+    return TensorType(element_type, list(shape))
+
+
+def same_dtype(op: str, *types: TensorType) -> None:
+    first = types[0].element_type
+    for t in types[1:]:
+        if t.element_type != first:
+            raise ShapeError(
+                f"dtype clash in {op}: {format_type(types[0])} and {format_type(t)} "
+                "(insert an explicit cast)"
+            )
+
+
+def require_float(op: str, t: TensorType) -> None:
+    if not is_float(t):
+        raise ShapeError(f"{op} needs a floating-point tensor, got {format_type(t)}")
+
+
+def require_rank(op: str, t: TensorType, rank: int, layout: str = "") -> None:
+    if t.get_num_dims() != rank:
+        hint = f" ({layout})" if layout else ""
+        raise ShapeError(f"{op} needs a rank-{rank} tensor{hint}, got {format_type(t)}")
+
+
+# --- base classes ------------------------------------------------------------------------------
+
+
+class NNOp(IRDLOperation):
+    """An op whose single result type follows from its operands and properties."""
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    @classmethod
+    def infer(
+        cls, operand_types: Sequence[TensorType], props: Props, result_type: TensorType | None
+    ) -> TensorType:
+        raise NotImplementedError
+
+    @classmethod
+    def build_inferred(
+        cls,
+        operands: Sequence[SSAValue | Sequence[SSAValue]],
+        props: Props | None = None,
+        result_type: TensorType | None = None,
+    ) -> Self:
+        """Create the op with its inferred result type; raises ShapeError on bad operands."""
+        props = dict(props or {})
+        types = [
+            v.type for o in operands for v in (o if isinstance(o, Sequence) else [o])
+        ]
+        inferred = cls.infer(types, props, result_type)  # type: ignore[arg-type]
+        return cls(operands=list(operands), properties=props, result_types=[inferred])
+
+    def verify_(self) -> None:
+        actual = self.results[0].type
+        try:
+            expected = self.infer([o.type for o in self.operands], self.properties, actual)  # type: ignore[arg-type]
+        except ShapeError as e:
+            raise VerifyException(f"{self.name}: {e}") from e
+        assert isinstance(actual, TensorType)
+        if expected.element_type != actual.element_type or not shapes_compatible(
+            expected.get_shape(), actual.get_shape()
+        ):
+            raise VerifyException(
+                f"{self.name}: result type {format_type(actual)} does not match the "
+                f"inferred type {format_type(expected)}"
+            )
+
+
+class UnaryOp(NNOp):
+    """Elementwise `f(x)` with the type of `x`."""
+
+    T: ClassVar = VarConstraint("T", base(TensorType))
+    input = operand_def(T)
+    res = result_def(T)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($res)"
+    FLOAT_ONLY: ClassVar[bool] = True
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        if cls.FLOAT_ONLY:
+            require_float(cls.name, x)
+        elif is_bool(x):
+            raise ShapeError(f"{cls.name} is not defined on bool tensors")
+        return x
+
+
+def broadcast_pair(op: str, lhs: TensorType, rhs: TensorType) -> tuple[int, ...]:
+    same_dtype(op, lhs, rhs)
+    try:
+        return broadcast_shapes(lhs.get_shape(), rhs.get_shape())
+    except ShapeError:
+        raise ShapeError(f"{op}: cannot broadcast {format_type(lhs)} and {format_type(rhs)}") from None
+
+
+class BinaryOp(NNOp):
+    """Elementwise `f(lhs, rhs)` with NumPy broadcasting; both operands share a dtype."""
+
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    res = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+    FLOAT_ONLY: ClassVar[bool] = False
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        lhs, rhs = operand_types
+        shape = broadcast_pair(cls.name, lhs, rhs)
+        if cls.FLOAT_ONLY:
+            require_float(cls.name, lhs)
+        elif is_bool(lhs):
+            raise ShapeError(f"{cls.name} is not defined on bool tensors")
+        return tensor(lhs.element_type, shape)
+
+
+class ShapeOp(NNOp):
+    """One tensor in, one tensor out, types spelled in full: `: f32[...] -> f32[...]`."""
+
+    input = operand_def(TensorType)
+    res = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($res)"
+
+
+# --- elementwise -------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class NegOp(UnaryOp, HasCanonicalizationPatternsInterface):
+    """Negation, `-x`.
+
+    ```mlir
+    %1 = nn.neg %0 : tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.neg"
+    FLOAT_ONLY: ClassVar[bool] = False
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (FoldDoubleNegation(),)
+
+
+@irdl_op_definition
+class AbsOp(UnaryOp):
+    """Absolute value `|x|`; its derivative at 0 is taken as 0.
+
+    ```mlir
+    %1 = nn.abs %0 : tensor<4xf32>
+    ```
+    """
+
+    name = "nn.abs"
+    FLOAT_ONLY: ClassVar[bool] = False
+
+
+@irdl_op_definition
+class ExpOp(UnaryOp):
+    """`e ** x`.
+
+    ```mlir
+    %1 = nn.exp %0 : tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.exp"
+
+
+@irdl_op_definition
+class LogOp(UnaryOp, HasCanonicalizationPatternsInterface):
+    """Natural logarithm.
+
+    ```mlir
+    %1 = nn.log %0 : tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.log"
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (LogOfSoftmax(),)
+
+
+@irdl_op_definition
+class SqrtOp(UnaryOp):
+    """Square root.
+
+    ```mlir
+    %1 = nn.sqrt %0 : tensor<64xf32>
+    ```
+    """
+
+    name = "nn.sqrt"
+
+
+@irdl_op_definition
+class TanhOp(UnaryOp):
+    """Hyperbolic tangent.
+
+    ```mlir
+    %1 = nn.tanh %0 : tensor<?x128xf32>
+    ```
+    """
+
+    name = "nn.tanh"
+
+
+@irdl_op_definition
+class SigmoidOp(UnaryOp):
+    """Logistic sigmoid `1 / (1 + exp(-x))`, evaluated without overflow.
+
+    ```mlir
+    %1 = nn.sigmoid %0 : tensor<?x1xf32>
+    ```
+    """
+
+    name = "nn.sigmoid"
+
+
+@irdl_op_definition
+class ReluOp(UnaryOp):
+    """`max(x, 0)`; its derivative at 0 is taken as 0.
+
+    ```mlir
+    %1 = nn.relu %0 : tensor<?x128xf32>
+    ```
+    """
+
+    name = "nn.relu"
+
+
+@irdl_op_definition
+class GeluOp(UnaryOp):
+    """Gaussian error linear unit, tanh approximation (as in GPT-2 and PyTorch `approximate="tanh"`).
+
+    ```mlir
+    %1 = nn.gelu %0 : tensor<?x256xf32>
+    ```
+    """
+
+    name = "nn.gelu"
+
+
+@irdl_op_definition
+class AddOp(BinaryOp, HasCanonicalizationPatternsInterface):
+    """Sum with broadcasting.
+
+    ```mlir
+    %2 = nn.add %0, %1 : (tensor<?x128xf32>, tensor<128xf32>) -> tensor<?x128xf32>
+    ```
+    """
+
+    name = "nn.add"
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (DropIdentityOperand(),)
+
+
+@irdl_op_definition
+class SubOp(BinaryOp, HasCanonicalizationPatternsInterface):
+    """Difference with broadcasting.
+
+    ```mlir
+    %2 = nn.sub %0, %1 : (tensor<?x10xf32>, tensor<?x10xf32>) -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.sub"
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (DropIdentityOperand(),)
+
+
+@irdl_op_definition
+class MulOp(BinaryOp, HasCanonicalizationPatternsInterface):
+    """Product with broadcasting.
+
+    ```mlir
+    %2 = nn.mul %0, %1 : (tensor<?x10xf32>, tensor<f32>) -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.mul"
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (DropIdentityOperand(),)
+
+
+@irdl_op_definition
+class DivOp(BinaryOp, HasCanonicalizationPatternsInterface):
+    """Quotient with broadcasting (true division; floats only).
+
+    ```mlir
+    %2 = nn.div %0, %1 : (tensor<?x10xf32>, tensor<?x1xf32>) -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.div"
+    FLOAT_ONLY: ClassVar[bool] = True
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (DropIdentityOperand(),)
+
+
+@irdl_op_definition
+class PowOp(BinaryOp):
+    """`lhs ** rhs` with broadcasting (floats only).
+
+    ```mlir
+    %2 = nn.pow %0, %1 : (tensor<?x10xf32>, tensor<f32>) -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.pow"
+    FLOAT_ONLY: ClassVar[bool] = True
+
+
+@irdl_op_definition
+class MaximumOp(BinaryOp):
+    """Elementwise maximum with broadcasting; ties send the gradient to `lhs`.
+
+    ```mlir
+    %2 = nn.maximum %0, %1 : (tensor<?x10xf32>, tensor<f32>) -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.maximum"
+
+
+@irdl_op_definition
+class MinimumOp(BinaryOp):
+    """Elementwise minimum with broadcasting; ties send the gradient to `lhs`.
+
+    ```mlir
+    %2 = nn.minimum %0, %1 : (tensor<?x10xf32>, tensor<f32>) -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.minimum"
+
+
+COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
+
+
+@irdl_op_definition
+class CmpOp(NNOp):
+    """Elementwise comparison with broadcasting; the result is a bool (`i1`) tensor.
+    `predicate` is one of eq, ne, lt, le, gt, ge. Not differentiable.
+
+    ```mlir
+    %2 = nn.cmp "gt", %0, %1 : (tensor<?x10xf32>, tensor<f32>) -> tensor<?x10xi1>
+    ```
+    """
+
+    name = "nn.cmp"
+    predicate = prop_def(StringAttr)
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    res = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$predicate `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        predicate = props["predicate"]
+        assert isinstance(predicate, StringAttr)
+        if predicate.data not in COMPARISONS:
+            raise ShapeError(f"unknown comparison {predicate.data!r}; use one of {COMPARISONS}")
+        return tensor(i1, broadcast_pair(cls.name, *operand_types))
+
+
+@irdl_op_definition
+class SelectOp(NNOp):
+    """`cond ? on_true : on_false` elementwise, all three broadcast together.
+
+    ```mlir
+    %3 = nn.select %0, %1, %2 : (tensor<?x10xi1>, tensor<?x10xf32>, tensor<f32>) -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.select"
+    cond = operand_def(TensorType)
+    on_true = operand_def(TensorType)
+    on_false = operand_def(TensorType)
+    res = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$cond `,` $on_true `,` $on_false attr-dict `:` functional-type(operands, results)"
+    )
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        cond, a, b = operand_types
+        if not is_bool(cond):
+            raise ShapeError(f"nn.select needs a bool condition, got {format_type(cond)}")
+        same_dtype(cls.name, a, b)
+        try:
+            shape = broadcast_shapes(cond.get_shape(), a.get_shape(), b.get_shape())
+        except ShapeError:
+            raise ShapeError(
+                f"nn.select: cannot broadcast {format_type(cond)}, {format_type(a)} "
+                f"and {format_type(b)}"
+            ) from None
+        return tensor(a.element_type, shape)
+
+
+@irdl_op_definition
+class CastOp(ShapeOp):
+    """Convert the element type; the shape is unchanged. Float to int truncates toward zero.
+
+    ```mlir
+    %1 = nn.cast %0 : tensor<?xi64> -> tensor<?xf32>
+    ```
+    """
+
+    name = "nn.cast"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        if result_type is None:
+            raise ShapeError("nn.cast needs a result type")
+        if not shapes_compatible(x.get_shape(), result_type.get_shape()):
+            raise ShapeError(
+                f"nn.cast cannot change the shape: {format_type(x)} to {format_type(result_type)}"
+            )
+        return tensor(result_type.element_type, x.get_shape())
+
+
+@irdl_op_definition
+class ConstantOp(NNOp):
+    """A dense constant, usually a scalar that a binary op broadcasts.
+
+    ```mlir
+    %0 = nn.constant dense<1.000000e+00> : tensor<f32>
+    ```
+    """
+
+    name = "nn.constant"
+    T: ClassVar = VarConstraint("T", AnyAttr())
+    value = prop_def(ParamAttrConstraint(DenseIntOrFPElementsAttr, (T, AnyAttr())))
+    res = result_def(T)
+    traits = traits_def(Pure(), ConstantLike())
+    assembly_format = "attr-dict $value"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        value = props["value"]
+        assert isinstance(value, DenseIntOrFPElementsAttr)
+        return value.get_type()
+
+    @classmethod
+    def scalar(cls, value: float | int, element_type: Attribute) -> ConstantOp:
+        attr = DenseIntOrFPElementsAttr.from_list(tensor(element_type, []), [value])
+        return cls.build_inferred([], {"value": attr})
+
+    def splat_value(self) -> float | int | None:
+        """The value of every element when they are all equal, else None."""
+        values = self.value.get_values()
+        return values[0] if values and all(v == values[0] for v in values) else None
+
+
+# --- linear algebra and layout -----------------------------------------------------------------
+
+
+@irdl_op_definition
+class MatmulOp(NNOp):
+    """Matrix product `lhs @ rhs`: `[..., M, K] @ [..., K, N] -> [..., M, N]`, leading (batch)
+    dimensions broadcast as in NumPy.
+
+    ```mlir
+    %2 = nn.matmul %0, %1 : (tensor<?x784xf32>, tensor<784x128xf32>) -> tensor<?x128xf32>
+    ```
+    """
+
+    name = "nn.matmul"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    res = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        a, b = operand_types
+        same_dtype(cls.name, a, b)
+        if is_bool(a):
+            raise ShapeError("nn.matmul is not defined on bool tensors")
+        sa, sb = a.get_shape(), b.get_shape()
+        if len(sa) < 2 or len(sb) < 2:
+            raise ShapeError(
+                f"nn.matmul needs operands of rank 2 or more, got {format_type(a)} and "
+                f"{format_type(b)}"
+            )
+        if not dims_compatible(sa[-1], sb[-2]):
+            raise ShapeError(
+                f"nn.matmul: inner dimensions differ: {format_type(a)} @ {format_type(b)} "
+                f"({sa[-1]} vs {sb[-2]})"
+            )
+        try:
+            batch = broadcast_shapes(sa[:-2], sb[:-2])
+        except ShapeError:
+            raise ShapeError(
+                f"nn.matmul: batch dimensions of {format_type(a)} and {format_type(b)} "
+                "do not broadcast"
+            ) from None
+        return tensor(a.element_type, (*batch, sa[-2], sb[-1]))
+
+
+@irdl_op_definition
+class TransposeOp(ShapeOp, HasCanonicalizationPatternsInterface):
+    """Permute the dimensions: result dim `i` is input dim `perm[i]`.
+
+    ```mlir
+    %1 = nn.transpose %0 {perm = array<i64: 1, 0>} : tensor<?x10xf32> -> tensor<10x?xf32>
+    ```
+    """
+
+    name = "nn.transpose"
+    perm = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        perm = get_ints(props, "perm")
+        if sorted(perm) != list(range(x.get_num_dims())):
+            raise ShapeError(
+                f"nn.transpose: {list(perm)} is not a permutation of the "
+                f"{x.get_num_dims()} dimensions of {format_type(x)}"
+            )
+        return tensor(x.element_type, [x.get_shape()[p] for p in perm])
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (FoldTransposes(),)
+
+
+@irdl_op_definition
+class ReshapeOp(ShapeOp, HasCanonicalizationPatternsInterface):
+    """Same elements, new shape (row-major). The result type is the target shape; one `?` in
+    it is inferred from the element count at run time.
+
+    ```mlir
+    %1 = nn.reshape %0 : tensor<?x1x28x28xf32> -> tensor<?x784xf32>
+    ```
+    """
+
+    name = "nn.reshape"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        if result_type is None:
+            raise ShapeError("nn.reshape needs a target shape")
+        src, dst = x.get_shape(), result_type.get_shape()
+        dyn_out = dst.count(DYN)
+        if dyn_out > 1:
+            raise ShapeError(f"nn.reshape: target {format_shape(dst)} has more than one `?`")
+        n_in, p_out = num_elements(src), static_product(dst)
+        bad = (
+            (n_in is not None and dyn_out == 0 and n_in != p_out)
+            or (n_in is not None and dyn_out == 1 and (p_out == 0 or n_in % p_out))
+            or (n_in is None and dyn_out == 0)
+            or (n_in is None and p_out and static_product(src) % p_out and p_out % static_product(src))
+        )
+        if bad:
+            raise ShapeError(
+                f"nn.reshape: cannot reshape {format_type(x)} into {format_shape(dst)} "
+                "(element counts differ)"
+            )
+        return tensor(x.element_type, dst)
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (FoldReshapes(),)
+
+
+@irdl_op_definition
+class BroadcastToOp(NNOp):
+    """Broadcast to the result shape (NumPy rules). A `?` in the result takes its size from the
+    same dimension of the optional `like` operand, so broadcasting stays explicit even when
+    sizes are only known at run time.
+
+    ```mlir
+    %2 = nn.broadcast_to %0 like %1 : (tensor<1x10xf32>, tensor<?x10xf32>) -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.broadcast_to"
+    input = operand_def(TensorType)
+    like = opt_operand_def(TensorType)
+    res = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$input (`like` $like^)? attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        x = operand_types[0]
+        if result_type is None:
+            raise ShapeError("nn.broadcast_to needs a target shape")
+        target = result_type.get_shape()
+        if len(operand_types) == 2:
+            like = operand_types[1]
+            if not shapes_compatible(like.get_shape(), target):
+                raise ShapeError(
+                    f"nn.broadcast_to: `like` operand {format_type(like)} does not have the "
+                    f"target shape {format_shape(target)}"
+                )
+        elif DYN in target:
+            raise ShapeError("nn.broadcast_to to a shape with `?` needs a `like` operand")
+        src = x.get_shape()
+        padded = (1,) * (len(target) - len(src)) + tuple(src)
+        if len(src) > len(target) or any(
+            s not in (1, DYN) and not dims_compatible(s, t) for s, t in zip(padded, target)
+        ):
+            raise ShapeError(
+                f"nn.broadcast_to: cannot broadcast {format_type(x)} to {format_shape(target)}"
+            )
+        return tensor(x.element_type, target)
+
+
+# --- reductions and normalisations -------------------------------------------------------------
+
+
+class ReduceOp(ShapeOp):
+    """Reduce over `axes` (all axes when empty), keeping them as size 1 with `keepdims`."""
+
+    axes = prop_def(DenseArrayBase[I64])
+    keepdims = opt_prop_def(UnitAttr)
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        if is_bool(x):
+            raise ShapeError(f"{cls.name} is not defined on bool tensors")
+        rank = x.get_num_dims()
+        axes = {normalize_axis(a, rank) for a in get_ints(props, "axes")} or set(range(rank))
+        keep = "keepdims" in props
+        shape = [
+            1 if i in axes else d for i, d in enumerate(x.get_shape()) if keep or i not in axes
+        ]
+        return tensor(x.element_type, shape)
+
+
+@irdl_op_definition
+class ReduceSumOp(ReduceOp):
+    """Sum over axes.
+
+    ```mlir
+    %1 = nn.reduce_sum %0 {axes = array<i64: 1>, keepdims} : tensor<?x10xf32> -> tensor<?x1xf32>
+    ```
+    """
+
+    name = "nn.reduce_sum"
+
+
+@irdl_op_definition
+class ReduceMeanOp(ReduceOp):
+    """Arithmetic mean over axes (floats only).
+
+    ```mlir
+    %1 = nn.reduce_mean %0 {axes = array<i64>} : tensor<?xf32> -> tensor<f32>
+    ```
+    """
+
+    name = "nn.reduce_mean"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        require_float(cls.name, operand_types[0])
+        return super().infer(operand_types, props, result_type)
+
+
+@irdl_op_definition
+class ReduceMaxOp(ReduceOp):
+    """Maximum over axes; ties share the gradient equally.
+
+    ```mlir
+    %1 = nn.reduce_max %0 {axes = array<i64: 1>} : tensor<?x10xf32> -> tensor<?xf32>
+    ```
+    """
+
+    name = "nn.reduce_max"
+
+
+@irdl_op_definition
+class ArgmaxOp(ShapeOp):
+    """Index of the maximum along `axis` (first one on ties), as i64. Not differentiable.
+
+    ```mlir
+    %1 = nn.argmax %0 {axis = 1 : i64} : tensor<?x10xf32> -> tensor<?xi64>
+    ```
+    """
+
+    name = "nn.argmax"
+    axis = prop_def(IntegerAttr[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        axis = normalize_axis(get_int(props, "axis"), x.get_num_dims())
+        shape = [d for i, d in enumerate(x.get_shape()) if i != axis]
+        return tensor(i64, shape)
+
+
+class SoftmaxLikeOp(UnaryOp):
+    axis = prop_def(IntegerAttr[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        require_float(cls.name, x)
+        normalize_axis(get_int(props, "axis"), x.get_num_dims())
+        return x
+
+
+@irdl_op_definition
+class SoftmaxOp(SoftmaxLikeOp):
+    """`exp(x - max) / sum(exp(x - max))` along `axis`, stable for large inputs.
+
+    ```mlir
+    %1 = nn.softmax %0 {axis = 1 : i64} : tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.softmax"
+
+
+@irdl_op_definition
+class LogSoftmaxOp(SoftmaxLikeOp):
+    """`x - logsumexp(x)` along `axis`, stable for large inputs; the building block of
+    cross-entropy.
+
+    ```mlir
+    %1 = nn.log_softmax %0 {axis = 1 : i64} : tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.log_softmax"
+
+
+# --- convolution and pooling -------------------------------------------------------------------
+
+
+@irdl_op_definition
+class Conv2dOp(NNOp):
+    """2-D convolution (cross-correlation, as in PyTorch): input NCHW, weight OIHW with
+    `I = C / groups`; `stride`, `padding` (symmetric, per spatial axis) and `dilation` are
+    `[h, w]` pairs.
+
+    ```mlir
+    %2 = nn.conv2d %0, %1 {stride = array<i64: 1, 1>, padding = array<i64: 2, 2>,
+           dilation = array<i64: 1, 1>, groups = 1 : i64}
+           : (tensor<?x1x28x28xf32>, tensor<6x1x5x5xf32>) -> tensor<?x6x28x28xf32>
+    ```
+    """
+
+    name = "nn.conv2d"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    res = result_def(TensorType)
+    stride = prop_def(DenseArrayBase[I64])
+    padding = prop_def(DenseArrayBase[I64])
+    dilation = prop_def(DenseArrayBase[I64])
+    groups = prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$input `,` $weight attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        x, w = operand_types
+        same_dtype(cls.name, x, w)
+        require_float(cls.name, x)
+        require_rank(cls.name, x, 4, "NCHW input")
+        require_rank(cls.name, w, 4, "OIHW weight")
+        n, c, h, wd = x.get_shape()
+        o, i, kh, kw = w.get_shape()
+        stride, pad, dil = (get_ints(props, k) for k in ("stride", "padding", "dilation"))
+        groups = get_int(props, "groups")
+        check_window_props(cls.name, stride, pad, dil)
+        if groups < 1 or (c != DYN and c % groups) or (o != DYN and o % groups):
+            raise ShapeError(
+                f"nn.conv2d: groups={groups} must divide the {c} input and {o} output channels"
+            )
+        if c != DYN and i != DYN and c != i * groups:
+            raise ShapeError(
+                f"nn.conv2d: input {format_type(x)} has {c} channels but weight "
+                f"{format_type(w)} expects {i * groups} (I={i} x groups={groups})"
+            )
+        try:
+            oh = window_output_size(h, kh, stride[0], pad[0], dil[0])
+            ow = window_output_size(wd, kw, stride[1], pad[1], dil[1])
+        except ShapeError as e:
+            raise ShapeError(f"nn.conv2d on {format_type(x)} with {format_type(w)}: {e}") from None
+        return tensor(x.element_type, (n, o, oh, ow))
+
+
+def check_window_props(op: str, *pairs: Sequence[int]) -> None:
+    names = ("stride", "padding", "dilation", "kernel")
+    for name, pair in zip(names, pairs):
+        if len(pair) != 2 or any(v < (0 if name == "padding" else 1) for v in pair):
+            raise ShapeError(f"{op}: {name} must be two {'non-negative' if name == 'padding' else 'positive'} integers, got {list(pair)}")
+
+
+class PoolOp(ShapeOp):
+    """2-D pooling over NCHW input with a `kernel` window, `stride` and zero `padding`."""
+
+    kernel = prop_def(DenseArrayBase[I64])
+    stride = prop_def(DenseArrayBase[I64])
+    padding = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        require_float(cls.name, x)
+        require_rank(cls.name, x, 4, "NCHW input")
+        kernel, stride, pad = (get_ints(props, k) for k in ("kernel", "stride", "padding"))
+        check_window_props(cls.name, stride, pad, (1, 1), kernel)
+        if any(p > k // 2 for p, k in zip(pad, kernel)):
+            raise ShapeError(f"{cls.name}: padding {list(pad)} exceeds half the kernel {list(kernel)}")
+        n, c, h, w = x.get_shape()
+        try:
+            oh = window_output_size(h, kernel[0], stride[0], pad[0])
+            ow = window_output_size(w, kernel[1], stride[1], pad[1])
+        except ShapeError as e:
+            raise ShapeError(f"{cls.name} on {format_type(x)}: {e}") from None
+        return tensor(x.element_type, (n, c, oh, ow))
+
+
+@irdl_op_definition
+class MaxPool2dOp(PoolOp):
+    """Maximum over each window (padding never wins).
+
+    ```mlir
+    %1 = nn.max_pool2d %0 {kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>,
+           padding = array<i64: 0, 0>} : tensor<?x6x28x28xf32> -> tensor<?x6x14x14xf32>
+    ```
+    """
+
+    name = "nn.max_pool2d"
+
+
+@irdl_op_definition
+class AvgPool2dOp(PoolOp):
+    """Mean over each window; padded zeros count in the divisor (PyTorch's default).
+
+    ```mlir
+    %1 = nn.avg_pool2d %0 {kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>,
+           padding = array<i64: 0, 0>} : tensor<?x6x28x28xf32> -> tensor<?x6x14x14xf32>
+    ```
+    """
+
+    name = "nn.avg_pool2d"
+
+
+# --- indexing ----------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class GatherOp(NNOp):
+    """`np.take(input, indices, axis)`: rows of an embedding table, for example. The result shape
+    is `input[:axis] + indices + input[axis+1:]`. Differentiable in `input` only.
+
+    ```mlir
+    %2 = nn.gather %0, %1 {axis = 0 : i64} : (tensor<65x16xf32>, tensor<?x8xi32>) -> tensor<?x8x16xf32>
+    ```
+    """
+
+    name = "nn.gather"
+    input = operand_def(TensorType)
+    indices = operand_def(TensorType)
+    res = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$input `,` $indices attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        x, idx = operand_types
+        if not is_int(idx):
+            raise ShapeError(f"nn.gather needs integer indices, got {format_type(idx)}")
+        shape = x.get_shape()
+        axis = normalize_axis(get_int(props, "axis"), len(shape))
+        return tensor(x.element_type, (*shape[:axis], *idx.get_shape(), *shape[axis + 1 :]))
+
+
+@irdl_op_definition
+class OneHotOp(ShapeOp):
+    """`indices[..., None] == arange(num_classes)` as a float tensor. Not differentiable.
+
+    ```mlir
+    %1 = nn.one_hot %0 {num_classes = 10 : i64} : tensor<?xi32> -> tensor<?x10xf32>
+    ```
+    """
+
+    name = "nn.one_hot"
+    num_classes = prop_def(IntegerAttr[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (idx,) = operand_types
+        if not is_int(idx):
+            raise ShapeError(f"nn.one_hot needs integer indices, got {format_type(idx)}")
+        classes = get_int(props, "num_classes")
+        if classes < 1:
+            raise ShapeError(f"nn.one_hot needs num_classes >= 1, got {classes}")
+        element = result_type.element_type if result_type else None
+        if element is None or not is_float(tensor(element, [])):
+            raise ShapeError("nn.one_hot produces a float tensor")
+        return tensor(element, (*idx.get_shape(), classes))
+
+
+@irdl_op_definition
+class ConcatOp(NNOp):
+    """Join tensors along `axis`; the other dimensions must agree.
+
+    ```mlir
+    %2 = nn.concat %0, %1 {axis = 1 : i64} : (tensor<?x16xf32>, tensor<?x16xf32>) -> tensor<?x32xf32>
+    ```
+    """
+
+    name = "nn.concat"
+    inputs = var_operand_def(TensorType)
+    res = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$inputs attr-dict `:` functional-type($inputs, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        if not operand_types:
+            raise ShapeError("nn.concat needs at least one tensor")
+        first = operand_types[0]
+        same_dtype(cls.name, *operand_types)
+        rank = first.get_num_dims()
+        axis = normalize_axis(get_int(props, "axis"), rank)
+        for t in operand_types[1:]:
+            others_agree = t.get_num_dims() == rank and all(
+                dims_compatible(a, b)
+                for i, (a, b) in enumerate(zip(first.get_shape(), t.get_shape()))
+                if i != axis
+            )
+            if not others_agree:
+                raise ShapeError(
+                    f"nn.concat along axis {axis}: {format_type(first)} and {format_type(t)} "
+                    "differ in another dimension"
+                )
+        sizes = [t.get_shape()[axis] for t in operand_types]
+        joined = DYN if DYN in sizes else sum(sizes)
+        shape = list(first.get_shape())
+        shape[axis] = joined
+        return tensor(first.element_type, shape)
+
+
+SLICE_END = 2**62
+"""`stops` value meaning "to the end of the dimension" (needed where the size is `?`)."""
+
+
+@irdl_op_definition
+class SliceOp(ShapeOp):
+    """`x[start:stop:step]` per dimension with non-negative, already normalised bounds;
+    a stop of 2**62 means "to the end".
+
+    ```mlir
+    %1 = nn.slice %0 {starts = array<i64: 0, 1>, stops = array<i64: 4611686018427387904, 3>,
+           steps = array<i64: 1, 1>} : tensor<?x10xf32> -> tensor<?x2xf32>
+    ```
+    """
+
+    name = "nn.slice"
+    starts = prop_def(DenseArrayBase[I64])
+    stops = prop_def(DenseArrayBase[I64])
+    steps = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        starts, stops, steps = (get_ints(props, k) for k in ("starts", "stops", "steps"))
+        shape = x.get_shape()
+        if not len(starts) == len(stops) == len(steps) == len(shape):
+            raise ShapeError(f"nn.slice needs one start/stop/step per dimension of {format_type(x)}")
+        out = []
+        for size, start, stop, step in zip(shape, starts, stops, steps):
+            if step < 1 or start < 0 or stop < start:
+                raise ShapeError(f"nn.slice: bad bounds {start}:{stop}:{step}")
+            if size == DYN:
+                out.append(DYN if stop == SLICE_END else -(-(stop - start) // step))
+            else:
+                stop = min(stop, size)
+                out.append(max(0, -(-(stop - start) // step)) if start < size else 0)
+        return tensor(x.element_type, out)
+
+
+# --- randomness and mode -----------------------------------------------------------------------
+
+
+@irdl_op_definition
+class RandomUniformOp(ShapeOp):
+    """Uniform samples in [0, 1) with the shape of `like`. The stream is seeded by `seed` and
+    the runtime's step counter, so dropout masks differ from step to step yet replay exactly.
+    Not `Pure`: two draws must never be merged by CSE.
+
+    ```mlir
+    %1 = nn.random_uniform %0 {seed = 7 : i64} : tensor<?x128xf32> -> tensor<?x128xf32>
+    ```
+    """
+
+    name = "nn.random_uniform"
+    seed = prop_def(IntegerAttr[I64])
+    traits = traits_def()
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (like,) = operand_types
+        require_float(cls.name, like)
+        return like
+
+
+@irdl_op_definition
+class TrainingOp(NNOp):
+    """`true` inside a training step, `false` in inference; dropout and batch norm branch on it.
+
+    ```mlir
+    %0 = nn.training : tensor<i1>
+    ```
+    """
+
+    name = "nn.training"
+    res = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "attr-dict `:` type($res)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        return tensor(i1, [])
+
+
+# --- canonicalisation patterns -----------------------------------------------------------------
+# Imported late: `op_type_rewrite_pattern` reads the op classes above when it decorates.
+from .nn_patterns import (  # noqa: E402
+    DropIdentityOperand,
+    FoldDoubleNegation,
+    FoldReshapes,
+    FoldTransposes,
+    LogOfSoftmax,
+)
+
+NN = Dialect(
+    "nn",
+    [
+        NegOp, AbsOp, ExpOp, LogOp, SqrtOp, TanhOp, SigmoidOp, ReluOp, GeluOp,
+        AddOp, SubOp, MulOp, DivOp, PowOp, MaximumOp, MinimumOp, CmpOp, SelectOp, CastOp,
+        ConstantOp, MatmulOp, TransposeOp, ReshapeOp, BroadcastToOp,
+        ReduceSumOp, ReduceMeanOp, ReduceMaxOp, ArgmaxOp, SoftmaxOp, LogSoftmaxOp,
+        Conv2dOp, MaxPool2dOp, AvgPool2dOp, GatherOp, OneHotOp, ConcatOp, SliceOp,
+        RandomUniformOp, TrainingOp,
+    ],  # fmt: skip
+    [],
+)

@@ -1,0 +1,95 @@
+"""Canonicalisation patterns of the `nn` dialect, run by xDSL's `canonicalize` pass.
+
+Each op names its patterns in `get_canonicalization_patterns`; they also tidy the IR that the
+autodiff pass writes (adjoints seeded with ones, transposes of transposes).
+"""
+
+from __future__ import annotations
+
+from xdsl.ir import Operation, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+
+from . import nn
+
+
+def splat_of(value: SSAValue) -> float | int | None:
+    owner = value.owner
+    return owner.splat_value() if isinstance(owner, nn.ConstantOp) else None
+
+
+class DropIdentityOperand(RewritePattern):
+    """`x + 0`, `0 + x`, `x - 0`, `x * 1`, `1 * x`, `x / 1` -> `x`, when the constant does not
+    broadcast `x` to a bigger shape."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        identity = {nn.AddOp: 0, nn.SubOp: 0, nn.MulOp: 1, nn.DivOp: 1}.get(type(op))
+        if identity is None:
+            return
+        lhs, rhs = op.operands
+        commutative = isinstance(op, nn.AddOp | nn.MulOp)
+        candidates = [(lhs, rhs)] + ([(rhs, lhs)] if commutative else [])
+        for kept, dropped in candidates:
+            if splat_of(dropped) == identity and kept.type == op.results[0].type:
+                rewriter.replace_op(op, [], [kept])
+                return
+
+
+class FoldDoubleNegation(RewritePattern):
+    """`-(-x)` -> `x`."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.NegOp, rewriter: PatternRewriter) -> None:
+        inner = op.input.owner
+        if isinstance(inner, nn.NegOp):
+            rewriter.replace_op(op, [], [inner.input])
+
+
+class FoldTransposes(RewritePattern):
+    """`transpose(transpose(x, p), q)` -> `transpose(x, p∘q)`; an identity permutation -> `x`."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.TransposeOp, rewriter: PatternRewriter) -> None:
+        perm = nn.get_ints(op.properties, "perm")
+        source = op.input
+        inner = source.owner
+        if isinstance(inner, nn.TransposeOp):
+            inner_perm = nn.get_ints(inner.properties, "perm")
+            perm = tuple(inner_perm[p] for p in perm)
+            source = inner.input
+        if perm == tuple(range(len(perm))):
+            rewriter.replace_op(op, [], [source])
+        elif source is not op.input:
+            folded = nn.TransposeOp.build_inferred([source], {"perm": nn.int_array(perm)})
+            folded.location = op.location
+            rewriter.replace_op(op, folded)
+
+
+class FoldReshapes(RewritePattern):
+    """`reshape(reshape(x))` -> `reshape(x)`; a reshape to the input's own type -> `x`."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.ReshapeOp, rewriter: PatternRewriter) -> None:
+        result_type = op.res.type
+        if op.input.type == result_type:
+            rewriter.replace_op(op, [], [op.input])
+            return
+        inner = op.input.owner
+        if isinstance(inner, nn.ReshapeOp):
+            if inner.input.type == result_type:
+                rewriter.replace_op(op, [], [inner.input])
+                return
+            folded = nn.ReshapeOp.build_inferred([inner.input], result_type=result_type)
+            folded.location = op.location
+            rewriter.replace_op(op, folded)
+
+
+class LogOfSoftmax(RewritePattern):
+    """`log(softmax(x))` -> `log_softmax(x)`: same value, no underflow to `log(0)`."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.LogOp, rewriter: PatternRewriter) -> None:
+        inner = op.input.owner
+        if isinstance(inner, nn.SoftmaxOp):
+            fused = nn.LogSoftmaxOp.build_inferred([inner.input], {"axis": inner.axis})
+            fused.location = op.location
+            rewriter.replace_op(op, fused)

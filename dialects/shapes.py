@@ -1,0 +1,121 @@
+"""Shape algebra shared by the `nn` ops' type-inference rules.
+
+Shapes are tuples of ints; a dynamic dimension (`?` in the IR, a symbolic dim such as `N`
+in `.irn`) is `DYN`. Every rule raises `ShapeError` with a message that names both shapes,
+which the frontend turns into a located `file:line:col: error:` and the verifier into a
+`VerifyException`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import DYNAMIC_INDEX, Float32Type, Float64Type, IntegerType, TensorType
+from xdsl.ir import Attribute
+
+DYN = DYNAMIC_INDEX
+Shape = tuple[int, ...]
+
+
+class ShapeError(Exception):
+    """A type or shape rule was violated; the message is user-facing."""
+
+
+def dtype_name(element_type: Attribute) -> str:
+    if isinstance(element_type, Float32Type):
+        return "f32"
+    if isinstance(element_type, Float64Type):
+        return "f64"
+    if isinstance(element_type, IntegerType):
+        width = element_type.width.data
+        return "bool" if width == 1 else f"i{width}"
+    return str(element_type)
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join("?" if d == DYN else str(d) for d in shape) + "]"
+
+
+def format_type(t: Attribute) -> str:
+    """`f32[?, 784]`: the spelling a `.irn` author wrote, used in every error message."""
+    if isinstance(t, TensorType):
+        return dtype_name(t.element_type) + format_shape(t.get_shape())
+    return str(t)
+
+
+def is_float(t: TensorType) -> bool:
+    return isinstance(t.element_type, Float32Type | Float64Type)
+
+
+def is_int(t: TensorType) -> bool:
+    return isinstance(t.element_type, IntegerType) and t.element_type.width.data > 1
+
+
+def is_bool(t: TensorType) -> bool:
+    return isinstance(t.element_type, IntegerType) and t.element_type.width.data == 1
+
+
+def dims_compatible(a: int, b: int) -> bool:
+    return a == b or a == DYN or b == DYN
+
+
+def shapes_compatible(a: Sequence[int], b: Sequence[int]) -> bool:
+    return len(a) == len(b) and all(dims_compatible(x, y) for x, y in zip(a, b, strict=True))
+
+
+def broadcast_shapes(*shapes: Sequence[int]) -> Shape:
+    """NumPy broadcasting; a `?` against a static `k != 1` is assumed to be `k`."""
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    result = []
+    for dims in zip(*padded, strict=True):
+        static = {d for d in dims if d not in (1, DYN)}
+        if len(static) > 1:
+            raise ShapeError(
+                "cannot broadcast shapes " + " and ".join(format_shape(s) for s in shapes)
+            )
+        if static:
+            result.append(static.pop())
+        elif DYN in dims:
+            result.append(DYN)
+        else:
+            result.append(1)
+    return tuple(result)
+
+
+def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise ShapeError(f"{what} {axis} is out of range for a tensor of rank {rank}")
+    return axis % rank if rank else 0
+
+
+def num_elements(shape: Sequence[int]) -> int | None:
+    """The element count, or None when a dimension is dynamic."""
+    if DYN in shape:
+        return None
+    count = 1
+    for d in shape:
+        count *= d
+    return count
+
+
+def static_product(shape: Sequence[int]) -> int:
+    count = 1
+    for d in shape:
+        if d != DYN:
+            count *= d
+    return count
+
+
+def window_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int:
+    """Output length of a convolution or pooling window along one spatial axis."""
+    if size == DYN:
+        return DYN
+    span = dilation * (kernel - 1) + 1
+    out = (size + 2 * pad - span) // stride + 1
+    if out < 1:
+        raise ShapeError(
+            f"window of size {span} (kernel {kernel}, dilation {dilation}) does not fit "
+            f"an input of size {size} with padding {pad}"
+        )
+    return out

@@ -1,0 +1,233 @@
+"""Text to AST: the Lark grammar in `irnet.grammar`, then a transformer to `irnet.ast` nodes."""
+
+from __future__ import annotations
+
+import ast as pyast
+from collections.abc import Iterator
+from functools import cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import ast
+from .errors import IrnError, remember_source
+from .grammar import GRAMMAR
+
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+
+
+class _BracketNewlines:
+    """Post-lexer: a newline inside ( ) or [ ] continues the expression; inside { } or at top
+    level it ends a statement (as in Python, with braces for blocks)."""
+
+    always_accept = ("_NEWLINE",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        open_brackets: list[str] = []
+        for token in stream:
+            if token.type in _OPENERS:
+                open_brackets.append(token.type)
+            elif token.type in _OPENERS.values():
+                if open_brackets and _OPENERS[open_brackets[-1]] == token.type:
+                    open_brackets.pop()
+            elif token.type == "_NEWLINE" and open_brackets and open_brackets[-1] != "LBRACE":
+                continue
+            yield token
+
+
+@cache
+def _lark() -> Lark:
+    return Lark(
+        GRAMMAR,
+        parser="lalr",
+        lexer="contextual",
+        postlex=_BracketNewlines(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+# Terminal names -> the spelling a user knows, for "expected ..." messages.
+_SPELLING = {
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'",
+    "RBRACE": "'}'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "_NEWLINE": "end of line",
+    "SEMICOLON": "';'", "NAME": "a name", "INT": "an integer", "FLOAT": "a number",
+    "STRING": "a string", "DTYPE": "a dtype (f32, f64, i32, i64, bool)", "RARROW": "'->'",
+    "DOT": "'.'", "MINUS": "'-'", "PLUS": "'+'", "STAR": "'*'", "SLASH": "'/'", "AT": "'@'",
+    "__ANON_0": "'**'", "QMARK": "'?'", "COMPARE": "a comparison",
+}  # fmt: skip
+
+
+def _describe(token: Token | None) -> str:
+    if token is None or token.type == "$END":
+        return "end of file"
+    if token.type == "_NEWLINE":
+        return "end of line"
+    return repr(str(token))
+
+
+def _syntax_error(e: UnexpectedInput, filename: str) -> IrnError:
+    loc = ast.Loc(filename, max(e.line, 1), max(e.column, 1))
+    if isinstance(e, UnexpectedCharacters):
+        return IrnError(f"unexpected character {e.char!r}", loc)
+    if isinstance(e, UnexpectedEOF):
+        return IrnError("unexpected end of file (is a bracket or brace left open?)", loc)
+    assert isinstance(e, UnexpectedToken)
+    expected = sorted({_SPELLING.get(t, t.lower()) for t in e.expected if not t.startswith("$")})
+    hint = f"; expected {', '.join(expected[:6])}" if expected else ""
+    return IrnError(f"unexpected {_describe(e.token)}{hint}", loc)
+
+
+def parse(text: str, filename: str = "<input>") -> ast.Module:
+    """Parse `.irn` source; raises IrnError with the location of the first mistake."""
+    remember_source(filename, text)
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, filename) from None
+    except RecursionError:
+        raise IrnError("expression nested too deeply", ast.Loc(filename, 1, 1)) from None
+    return _ToAst(filename).transform(tree)
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer):
+    def __init__(self, filename: str):
+        super().__init__()
+        self.filename = filename
+
+    def _loc(self, meta) -> ast.Loc:
+        return ast.Loc(self.filename, getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+    def _tok(self, token: Token) -> ast.Loc:
+        return ast.Loc(self.filename, token.line or 1, token.column or 1)
+
+    # --- items ---
+    def start(self, meta, *items):
+        module = ast.Module(self._loc(meta), [], [], [])
+        for item in items:
+            if isinstance(item, ast.Import):
+                module.imports.append(item)
+            elif isinstance(item, ast.Function):
+                module.functions.append(item)
+            else:
+                module.trains.append(item)
+        return module
+
+    def _module_name(self, token: Token) -> str:
+        return pyast.literal_eval(token) if token.type == "STRING" else str(token)
+
+    def import_stmt(self, meta, module, alias):
+        return ast.Import(self._loc(meta), self._module_name(module), alias and str(alias))
+
+    def from_import(self, meta, module, *names):
+        return ast.Import(self._loc(meta), self._module_name(module), None, [str(n) for n in names])
+
+    def function(self, meta, kind, name, params, result, body):
+        return ast.Function(self._loc(meta), str(kind), str(name), params or [], result, body)
+
+    def params(self, meta, *params):
+        return [p for p in params if p is not None]
+
+    def param(self, meta, name, type_, default):
+        return ast.Argument(self._tok(name), str(name), type_, default)
+
+    def scalar_type(self, meta, kind):
+        return ast.ScalarTypeExpr(self._loc(meta), str(kind))
+
+    def list_type(self, meta, kind):
+        return ast.ListTypeExpr(self._loc(meta), str(kind))
+
+    def type(self, meta, dtype, dims):
+        return ast.TensorTypeExpr(self._loc(meta), str(dtype), dims or [])
+
+    def dims(self, meta, *dims):
+        return [d for d in dims if d is not None]
+
+    def dynamic_dim(self, meta):
+        return ast.Dynamic(self._loc(meta))
+
+    def ellipsis(self, meta):
+        return ast.Ellipsis(self._loc(meta))
+
+    def block(self, meta, *stmts):
+        return [s for s in stmts if s is not None]
+
+    def param_stmt(self, meta, name, type_, init):
+        return ast.Param(self._loc(meta), str(name), type_, init)
+
+    def assign(self, meta, name, value):
+        return ast.Assign(self._loc(meta), str(name), value)
+
+    def return_stmt(self, meta, value):
+        return ast.Return(self._loc(meta), value)
+
+    def for_stmt(self, meta, var, iterable, body):
+        return ast.For(self._loc(meta), str(var), iterable, body)
+
+    def train(self, meta, model, targets, *entries):
+        entries = [e for e in entries if e is not None]
+        return ast.Train(self._loc(meta), str(model), targets or [], entries)
+
+    def entry(self, meta, name, value):
+        return ast.Entry(self._tok(name), str(name), value)
+
+    # --- expressions ---
+    def compare(self, meta, lhs, op, rhs):
+        return ast.BinOp(self._tok(op), str(op), lhs, rhs)
+
+    def binary(self, meta, lhs, op, rhs):
+        return ast.BinOp(self._tok(op), str(op), lhs, rhs)
+
+    def pow(self, meta, lhs, rhs):
+        return ast.BinOp(self._loc(meta), "**", lhs, rhs)
+
+    def neg(self, meta, _minus, operand):
+        return ast.Neg(self._loc(meta), operand)
+
+    def call(self, meta, func, args):
+        positional = [a for a in args or [] if not isinstance(a, ast.Keyword)]
+        keywords = [a for a in args or [] if isinstance(a, ast.Keyword)]
+        return ast.Call(self._loc(meta), func, positional, keywords)
+
+    def args(self, meta, *args):
+        return [a for a in args if a is not None]
+
+    def keyword(self, meta, name, value):
+        return ast.Keyword(self._tok(name), str(name), value)
+
+    def index(self, meta, value, subscripts):
+        return ast.Index(self._loc(meta), value, subscripts)
+
+    def subscripts(self, meta, *subs):
+        return [s for s in subs if s is not None]
+
+    def slice(self, meta, start, stop, step):
+        return ast.Slice(self._loc(meta), start, stop, step)
+
+    def attribute(self, meta, value, name):
+        return ast.Attribute(self._loc(meta), value, str(name))
+
+    def name(self, meta, token):
+        return ast.Name(self._tok(token), str(token))
+
+    def int(self, meta, token):
+        return ast.Number(self._tok(token), int(token))
+
+    def float(self, meta, token):
+        return ast.Number(self._tok(token), float(token))
+
+    def string(self, meta, token):
+        return ast.String(self._tok(token), pyast.literal_eval(token))
+
+    def true(self, meta, token):
+        return ast.Bool(self._tok(token), True)
+
+    def false(self, meta, token):
+        return ast.Bool(self._tok(token), False)
+
+    def dtype(self, meta, token):
+        return ast.DType(self._tok(token), str(token))
+
+    def list(self, meta, *items):
+        return ast.ListExpr(self._loc(meta), [i for i in items if i is not None])

@@ -1,0 +1,1 @@
+"""irnet's passes and emitters (installed as `irnet.lowering`)."""
