@@ -1,0 +1,296 @@
+"""The built-in functions of `.irn`: each maps a call such as `sum(x, axis=1)` onto one `nn` op
+(or, for `range`, `len` and `size`, onto a compile-time value).
+
+A builtin is declared with its parameter names and defaults; `bind_arguments` matches a call
+against them (the same binder checks calls of `def` functions).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xdsl.dialects.builtin import StringAttr, TensorType, UnitAttr
+from xdsl.ir import SSAValue
+
+from irnet.dialects import nn
+from irnet.dialects.shapes import DYN
+
+from .ast import Loc
+from .errors import IrnError
+
+if TYPE_CHECKING:
+    from .irgen import FunctionBuilder
+
+REQUIRED = object()
+"""Default of a parameter that every call must supply."""
+
+
+def suggest(name: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def bind_arguments(
+    fname: str,
+    params: Sequence[str],
+    has_default: set[str],
+    args: Sequence[Any],
+    keywords: Sequence[tuple[str, Any, Loc]],
+    loc: Loc,
+) -> dict[str, Any]:
+    """Match positional and keyword arguments to parameter names, Python style."""
+    if len(args) > len(params):
+        raise IrnError(
+            f"{fname}() takes {len(params)} argument{'s' * (len(params) != 1)} "
+            f"but {len(args)} were given",
+            loc,
+        )
+    bound = dict(zip(params, args))
+    for name, value, kw_loc in keywords:
+        if name not in params:
+            raise IrnError(f"{fname}() has no parameter '{name}'{suggest(name, params)}", kw_loc)
+        if name in bound:
+            raise IrnError(f"{fname}() got two values for '{name}'", kw_loc)
+        bound[name] = value
+    missing = [p for p in params if p not in bound and p not in has_default]
+    if missing:
+        raise IrnError(f"{fname}() is missing the argument '{missing[0]}'", loc)
+    return bound
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    params: tuple[str, ...]
+    defaults: dict[str, Any]
+    build: Callable[..., Any]
+
+    def __call__(self, fb: FunctionBuilder, loc: Loc, args, keywords) -> Any:
+        bound = bind_arguments(
+            self.name, self.params, set(self.defaults), args, keywords, loc
+        )
+        values = {**self.defaults, **bound}
+        return self.build(fb, loc, *(values[p] for p in self.params))
+
+
+BUILTINS: dict[str, Builtin] = {}
+
+
+def builtin(name: str, *params: str, **defaults: Any):
+    """Register `build(fb, loc, *params)` as the builtin `name(params...)`."""
+
+    def register(build: Callable[..., Any]) -> Callable[..., Any]:
+        BUILTINS[name] = Builtin(name, (*params, *defaults), defaults, build)
+        return build
+
+    return register
+
+
+# --- elementwise -------------------------------------------------------------------------------
+
+UNARY = {
+    "relu": nn.ReluOp, "exp": nn.ExpOp, "log": nn.LogOp, "sqrt": nn.SqrtOp,
+    "tanh": nn.TanhOp, "sigmoid": nn.SigmoidOp, "gelu": nn.GeluOp, "abs": nn.AbsOp,
+}  # fmt: skip
+
+for _name, _op in UNARY.items():
+    builtin(_name, "x")(lambda fb, loc, x, _op=_op: fb.op(_op, [fb.tensor(x, loc)], loc))
+
+builtin("maximum", "a", "b")(lambda fb, loc, a, b: fb.binary(nn.MaximumOp, a, b, loc))
+builtin("minimum", "a", "b")(lambda fb, loc, a, b: fb.binary(nn.MinimumOp, a, b, loc))
+
+
+@builtin("where", "cond", "a", "b")
+def _where(fb: FunctionBuilder, loc: Loc, cond, a, b) -> SSAValue:
+    a, b = fb.promote_pair(a, b, loc)
+    return fb.op(nn.SelectOp, [fb.tensor(cond, loc), a, b], loc)
+
+
+@builtin("cast", "x", "dtype")
+def _cast(fb: FunctionBuilder, loc: Loc, x, dtype) -> SSAValue:
+    x = fb.tensor(x, loc)
+    element = fb.dtype(dtype, loc)
+    return fb.op(nn.CastOp, [x], loc, result_type=TensorType(element, x.type.get_shape()))
+
+
+# --- linear algebra and layout -----------------------------------------------------------------
+
+
+@builtin("matmul", "a", "b")
+def _matmul(fb: FunctionBuilder, loc: Loc, a, b) -> SSAValue:
+    return fb.op(nn.MatmulOp, [fb.tensor(a, loc), fb.tensor(b, loc)], loc)
+
+
+@builtin("transpose", "x", perm=None)
+def _transpose(fb: FunctionBuilder, loc: Loc, x, perm) -> SSAValue:
+    x = fb.tensor(x, loc)
+    rank = x.type.get_num_dims()
+    perm = list(range(rank))[::-1] if perm is None else fb.int_list(perm, "perm", loc)
+    return fb.op(nn.TransposeOp, [x], loc, perm=nn.int_array(perm))
+
+
+@builtin("reshape", "x", "shape")
+def _reshape(fb: FunctionBuilder, loc: Loc, x, shape) -> SSAValue:
+    x = fb.tensor(x, loc)
+    dims = [DYN if d in (-1, DYN) else d for d in fb.int_list(shape, "shape", loc, dims=True)]
+    target = TensorType(x.type.element_type, dims)
+    return fb.op(nn.ReshapeOp, [x], loc, result_type=target)
+
+
+@builtin("broadcast_to", "x", shape=None, like=None)
+def _broadcast_to(fb: FunctionBuilder, loc: Loc, x, shape, like) -> SSAValue:
+    x = fb.tensor(x, loc)
+    if like is not None:
+        like = fb.tensor(like, loc)
+        target = like.type.get_shape() if shape is None else fb.int_list(shape, "shape", loc)
+        return fb.op(
+            nn.BroadcastToOp, [x, like], loc, result_type=TensorType(x.type.element_type, target)
+        )
+    if shape is None:
+        raise IrnError("broadcast_to() needs a shape or a `like` tensor", loc)
+    target = TensorType(x.type.element_type, fb.int_list(shape, "shape", loc))
+    return fb.op(nn.BroadcastToOp, [x], loc, result_type=target)
+
+
+# --- reductions --------------------------------------------------------------------------------
+
+
+def _reduction(op: type[nn.ReduceOp]):
+    def build(fb: FunctionBuilder, loc: Loc, x, axis, keepdims) -> SSAValue:
+        axes = [] if axis is None else fb.int_list(axis, "axis", loc, scalar_ok=True)
+        props = {"axes": nn.int_array(axes)}
+        if fb.flag(keepdims, "keepdims", loc):
+            props["keepdims"] = UnitAttr()
+        return fb.op(op, [fb.tensor(x, loc)], loc, **props)
+
+    return build
+
+
+builtin("sum", "x", axis=None, keepdims=False)(_reduction(nn.ReduceSumOp))
+builtin("mean", "x", axis=None, keepdims=False)(_reduction(nn.ReduceMeanOp))
+builtin("max", "x", axis=None, keepdims=False)(_reduction(nn.ReduceMaxOp))
+
+
+def _along_axis(op: type[nn.NNOp]):
+    def build(fb: FunctionBuilder, loc: Loc, x, axis) -> SSAValue:
+        return fb.op(op, [fb.tensor(x, loc)], loc, axis=nn.int_attr(fb.int(axis, "axis", loc)))
+
+    return build
+
+
+builtin("argmax", "x", axis=-1)(_along_axis(nn.ArgmaxOp))
+builtin("softmax", "x", axis=-1)(_along_axis(nn.SoftmaxOp))
+builtin("log_softmax", "x", axis=-1)(_along_axis(nn.LogSoftmaxOp))
+
+
+# --- convolution and pooling -------------------------------------------------------------------
+
+
+def _pair(fb: FunctionBuilder, value, what: str, loc: Loc):
+    values = fb.int_list(value, what, loc, scalar_ok=True)
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2:
+        raise IrnError(f"{what} must be an integer or a pair [h, w], got {values}", loc)
+    return nn.int_array(values)
+
+
+@builtin("conv2d", "x", "w", stride=1, padding=0, dilation=1, groups=1)
+def _conv2d(fb: FunctionBuilder, loc: Loc, x, w, stride, padding, dilation, groups) -> SSAValue:
+    return fb.op(
+        nn.Conv2dOp,
+        [fb.tensor(x, loc), fb.tensor(w, loc)],
+        loc,
+        stride=_pair(fb, stride, "stride", loc),
+        padding=_pair(fb, padding, "padding", loc),
+        dilation=_pair(fb, dilation, "dilation", loc),
+        groups=nn.int_attr(fb.int(groups, "groups", loc)),
+    )
+
+
+def _pool(op: type[nn.PoolOp]):
+    def build(fb: FunctionBuilder, loc: Loc, x, kernel, stride, padding) -> SSAValue:
+        kernel = _pair(fb, kernel, "kernel", loc)
+        stride = kernel if stride is None else _pair(fb, stride, "stride", loc)
+        padding = _pair(fb, padding, "padding", loc)
+        return fb.op(op, [fb.tensor(x, loc)], loc, kernel=kernel, stride=stride, padding=padding)
+
+    return build
+
+
+builtin("max_pool2d", "x", "kernel", stride=None, padding=0)(_pool(nn.MaxPool2dOp))
+builtin("avg_pool2d", "x", "kernel", stride=None, padding=0)(_pool(nn.AvgPool2dOp))
+
+
+# --- indexing ----------------------------------------------------------------------------------
+
+
+@builtin("gather", "x", "indices", axis=0)
+def _gather(fb: FunctionBuilder, loc: Loc, x, indices, axis) -> SSAValue:
+    operands = [fb.tensor(x, loc), fb.tensor(indices, loc)]
+    return fb.op(nn.GatherOp, operands, loc, axis=nn.int_attr(fb.int(axis, "axis", loc)))
+
+
+@builtin("one_hot", "indices", "num_classes", dtype="f32")
+def _one_hot(fb: FunctionBuilder, loc: Loc, indices, num_classes, dtype) -> SSAValue:
+    indices = fb.tensor(indices, loc)
+    classes = fb.int(num_classes, "num_classes", loc)
+    result = TensorType(fb.dtype(dtype, loc), [*indices.type.get_shape(), classes])
+    return fb.op(
+        nn.OneHotOp, [indices], loc, result_type=result, num_classes=nn.int_attr(classes)
+    )
+
+
+@builtin("concat", "tensors", axis=0)
+def _concat(fb: FunctionBuilder, loc: Loc, tensors, axis) -> SSAValue:
+    if not isinstance(tensors, list) or not tensors:
+        raise IrnError("concat() takes a non-empty list of tensors, e.g. concat([a, b], axis=1)", loc)
+    values = [fb.tensor(t, loc) for t in tensors]
+    return fb.op(nn.ConcatOp, [values], loc, axis=nn.int_attr(fb.int(axis, "axis", loc)))
+
+
+# --- randomness, mode and compile-time helpers -------------------------------------------------
+
+
+@builtin("random_uniform", "like", seed=None)
+def _random_uniform(fb: FunctionBuilder, loc: Loc, like, seed) -> SSAValue:
+    seed = fb.next_seed() if seed is None else fb.int(seed, "seed", loc)
+    return fb.op(nn.RandomUniformOp, [fb.tensor(like, loc)], loc, seed=nn.int_attr(seed))
+
+
+@builtin("training")
+def _training(fb: FunctionBuilder, loc: Loc) -> SSAValue:
+    return fb.op(nn.TrainingOp, [], loc)
+
+
+@builtin("range", "n")
+def _range(fb: FunctionBuilder, loc: Loc, n) -> list[int]:
+    return list(range(fb.int(n, "n", loc)))
+
+
+@builtin("len", "items")
+def _len(fb: FunctionBuilder, loc: Loc, items) -> int:
+    if not isinstance(items, list):
+        raise IrnError("len() takes a list", loc)
+    return len(items)
+
+
+@builtin("size", "x", "axis")
+def _size(fb: FunctionBuilder, loc: Loc, x, axis) -> int:
+    shape = fb.tensor(x, loc).type.get_shape()
+    axis = fb.int(axis, "axis", loc)
+    if not -len(shape) <= axis < len(shape):
+        raise IrnError(f"size(): axis {axis} is out of range for rank {len(shape)}", loc)
+    if shape[axis] == DYN:
+        raise IrnError(f"size(): dimension {axis} is only known at run time", loc)
+    return shape[axis]
+
+
+COMPARISON_PREDICATES = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def comparison_props(op: str) -> dict[str, StringAttr]:
+    return {"predicate": StringAttr(COMPARISON_PREDICATES[op])}

@@ -1,0 +1,768 @@
+"""AST to IR: the `irn` frontend.
+
+- Each `model` becomes a public `func.func`: its inputs, then its parameters as arguments named by
+  stable dotted paths (`dense_0.w`) with `nn.param` / `nn.init` argument attributes.
+- Each `train` block's `loss` becomes a public `func.func @<model>.loss(inputs, targets, params)`.
+- A `def` is a template: compile-time arguments (`units: int`) and symbolic dims (`N`, `I`) are
+  fixed at each call, so every distinct call signature is specialised into a private
+  `func.func` and called with `func.call`. Each call site passes its own parameters, so two
+  `dense` calls share code but not weights. The `inline-functions` pass then inlines the calls
+  (autodiff and the backends want one flat function); keeping them in the frontend's output
+  lets a reader see the model's structure first.
+
+Every op is located at the `.irn` text it came from. Shapes and dtypes are checked as ops are
+built, by the op's own `infer` rule.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    FileLineColLoc,
+    FloatAttr,
+    IntAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    f32,
+    f64,
+    i1,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+
+from irnet.dialects import nn
+from irnet.dialects.shapes import DYN, ShapeError, format_shape, format_type
+
+from . import ast
+from .builtins import BUILTINS, bind_arguments, comparison_props, suggest
+from .errors import IrnError
+from .imports import FunctionRef, LoadedModule, Program
+from .indexing import ELLIPSIS, Bounds, index
+from .initializers import INITIALIZERS, complete_arguments
+
+DTYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
+TRAIN_ENTRIES = (
+    "data", "loss", "optimizer", "schedule", "batch", "epochs", "metrics", "seed", "val_split",
+)  # fmt: skip
+BINARY_OPS = {
+    "+": (nn.AddOp, operator.add), "-": (nn.SubOp, operator.sub),
+    "*": (nn.MulOp, operator.mul), "/": (nn.DivOp, operator.truediv),
+    "**": (nn.PowOp, operator.pow), "@": (nn.MatmulOp, None),
+}  # fmt: skip
+COMPARE_OPS = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}  # fmt: skip
+
+
+def location(loc: ast.Loc) -> FileLineColLoc:
+    return FileLineColLoc(StringAttr(loc.file), IntAttr(loc.line), IntAttr(loc.column))
+
+
+@dataclass(frozen=True)
+class DTypeValue:
+    name: str
+
+
+@dataclass
+class ParamInfo:
+    """A trainable parameter as a function sees it: its path relative to that function."""
+
+    name: str
+    type: TensorType
+    init: str
+    init_args: dict[str, float]
+    loc: ast.Loc
+
+
+@dataclass
+class Spec:
+    """A generated function: its symbol, result type and parameters in argument order."""
+
+    symbol: str
+    result_type: TensorType
+    params: list[ParamInfo]
+    is_model: bool = False
+
+
+@dataclass
+class FunctionBuilder:
+    """Builds one function body: its block, its names, its dims and its parameters."""
+
+    gen: IRGen
+    module: LoadedModule
+    block: Block = field(default_factory=Block)
+    env: dict[str, Any] = field(default_factory=dict)
+    dims: dict[str, int] = field(default_factory=dict)
+    params: list[ParamInfo] = field(default_factory=list)
+    param_args: dict[str, SSAValue] = field(default_factory=dict)
+    arg_attrs: list[dict[str, Attribute]] = field(default_factory=list)
+    instance_counts: dict[str, int] = field(default_factory=dict)
+    shares_params_of: str | None = None
+    """In a train block's loss, the model whose parameters are this function's own."""
+
+    # --- arguments and parameters ---
+
+    def add_argument(
+        self, name: str, type_: TensorType, loc: ast.Loc, attrs: dict[str, Attribute]
+    ) -> SSAValue:
+        arg = self.block.insert_arg(type_, len(self.block.args), location(loc))
+        arg.name_hint = name
+        self.arg_attrs.append(attrs)
+        return arg
+
+    def parameter(self, info: ParamInfo) -> SSAValue:
+        existing = self.param_args.get(info.name)
+        if existing is not None:
+            return existing
+        attrs: dict[str, Attribute] = {
+            "nn.param": StringAttr(info.name),
+            "nn.init": StringAttr(info.init),
+        }
+        if info.init_args:
+            attrs["nn.init_args"] = DictionaryAttr(
+                {k: FloatAttr(float(v), f64) for k, v in info.init_args.items()}
+            )
+        self.params.append(info)
+        arg = self.add_argument(info.name, info.type, info.loc, attrs)
+        self.param_args[info.name] = arg
+        return arg
+
+    def next_instance(self, base: str) -> str:
+        index = self.instance_counts.get(base, 0)
+        self.instance_counts[base] = index + 1
+        return f"{base}_{index}"
+
+    def next_seed(self) -> int:
+        self.gen.seed_counter += 1
+        return self.gen.seed_counter
+
+    # --- emitting ops ---
+
+    def emit(self, op: Operation, loc: ast.Loc) -> SSAValue:
+        op.location = location(loc)
+        self.block.add_op(op)
+        return op.results[0]
+
+    def op(
+        self,
+        op_class: type[nn.NNOp],
+        operands: Sequence[SSAValue | Sequence[SSAValue]],
+        loc: ast.Loc,
+        result_type: TensorType | None = None,
+        **props: Attribute,
+    ) -> SSAValue:
+        try:
+            built = op_class.build_inferred(operands, props, result_type)
+        except ShapeError as e:
+            raise IrnError(str(e), loc) from None
+        return self.emit(built, loc)
+
+    # --- compile-time values and conversions ---
+
+    def constant(self, value: int | float | bool, element: Attribute, loc: ast.Loc) -> SSAValue:
+        return self.emit(nn.ConstantOp.scalar(value, element), loc)
+
+    def tensor(self, value: Any, loc: ast.Loc, like: TensorType | None = None) -> SSAValue:
+        """A tensor operand; a number becomes a scalar constant of `like`'s dtype (or the
+        default f32 / i32)."""
+        if isinstance(value, SSAValue):
+            return value
+        if isinstance(value, bool):
+            return self.constant(int(value), i1, loc)
+        if isinstance(value, int | float):
+            element = like.element_type if like is not None else (f32 if isinstance(value, float) else i32)
+            if isinstance(value, float) and not value.is_integer() and element not in (f32, f64):
+                raise IrnError(
+                    f"dtype clash: the float {value} cannot become an {format_type(like)} value",
+                    loc,
+                )
+            return self.constant(value, element, loc)
+        raise IrnError(f"expected a tensor, got {describe(value)}", loc)
+
+    def promote_pair(self, a: Any, b: Any, loc: ast.Loc) -> tuple[SSAValue, SSAValue]:
+        like_a = a.type if isinstance(a, SSAValue) else None
+        like_b = b.type if isinstance(b, SSAValue) else None
+        return self.tensor(a, loc, like_b), self.tensor(b, loc, like_a)
+
+    def binary(self, op_class: type[nn.NNOp], a: Any, b: Any, loc: ast.Loc) -> SSAValue:
+        return self.op(op_class, list(self.promote_pair(a, b, loc)), loc)
+
+    def int(self, value: Any, what: str, loc: ast.Loc) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise IrnError(f"{what} must be an integer, got {describe(value)}", loc)
+        return value
+
+    def int_list(
+        self, value: Any, what: str, loc: ast.Loc, scalar_ok: bool = False, dims: bool = False
+    ) -> list[int]:
+        if scalar_ok and isinstance(value, int) and not isinstance(value, bool):
+            return [value]
+        if not isinstance(value, list):
+            raise IrnError(f"{what} must be a list of integers, got {describe(value)}", loc)
+        return [
+            v if dims and v == DYN else self.int(v, f"every entry of {what}", loc) for v in value
+        ]
+
+    def flag(self, value: Any, what: str, loc: ast.Loc) -> bool:
+        if not isinstance(value, bool):
+            raise IrnError(f"{what} must be true or false, got {describe(value)}", loc)
+        return value
+
+    def dtype(self, value: Any, loc: ast.Loc) -> Attribute:
+        name = value.name if isinstance(value, DTypeValue) else value
+        if name not in DTYPES:
+            raise IrnError(f"expected a dtype (f32, f64, i32, i64, bool), got {describe(value)}", loc)
+        return DTYPES[name]
+
+    # --- names ---
+
+    def lookup(self, name: str, loc: ast.Loc) -> Any:
+        if name in self.env:
+            return self.env[name]
+        if name in self.dims:
+            size = self.dims[name]
+            if size == DYN:
+                return DYN
+            return size
+        if name in self.module.namespace:
+            return self.module.namespace[name]
+        if name in BUILTINS:
+            return BUILTINS[name]
+        known = [*self.env, *self.dims, *self.module.namespace, *BUILTINS]
+        raise IrnError(f"unknown name '{name}'{suggest(name, known)}", loc)
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, SSAValue):
+        return f"a tensor {format_type(value.type)}"
+    if isinstance(value, FunctionRef):
+        return f"the function '{value.fn.name}'"
+    if isinstance(value, LoadedModule):
+        return f"the module {value.display}"
+    if isinstance(value, DTypeValue):
+        return f"the dtype {value.name}"
+    if value is DYN:
+        return "a dimension known only at run time"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return f"the list {value}"
+    if callable(value):
+        return f"the builtin '{getattr(value, 'name', value)}'"
+    return repr(value)
+
+
+class IRGen:
+    """Generates the IR module for one `Program`'s main file."""
+
+    def __init__(self, program: Program, main: LoadedModule):
+        self.program = program
+        self.main = main
+        self.module_op = ModuleOp([])
+        self.specs: dict[tuple, Spec] = {}
+        self.models: dict[str, Spec] = {}
+        self.in_progress: set[tuple] = set()
+        self.symbols: set[str] = set()
+        self.seed_counter = 0
+
+    def generate(self) -> ModuleOp:
+        for fn in self.main.tree.functions:
+            if fn.kind == "model":
+                self.model_spec(FunctionRef(fn, self.main))
+        for train in self.main.tree.trains:
+            self.loss_function(train)
+        return self.module_op
+
+    # --- functions ---
+
+    def unique_symbol(self, base: str) -> str:
+        symbol, index = base, 1
+        while symbol in self.symbols:
+            symbol, index = f"{base}_{index}", index + 1
+        self.symbols.add(symbol)
+        return symbol
+
+    def finish(
+        self,
+        fb: FunctionBuilder,
+        symbol: str,
+        result: SSAValue,
+        loc: ast.Loc,
+        return_loc: ast.Loc,
+        private: bool,
+    ) -> TensorType:
+        ret = func.ReturnOp(result)
+        ret.location = location(return_loc)
+        fb.block.add_op(ret)
+        inputs = [arg.type for arg in fb.block.args]
+        op = func.FuncOp(
+            symbol,
+            (inputs, [result.type]),
+            Region(fb.block),
+            "private" if private else None,
+            arg_attrs=ArrayAttr([DictionaryAttr(a) for a in fb.arg_attrs]),
+        )
+        op.location = location(loc)
+        self.module_op.body.block.add_op(op)
+        return result.type  # type: ignore[return-value]
+
+    def model_spec(self, ref: FunctionRef) -> Spec:
+        symbol = ref.module.prefix + ref.fn.name
+        if symbol in self.models:
+            return self.models[symbol]
+        key = ("model", symbol)
+        if key in self.in_progress:
+            raise IrnError(f"model '{ref.fn.name}' calls itself", ref.fn.loc)
+        self.in_progress.add(key)
+        fb = FunctionBuilder(self, ref.module)
+        for arg in ref.fn.args:
+            if not isinstance(arg.type, ast.TensorTypeExpr):
+                raise IrnError(
+                    f"model inputs must be tensors; '{arg.name}' is a compile-time {arg.type.kind}",
+                    arg.loc,
+                )
+            type_ = signature_type(fb, arg.type)
+            value = fb.add_argument(arg.name, type_, arg.loc, {"nn.input": StringAttr(arg.name)})
+            fb.env[arg.name] = value
+        result, return_loc = run_body(fb, ref.fn)
+        check_result(fb, ref.fn, result)
+        self.in_progress.discard(key)
+        result_type = self.finish(fb, self.unique_symbol(symbol), result, ref.fn.loc, return_loc, False)
+        spec = Spec(symbol, result_type, fb.params, is_model=True)
+        self.models[symbol] = spec
+        return spec
+
+    def specialise(self, ref: FunctionRef, bound: dict[str, Any], call_loc: ast.Loc) -> Spec:
+        fn = ref.fn
+        key = (id(fn), tuple(specialisation_key(bound[a.name]) for a in fn.args))
+        if key in self.specs:
+            return self.specs[key]
+        if key in self.in_progress:
+            raise IrnError(f"'{fn.name}' calls itself; recursion is not supported", call_loc)
+        self.in_progress.add(key)
+        fb = FunctionBuilder(self, ref.module)
+        for arg in fn.args:
+            value = bound[arg.name]
+            if isinstance(arg.type, ast.TensorTypeExpr):
+                match_argument(fb, fn.name, arg, value, call_loc)
+                fb.env[arg.name] = fb.add_argument(arg.name, value.type, arg.loc, {})
+            else:
+                fb.env[arg.name] = compile_time_argument(fn.name, arg, value, call_loc)
+        result, return_loc = run_body(fb, fn)
+        check_result(fb, fn, result)
+        self.in_progress.discard(key)
+        symbol = self.unique_symbol(ref.module.prefix + fn.name)
+        result_type = self.finish(fb, symbol, result, fn.loc, return_loc, True)
+        spec = Spec(symbol, result_type, fb.params)
+        self.specs[key] = spec
+        return spec
+
+    def loss_function(self, train: ast.Train) -> None:
+        ref = self.main.namespace.get(train.model)
+        if not isinstance(ref, FunctionRef) or ref.fn.kind != "model":
+            models = [n for n, r in self.main.namespace.items() if isinstance(r, FunctionRef) and r.fn.kind == "model"]
+            raise IrnError(f"train block names no model '{train.model}'{suggest(train.model, models)}", train.loc)
+        entries: dict[str, ast.Entry] = {}
+        for entry in train.entries:
+            if entry.name not in TRAIN_ENTRIES:
+                raise IrnError(
+                    f"unknown train entry '{entry.name}'{suggest(entry.name, TRAIN_ENTRIES)} "
+                    f"(entries: {', '.join(TRAIN_ENTRIES)})",
+                    entry.loc,
+                )
+            if entry.name in entries:
+                raise IrnError(f"train entry '{entry.name}' is given twice", entry.loc)
+            entries[entry.name] = entry
+        if "loss" not in entries:
+            raise IrnError(f"train block for '{train.model}' has no `loss = ...` entry", train.loc)
+        model = self.model_spec(ref)
+        fb = FunctionBuilder(self, self.main, shares_params_of=model.symbol)
+        for arg in ref.fn.args:
+            type_ = signature_type(fb, arg.type)  # type: ignore[arg-type]
+            fb.env[arg.name] = fb.add_argument(arg.name, type_, arg.loc, {"nn.input": StringAttr(arg.name)})
+        for target in train.targets:
+            if not isinstance(target.type, ast.TensorTypeExpr):
+                raise IrnError(f"train target '{target.name}' must be a tensor", target.loc)
+            type_ = signature_type(fb, target.type)
+            fb.env[target.name] = fb.add_argument(
+                target.name, type_, target.loc, {"nn.target": StringAttr(target.name)}
+            )
+        loss_entry = entries["loss"]
+        loss = fb.tensor(evaluate(fb, loss_entry.value), loss_entry.value.loc)
+        if loss.type.get_num_dims() != 0 or loss.type.element_type not in (f32, f64):
+            raise IrnError(
+                f"the loss must be a float scalar, but this is {format_type(loss.type)} "
+                "(reduce it with mean or sum)",
+                loss_entry.value.loc,
+            )
+        symbol = self.unique_symbol(f"{model.symbol}.loss")
+        self.finish(fb, symbol, loss, train.loc, loss_entry.loc, False)
+
+    def call(self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords) -> SSAValue:
+        fn = ref.fn
+        names = [a.name for a in fn.args]
+        defaults = {a.name for a in fn.args if a.default is not None}
+        bound = bind_arguments(fn.name, names, defaults, args, keywords, node.loc)
+        if fn.kind == "model":
+            spec = self.model_spec(ref)
+            for arg in fn.args:
+                if not isinstance(bound[arg.name], SSAValue):
+                    raise IrnError(f"argument '{arg.name}' of model {fn.name} must be a tensor", node.loc)
+        else:
+            fill_defaults(fb, ref, bound)
+            spec = self.specialise(ref, bound, node.loc)
+        own_params = fn.kind == "model" and fb.shares_params_of == spec.symbol
+        prefix = "" if own_params else fb.next_instance(fn.name) + "."
+        operands = [bound[a.name] for a in fn.args if isinstance(a.type, ast.TensorTypeExpr)]
+        params = [
+            fb.parameter(ParamInfo(prefix + p.name, p.type, p.init, p.init_args, p.loc))
+            for p in spec.params
+        ]
+        call = func.CallOp(spec.symbol, [*operands, *params], [spec.result_type])
+        return fb.emit(call, node.loc)
+
+
+# --- statements --------------------------------------------------------------------------------
+
+
+def run_body(fb: FunctionBuilder, fn: ast.Function) -> tuple[SSAValue, ast.Loc]:
+    result = run_block(fb, fn.body)
+    if result is None:
+        raise IrnError(f"'{fn.name}' does not return a value (add `return ...`)", fn.loc)
+    value, loc = result
+    return fb.tensor(value, loc), loc
+
+
+def run_block(fb: FunctionBuilder, body: list[ast.Stmt]) -> tuple[Any, ast.Loc] | None:
+    for i, stmt in enumerate(body):
+        result = run_statement(fb, stmt)
+        if result is not None:
+            if i + 1 < len(body):
+                raise IrnError("unreachable statement after `return`", body[i + 1].loc)
+            return result
+    return None
+
+
+def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | None:
+    match stmt:
+        case ast.Assign(target=target, value=value):
+            if target in fb.dims:
+                raise IrnError(f"'{target}' is a dimension of the signature; pick another name", stmt.loc)
+            fb.env[target] = evaluate(fb, value)
+        case ast.Param():
+            declare_param(fb, stmt)
+        case ast.Return(value=value):
+            return evaluate(fb, value), value.loc
+        case ast.For(var=var, iterable=iterable, body=body):
+            items = evaluate(fb, iterable)
+            if not isinstance(items, list):
+                raise IrnError(f"`for` loops run over a compile-time list, got {describe(items)}", iterable.loc)
+            for item in items:
+                fb.env[var] = item
+                if run_block(fb, body) is not None:
+                    raise IrnError("`return` inside a `for` loop is not supported", stmt.loc)
+    return None
+
+
+def declare_param(fb: FunctionBuilder, stmt: ast.Param) -> None:
+    if stmt.name in fb.env or stmt.name in fb.param_args:
+        raise IrnError(f"'{stmt.name}' is already defined", stmt.loc)
+    dtype = DTYPES[stmt.type.dtype]
+    if dtype not in (f32, f64):
+        raise IrnError(f"parameters are float tensors; '{stmt.name}' is {stmt.type.dtype}", stmt.type.loc)
+    shape = []
+    for dim in stmt.type.dims:
+        size = evaluate_dim(fb, dim)
+        if size == DYN:
+            raise IrnError(
+                f"the shape of parameter '{stmt.name}' depends on a dimension known only at run "
+                "time; parameter shapes must be static",
+                dim.loc,
+            )
+        if size < 0:
+            raise IrnError(f"parameter '{stmt.name}' has a negative dimension {size}", dim.loc)
+        shape.append(size)
+    init, init_args = initializer(fb, stmt.init)
+    info = ParamInfo(stmt.name, TensorType(dtype, shape), init, init_args, stmt.loc)
+    fb.env[stmt.name] = fb.parameter(info)
+
+
+def initializer(fb: FunctionBuilder, expr: ast.Expr) -> tuple[str, dict[str, float]]:
+    match expr:
+        case ast.Name(id=name):
+            args: dict[str, float] = {}
+        case ast.Call(func=ast.Name(id=name), args=[], keywords=keywords):
+            args = {}
+            for kw in keywords:
+                value = evaluate(fb, kw.value)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise IrnError(f"initialiser argument '{kw.name}' must be a number", kw.loc)
+                args[kw.name] = float(value)
+        case _:
+            raise IrnError(
+                "an initialiser is a name such as `zeros` or a call with keyword arguments "
+                "such as `normal(std=0.01)`",
+                expr.loc,
+            )
+    if name not in INITIALIZERS:
+        raise IrnError(f"unknown initialiser '{name}'{suggest(name, list(INITIALIZERS))}", expr.loc)
+    try:
+        complete_arguments(name, args)
+    except ValueError as e:
+        raise IrnError(str(e), expr.loc) from None
+    return name, args
+
+
+# --- signatures --------------------------------------------------------------------------------
+
+
+def signature_type(fb: FunctionBuilder, type_expr: ast.TensorTypeExpr) -> TensorType:
+    """The IR type of a model input: new names become symbolic dims, printed `?`."""
+    shape = []
+    for dim in type_expr.dims:
+        if isinstance(dim, ast.Ellipsis):
+            raise IrnError("`...` is not allowed in a model signature; give every dim", dim.loc)
+        if isinstance(dim, ast.Name) and dim.id not in fb.dims and dim.id not in fb.env:
+            fb.dims[dim.id] = DYN
+        shape.append(evaluate_dim(fb, dim))
+    return TensorType(DTYPES[type_expr.dtype], shape)
+
+
+def expand_ellipsis(dims: list[ast.Expr], rank: int) -> list[ast.Expr | None] | None:
+    """The declared dims aligned to `rank` actual dims (None where `...` matches), or None if
+    the ranks cannot agree."""
+    ellipses = [i for i, d in enumerate(dims) if isinstance(d, ast.Ellipsis)]
+    if not ellipses:
+        return list(dims) if len(dims) == rank else None
+    i = ellipses[0]
+    fill = rank - (len(dims) - 1)
+    if fill < 0:
+        return None
+    return [*dims[:i], *([None] * fill), *dims[i + 1 :]]
+
+
+def match_argument(fb: FunctionBuilder, fname: str, arg: ast.Argument, value: Any, loc: ast.Loc) -> None:
+    """Check a call's tensor against a declared argument type, binding its symbolic dims."""
+    declared: ast.TensorTypeExpr = arg.type  # type: ignore[assignment]
+    if not isinstance(value, SSAValue):
+        raise IrnError(f"argument '{arg.name}' of {fname} must be a tensor, got {describe(value)}", loc)
+    actual = value.type
+    mismatch = IrnError(
+        f"argument '{arg.name}' of {fname} expects {type_spelling(declared)}, "
+        f"got {format_type(actual)}",
+        loc,
+    )
+    if DTYPES[declared.dtype] != actual.element_type:
+        raise mismatch
+    aligned = expand_ellipsis(declared.dims, actual.get_num_dims())
+    if aligned is None:
+        raise mismatch
+    for dim, size in zip(aligned, actual.get_shape()):
+        if dim is None or isinstance(dim, ast.Dynamic):
+            continue
+        if isinstance(dim, ast.Name) and dim.id not in fb.dims and dim.id not in fb.env:
+            fb.dims[dim.id] = size
+            continue
+        expected = evaluate_dim(fb, dim)
+        if expected != size and DYN not in (expected, size):
+            raise mismatch
+
+
+def check_result(fb: FunctionBuilder, fn: ast.Function, result: SSAValue) -> None:
+    if fn.result is None:
+        return
+    declared, actual = fn.result, result.type
+    aligned = expand_ellipsis(declared.dims, actual.get_num_dims())
+    expected = [None if d is None else evaluate_dim(fb, d, allow_unknown=False) for d in aligned or []]
+    same_dims = aligned is not None and all(
+        e is None or e == a or DYN in (e, a) for e, a in zip(expected, actual.get_shape())
+    )
+    if DTYPES[declared.dtype] != actual.element_type or not same_dims:
+        raise IrnError(
+            f"'{fn.name}' is declared to return {type_spelling(declared)} "
+            f"({declared.dtype}{format_shape([DYN if e is None else e for e in expected])}) "
+            f"but returns {format_type(actual)}",
+            declared.loc,
+        )
+
+
+def type_spelling(t: ast.TensorTypeExpr) -> str:
+    return t.dtype + "[" + ", ".join(dim_spelling(d) for d in t.dims) + "]"
+
+
+def dim_spelling(d: ast.Expr) -> str:
+    match d:
+        case ast.Name(id=name):
+            return name
+        case ast.Number(value=v):
+            return str(v)
+        case ast.Dynamic():
+            return "?"
+        case ast.Ellipsis():
+            return "..."
+        case ast.BinOp(op=op, lhs=lhs, rhs=rhs):
+            return f"{dim_spelling(lhs)}{op}{dim_spelling(rhs)}"
+    return "<expr>"
+
+
+def evaluate_dim(fb: FunctionBuilder, dim: ast.Expr, allow_unknown: bool = True) -> int:
+    if isinstance(dim, ast.Dynamic):
+        return DYN
+    if isinstance(dim, ast.Name) and dim.id not in fb.env and dim.id not in fb.dims:
+        raise IrnError(f"unknown dimension '{dim.id}'", dim.loc)
+    value = evaluate(fb, dim)
+    if value is DYN or value == DYN:
+        return DYN
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise IrnError(f"a dimension must be an integer, got {describe(value)}", dim.loc)
+    return value
+
+
+def compile_time_argument(fname: str, arg: ast.Argument, value: Any, loc: ast.Loc) -> Any:
+    kind = arg.type.kind  # type: ignore[union-attr]
+    if isinstance(arg.type, ast.ListTypeExpr):
+        ok = isinstance(value, list) and all(scalar_kind_ok(kind, v) for v in value)
+        spelled = f"[{kind}]"
+    else:
+        ok = scalar_kind_ok(kind, value)
+        spelled = kind
+    if not ok:
+        raise IrnError(f"argument '{arg.name}' of {fname} must be {spelled}, got {describe(value)}", loc)
+    return float(value) if kind == "float" and not isinstance(value, list) else value
+
+
+def scalar_kind_ok(kind: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if kind == "int" else isinstance(value, int | float)
+
+
+def fill_defaults(fb_caller: FunctionBuilder, ref: FunctionRef, bound: dict[str, Any]) -> None:
+    """Evaluate missing arguments' defaults; a default may use the arguments before it."""
+    scope = FunctionBuilder(fb_caller.gen, ref.module)
+    for arg in ref.fn.args:
+        if arg.name not in bound and arg.default is not None:
+            bound[arg.name] = evaluate(scope, arg.default)
+        scope.env[arg.name] = bound[arg.name]
+
+
+def specialisation_key(value: Any) -> Any:
+    if isinstance(value, SSAValue):
+        return value.type
+    if isinstance(value, list):
+        return ("list", tuple(specialisation_key(v) for v in value))
+    return (type(value).__name__, value)
+
+
+# --- expressions -------------------------------------------------------------------------------
+
+
+def evaluate(fb: FunctionBuilder, expr: ast.Expr) -> Any:
+    match expr:
+        case ast.Number(value=v) | ast.Bool(value=v) | ast.String(value=v):
+            return v
+        case ast.DType(name=name):
+            return DTypeValue(name)
+        case ast.ListExpr(items=items):
+            return [evaluate(fb, i) for i in items]
+        case ast.Name(id=name):
+            return fb.lookup(name, expr.loc)
+        case ast.Attribute(value=value, name=name):
+            return attribute(fb, evaluate(fb, value), name, expr.loc)
+        case ast.Neg(operand=operand):
+            return negate(fb, evaluate(fb, operand), expr.loc)
+        case ast.BinOp(op=op, lhs=lhs, rhs=rhs):
+            return binary(fb, op, evaluate(fb, lhs), evaluate(fb, rhs), expr.loc)
+        case ast.Call():
+            return call(fb, expr)
+        case ast.Index(value=value, subscripts=subscripts):
+            subs = [subscript(fb, s) for s in subscripts]
+            return index(fb, evaluate(fb, value), subs, expr.loc)
+        case ast.Dynamic() | ast.Ellipsis():
+            raise IrnError(f"'{'?' if isinstance(expr, ast.Dynamic) else '...'}' is only allowed in types and subscripts", expr.loc)
+    raise IrnError("unsupported expression", expr.loc)
+
+
+def subscript(fb: FunctionBuilder, sub: ast.Expr | ast.Slice) -> Any:
+    if isinstance(sub, ast.Ellipsis):
+        return ELLIPSIS
+    if isinstance(sub, ast.Slice):
+        bounds = (sub.start, sub.stop, sub.step)
+        return Bounds(*(None if e is None else fb.int(evaluate(fb, e), "a slice bound", e.loc) for e in bounds))
+    return evaluate(fb, sub)
+
+
+def attribute(fb: FunctionBuilder, value: Any, name: str, loc: ast.Loc) -> Any:
+    if isinstance(value, LoadedModule):
+        if name not in value.namespace:
+            raise IrnError(
+                f"{value.display} has no '{name}'{suggest(name, list(value.namespace))}", loc
+            )
+        return value.namespace[name]
+    raise IrnError(f"{describe(value)} has no attribute '{name}'", loc)
+
+
+def negate(fb: FunctionBuilder, value: Any, loc: ast.Loc) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return -value
+    return fb.op(nn.NegOp, [fb.tensor(value, loc)], loc)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value != DYN
+
+
+def binary(fb: FunctionBuilder, op: str, lhs: Any, rhs: Any, loc: ast.Loc) -> Any:
+    if op in COMPARE_OPS:
+        if isinstance(lhs, SSAValue) or isinstance(rhs, SSAValue):
+            a, b = fb.promote_pair(lhs, rhs, loc)
+            return fb.op(nn.CmpOp, [a, b], loc, **comparison_props(op))
+        return COMPARE_OPS[op](lhs, rhs)
+    op_class, python_op = BINARY_OPS[op]
+    if isinstance(lhs, SSAValue) or isinstance(rhs, SSAValue):
+        if op == "@" and not (isinstance(lhs, SSAValue) and isinstance(rhs, SSAValue)):
+            raise IrnError("`@` multiplies two tensors", loc)
+        return fb.binary(op_class, lhs, rhs, loc)
+    if DYN in (lhs, rhs) and is_dim_arith(lhs, rhs):
+        return DYN
+    if op == "+" and isinstance(lhs, list) and isinstance(rhs, list):
+        return lhs + rhs
+    if python_op is None or not (is_number(lhs) and is_number(rhs)):
+        raise IrnError(f"cannot apply '{op}' to {describe(lhs)} and {describe(rhs)}", loc)
+    try:
+        result = python_op(lhs, rhs)
+    except (ZeroDivisionError, OverflowError) as e:
+        raise IrnError(f"compile-time arithmetic failed: {e}", loc) from None
+    if isinstance(result, complex):
+        raise IrnError("compile-time arithmetic produced a complex number", loc)
+    return result
+
+
+def is_dim_arith(lhs: Any, rhs: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in (lhs, rhs))
+
+
+def call(fb: FunctionBuilder, node: ast.Call) -> Any:
+    target = evaluate(fb, node.func)
+    args = [evaluate(fb, a) for a in node.args]
+    keywords = [(k.name, evaluate(fb, k.value), k.loc) for k in node.keywords]
+    if isinstance(target, FunctionRef):
+        return fb.gen.call(fb, target, node, args, keywords)
+    if callable(target):
+        return target(fb, node.loc, args, keywords)
+    raise IrnError(f"{describe(target)} is not callable", node.func.loc)
+
+
+def generate(program: Program, main: LoadedModule) -> ModuleOp:
+    return IRGen(program, main).generate()
+
