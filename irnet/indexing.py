@@ -80,7 +80,7 @@ def basic_slice(fb: FunctionBuilder, x: SSAValue, subs: list, loc: ast.Loc) -> S
             if step < 1:
                 raise IrnError("slice steps must be positive", loc)
             start = normalise(sub.start, size, 0, axis, loc)
-            stop = normalise(sub.stop, size, nn.SLICE_END, axis, loc)
+            stop = normalise(sub.stop, size, nn.SLICE_END if size == DYN else size, axis, loc)
             keep.append(True)
         else:
             i = fb.int(sub, "an index", loc)

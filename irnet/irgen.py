@@ -37,7 +37,7 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Block, Operation, OpResult, Region, SSAValue
 
 from irnet.dialects import nn
 from irnet.dialects.shapes import DYN, ShapeError, format_shape, format_type
@@ -458,7 +458,10 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
         case ast.Assign(target=target, value=value):
             if target in fb.dims:
                 raise IrnError(f"'{target}' is a dimension of the signature; pick another name", stmt.loc)
-            fb.env[target] = evaluate(fb, value)
+            result = evaluate(fb, value)
+            if isinstance(result, OpResult) and result.name_hint is None:
+                result.name_hint = target
+            fb.env[target] = result
         case ast.Param():
             declare_param(fb, stmt)
         case ast.Return(value=value):

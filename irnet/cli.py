@@ -1,0 +1,161 @@
+"""The `irnet` command line: check, dump and opt (more subcommands join as the backends land).
+
+Every user mistake surfaces as an `IrnError`: one `file:line:col: error:` paragraph on stderr
+and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.printer import Printer
+
+from . import __version__, driver
+from .errors import IrnError
+from .summary import parameter_table, parameters, signature
+
+
+def print_ir(module: ModuleOp, locations: bool = True, generic: bool = False) -> str:
+    out = io.StringIO()
+    Printer(out, print_debuginfo=locations, print_generic_format=generic).print_op(module)
+    return out.getvalue().rstrip("\n") + "\n"
+
+
+# --- subcommands -------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    compiled = driver.load(args.file)
+    functions = [op for op in compiled.module.ops if isinstance(op, func.FuncOp)]
+    public = [f for f in functions if f.sym_visibility is None]
+    if not public:
+        print(f"{args.file}: ok (no model or train block to instantiate)")
+        return 0
+    for function in public:
+        kind = "loss " if any("nn.target" in a.data for a in function.arg_attrs or []) else "model"
+        print(f"{kind} {signature(function)}")
+        params = parameters(function)
+        if kind == "model" and params:
+            print("  " + parameter_table(params).replace("\n", "\n  "))
+        print()
+    print(f"{args.file}: ok")
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    compiled = driver.load(args.file)
+    stages = ["frontend", *args.pipeline.split(",")] if args.pipeline else ["frontend"]
+    names = [s.split("{")[0] for s in stages]
+    for flag, wanted in (("--after", args.after), ("--before", args.before)):
+        if wanted is not None and wanted not in names[1 if flag == "--before" else 0 :]:
+            raise IrnError(f"{flag} {wanted}: no such stage; the stages are {', '.join(names)}")
+    emit = lambda title, module: sys.stdout.write(  # noqa: E731
+        f"// -----// IR after {title} //----- //\n" * show_headers
+        + print_ir(module, not args.no_locations, args.generic)
+    )
+    show_headers = args.print_ir_after_all
+
+    def after_each(prev, module, nxt) -> None:
+        done = prev.name if prev is not None else "frontend"
+        if args.print_ir_after_all or done == args.after or (nxt is not None and nxt.name == args.before):
+            emit(done, module)
+
+    target = args.after or args.before
+    spec = ",".join(stages[1:])
+    if target and not args.print_ir_after_all:
+        stop = names.index(target) + (1 if args.after else 0)
+        spec = ",".join(stages[1:stop])
+    if not (target or args.print_ir_after_all):
+        driver.run_passes(compiled.module, spec)
+        emit("all passes", compiled.module)
+        return 0
+    driver.run_passes(compiled.module, spec, after_each)
+    return 0
+
+
+def cmd_opt(args: argparse.Namespace) -> int:
+    compiled = driver.load(args.file)
+    driver.run_passes(compiled.module, args.passes)
+    text = print_ir(compiled.module, not args.no_locations, args.generic)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# --- argument parsing --------------------------------------------------------------------------
+
+
+def add_print_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generic", action="store_true", help="print ops in MLIR's generic form")
+    p.add_argument("--no-locations", action="store_true", help="omit loc(...) source locations")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="irnet",
+        description="irnet: a neural-network compiler from .irn models to Numba code via xDSL IR.",
+    )
+    parser.add_argument("--version", action="version", version=f"irnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="parse and verify; print signatures and parameters")
+    check.add_argument("file")
+    check.set_defaults(run=cmd_check)
+
+    dump = sub.add_parser("dump", help="print the IR after the frontend or any pass")
+    dump.add_argument("file")
+    stage = dump.add_mutually_exclusive_group()
+    stage.add_argument("--after", metavar="PASS", help="print the IR after this stage")
+    stage.add_argument("--before", metavar="PASS", help="print the IR before this pass")
+    stage.add_argument("--print-ir-after-all", action="store_true", help="print after every stage")
+    dump.add_argument(
+        "-p", "--pipeline", default=",".join(driver.PIPELINE),
+        help=f"passes to run (default: {','.join(driver.PIPELINE)})",
+    )  # fmt: skip
+    add_print_flags(dump)
+    dump.set_defaults(run=cmd_dump)
+
+    opt = sub.add_parser("opt", help="run a pass pipeline on .irn or .mlir input")
+    opt.add_argument("file")
+    opt.add_argument("-p", "--passes", default="", help="pipeline, e.g. inline-functions,cse")
+    opt.add_argument("-o", "--output", help="write the IR here instead of stdout")
+    add_print_flags(opt)
+    opt.set_defaults(run=cmd_opt)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except IrnError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # an irnet bug, not a user mistake
+        if os.environ.get("IRNET_TRACEBACK"):
+            traceback.print_exc()
+        print(
+            f"internal error: {type(e).__name__}: {e}\n"
+            "This is a bug in irnet; rerun with IRNET_TRACEBACK=1 for the traceback.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

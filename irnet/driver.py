@@ -1,0 +1,118 @@
+"""The compiler driver: load a `.irn` or `.mlir` file into IR, and run named passes over it.
+
+`PASSES` is the one registry of passes; the CLI, `xdsl-opt` (through `irnet.universe`) and the
+tests all draw from it. `PIPELINE` is the default order, each stage printable with
+`irnet dump --after NAME`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import Builtin, ModuleOp
+from xdsl.dialects.func import Func
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.transforms.canonicalize import CanonicalizePass
+from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
+from xdsl.transforms.dead_code_elimination import DeadCodeElimination
+from xdsl.utils.exceptions import ParseError, VerifyException
+
+from irnet.dialects.nn import NN
+from irnet.lowering.inline import InlineFunctionsPass
+
+from .errors import IrnError, remember_source
+from .imports import LoadedModule, Program
+from .irgen import generate
+
+PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "inline-functions": lambda: InlineFunctionsPass,
+    "canonicalize": lambda: CanonicalizePass,
+    "cse": lambda: CommonSubexpressionElimination,
+    "dce": lambda: DeadCodeElimination,
+}
+
+PIPELINE = ("inline-functions", "canonicalize", "cse", "dce")
+"""What `irnet dump` runs after the frontend; later stages (autodiff, lowering) join here."""
+
+IRNET_PASSES = ("inline-functions",)
+"""The passes irnet defines (the others are xDSL's), registered with `xdsl-opt`."""
+
+
+def context() -> Context:
+    ctx = Context()
+    for dialect in (Builtin, Func, NN):
+        ctx.load_dialect(dialect)
+    return ctx
+
+
+@dataclass
+class Compiled:
+    """The frontend's output: verified IR, and the AST of the main file it came from."""
+
+    module: ModuleOp
+    source: LoadedModule | None = None
+
+
+def compile_source(text: str, name: str, path: Path | None = None) -> Compiled:
+    """Frontend: `.irn` text to verified IR."""
+    program = Program()
+    main = program.load_text(text, name, (path or Path(name)).resolve())
+    module = generate(program, main)
+    module.verify()
+    return Compiled(module, main)
+
+
+def load(path: str | Path) -> Compiled:
+    """A `.irn` file through the frontend, or a `.mlir` file through xDSL's parser."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise IrnError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    if path.suffix == ".mlir":
+        return Compiled(parse_mlir(text, str(path)))
+    return compile_source(text, str(path), path)
+
+
+def parse_mlir(text: str, name: str) -> ModuleOp:
+    from xdsl.parser import Parser
+
+    remember_source(name, text)
+    try:
+        module = Parser(context(), text, name).parse_module()
+        module.verify()
+    except ParseError as e:
+        raise IrnError(str(e).strip()) from None
+    except VerifyException as e:
+        raise IrnError(f"{name}: invalid IR: {e}") from None
+    return module
+
+
+def pipeline(spec: str, callback=None) -> PassPipeline:
+    try:
+        return PassPipeline.parse_spec(PASSES, spec, callback)
+    except ValueError as e:
+        known = ", ".join(PASSES)
+        raise IrnError(f"bad pass pipeline '{spec}': {e} (known passes: {known})") from None
+
+
+def run_passes(module: ModuleOp, spec: str, callback=None) -> ModuleOp:
+    """Apply a pipeline in xDSL's pass-spec syntax (`a,b{opt=1}`), verifying after each pass."""
+
+    def verify_then(prev, mod, nxt):
+        if prev is not None:
+            try:
+                mod.verify()
+            except VerifyException as e:
+                raise IrnError(f"the IR after pass '{prev.name}' does not verify: {e}") from None
+        if callback is not None:
+            callback(prev, mod, nxt)
+
+    if spec:
+        pipeline(spec, verify_then).apply(context(), module)
+    elif callback is not None:
+        callback(None, module, None)
+    return module

@@ -1,0 +1,71 @@
+"""`inline-functions`: replace every `func.call` by the callee's body, then drop the private
+functions nobody calls any more.
+
+Inlined ops keep their own location and gain the call site's, MLIR style:
+`loc(callsite("stdlib/nn.irn":9:12 at "mlp.irn":8:9))`, so an error deep inside `nn.dense` still
+points at the user's line. Random streams are renumbered afterwards: one `dropout` template
+called twice must draw two different masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import CallSiteLoc, ModuleOp
+from xdsl.ir import Attribute
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.traits import SymbolTable
+
+from irnet.dialects import nn
+
+
+def called_from(location: Attribute, caller: Attribute) -> Attribute:
+    """`location` as seen from a call at `caller`, the innermost frame first."""
+    if isinstance(location, CallSiteLoc):
+        return CallSiteLoc(location.callee, called_from(location.caller, caller))
+    return CallSiteLoc(location, caller)
+
+
+def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
+    body = callee.body.clone().block
+    for arg in body.args:  # keep the caller's names, not the callee's parameter names
+        arg.name_hint = None
+    for op in body.walk():
+        op.location = called_from(op.location, call.location)
+    ret = body.last_op
+    assert isinstance(ret, func.ReturnOp)
+    results = list(ret.arguments)
+    body.erase_op(ret, safe_erase=False)
+    Rewriter.inline_block(body, InsertPoint.before(call), call.arguments)
+    for old, new in zip(call.results, results, strict=True):
+        old.replace_all_uses_with(new)
+    Rewriter.erase_op(call)
+
+
+def number_random_streams(function: func.FuncOp) -> None:
+    draws = [op for op in function.walk() if isinstance(op, nn.RandomUniformOp)]
+    for index, op in enumerate(draws, start=1):
+        op.properties["seed"] = nn.int_attr(index)
+
+
+@dataclass(frozen=True)
+class InlineFunctionsPass(ModulePass):
+    name = "inline-functions"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        functions = [f for f in op.ops if isinstance(f, func.FuncOp)]
+        for function in functions:
+            if function.is_declaration:
+                continue
+            while calls := [c for c in function.walk() if isinstance(c, func.CallOp)]:
+                for call in calls:
+                    callee = SymbolTable.lookup_symbol(op, call.callee)
+                    assert isinstance(callee, func.FuncOp), f"unknown callee {call.callee}"
+                    inline_call(call, callee)
+            number_random_streams(function)
+        for function in functions:
+            if function.sym_visibility is not None and function.sym_visibility.data == "private":
+                op.body.block.erase_op(function)
