@@ -52,7 +52,6 @@ from .shapes import (
     ShapeError,
     broadcast_shapes,
     dims_compatible,
-    dtype_name,
     format_shape,
     format_type,
     is_bool,
@@ -139,9 +138,7 @@ class NNOp(IRDLOperation):
     ) -> Self:
         """Create the op with its inferred result type; raises ShapeError on bad operands."""
         props = dict(props or {})
-        types = [
-            v.type for o in operands for v in (o if isinstance(o, Sequence) else [o])
-        ]
+        types = [v.type for o in operands for v in (o if isinstance(o, Sequence) else [o])]
         inferred = cls.infer(types, props, result_type)  # type: ignore[arg-type]
         return cls(operands=list(operands), properties=props, result_types=[inferred])
 
@@ -186,7 +183,9 @@ def broadcast_pair(op: str, lhs: TensorType, rhs: TensorType) -> tuple[int, ...]
     try:
         return broadcast_shapes(lhs.get_shape(), rhs.get_shape())
     except ShapeError:
-        raise ShapeError(f"{op}: cannot broadcast {format_type(lhs)} and {format_type(rhs)}") from None
+        raise ShapeError(
+            f"{op}: cannot broadcast {format_type(lhs)} and {format_type(rhs)}"
+        ) from None
 
 
 class BinaryOp(NNOp):
@@ -330,7 +329,7 @@ class ReluOp(UnaryOp):
 
 @irdl_op_definition
 class GeluOp(UnaryOp):
-    """Gaussian error linear unit, tanh approximation (as in GPT-2 and PyTorch `approximate="tanh"`).
+    """Gaussian error linear unit, tanh approximation (GPT-2's; PyTorch `approximate="tanh"`).
 
     ```mlir
     %1 = nn.gelu %0 : tensor<?x256xf32>
@@ -461,7 +460,9 @@ class CmpOp(NNOp):
     rhs = operand_def(TensorType)
     res = result_def(TensorType)
     traits = traits_def(Pure())
-    assembly_format = "$predicate `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+    assembly_format = (
+        "$predicate `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+    )
 
     @classmethod
     def infer(cls, operand_types, props, result_type):
@@ -664,7 +665,12 @@ class ReshapeOp(ShapeOp, HasCanonicalizationPatternsInterface):
             (n_in is not None and dyn_out == 0 and n_in != p_out)
             or (n_in is not None and dyn_out == 1 and (p_out == 0 or n_in % p_out))
             or (n_in is None and dyn_out == 0)
-            or (n_in is None and p_out and static_product(src) % p_out and p_out % static_product(src))
+            or (
+                n_in is None
+                and p_out
+                and static_product(src) % p_out
+                and p_out % static_product(src)
+            )
         )
         if bad:
             raise ShapeError(
@@ -901,8 +907,9 @@ class Conv2dOp(NNOp):
 def check_window_props(op: str, *pairs: Sequence[int]) -> None:
     names = ("stride", "padding", "dilation", "kernel")
     for name, pair in zip(names, pairs):
-        if len(pair) != 2 or any(v < (0 if name == "padding" else 1) for v in pair):
-            raise ShapeError(f"{op}: {name} must be two {'non-negative' if name == 'padding' else 'positive'} integers, got {list(pair)}")
+        least = 0 if name == "padding" else 1
+        if len(pair) != 2 or any(v < least for v in pair):
+            raise ShapeError(f"{op}: {name} must be two integers >= {least}, got {list(pair)}")
 
 
 class PoolOp(ShapeOp):
@@ -920,7 +927,9 @@ class PoolOp(ShapeOp):
         kernel, stride, pad = (get_ints(props, k) for k in ("kernel", "stride", "padding"))
         check_window_props(cls.name, stride, pad, (1, 1), kernel)
         if any(p > k // 2 for p, k in zip(pad, kernel)):
-            raise ShapeError(f"{cls.name}: padding {list(pad)} exceeds half the kernel {list(kernel)}")
+            raise ShapeError(
+                f"{cls.name}: padding {list(pad)} exceeds half the kernel {list(kernel)}"
+            )
         n, c, h, w = x.get_shape()
         try:
             oh = window_output_size(h, kernel[0], stride[0], pad[0])
@@ -965,7 +974,8 @@ class GatherOp(NNOp):
     is `input[:axis] + indices + input[axis+1:]`. Differentiable in `input` only.
 
     ```mlir
-    %2 = nn.gather %0, %1 {axis = 0 : i64} : (tensor<65x16xf32>, tensor<?x8xi32>) -> tensor<?x8x16xf32>
+    %2 = nn.gather %0, %1 {axis = 0 : i64}
+           : (tensor<65x16xf32>, tensor<?x8xi32>) -> tensor<?x8x16xf32>
     ```
     """
 
@@ -1018,7 +1028,8 @@ class ConcatOp(NNOp):
     """Join tensors along `axis`; the other dimensions must agree.
 
     ```mlir
-    %2 = nn.concat %0, %1 {axis = 1 : i64} : (tensor<?x16xf32>, tensor<?x16xf32>) -> tensor<?x32xf32>
+    %2 = nn.concat %0, %1 {axis = 1 : i64}
+           : (tensor<?x16xf32>, tensor<?x16xf32>) -> tensor<?x32xf32>
     ```
     """
 
@@ -1081,7 +1092,9 @@ class SliceOp(ShapeOp):
         starts, stops, steps = (get_ints(props, k) for k in ("starts", "stops", "steps"))
         shape = x.get_shape()
         if not len(starts) == len(stops) == len(steps) == len(shape):
-            raise ShapeError(f"nn.slice needs one start/stop/step per dimension of {format_type(x)}")
+            raise ShapeError(
+                f"nn.slice needs one start/stop/step per dimension of {format_type(x)}"
+            )
         out = []
         for size, start, stop, step in zip(shape, starts, stops, steps):
             if step < 1 or start < 0 or stop < start:
@@ -1151,12 +1164,45 @@ from .nn_patterns import (  # noqa: E402
 NN = Dialect(
     "nn",
     [
-        NegOp, AbsOp, ExpOp, LogOp, SqrtOp, TanhOp, SigmoidOp, ReluOp, GeluOp,
-        AddOp, SubOp, MulOp, DivOp, PowOp, MaximumOp, MinimumOp, CmpOp, SelectOp, CastOp,
-        ConstantOp, MatmulOp, TransposeOp, ReshapeOp, BroadcastToOp,
-        ReduceSumOp, ReduceMeanOp, ReduceMaxOp, ArgmaxOp, SoftmaxOp, LogSoftmaxOp,
-        Conv2dOp, MaxPool2dOp, AvgPool2dOp, GatherOp, OneHotOp, ConcatOp, SliceOp,
-        RandomUniformOp, TrainingOp,
+        NegOp,
+        AbsOp,
+        ExpOp,
+        LogOp,
+        SqrtOp,
+        TanhOp,
+        SigmoidOp,
+        ReluOp,
+        GeluOp,
+        AddOp,
+        SubOp,
+        MulOp,
+        DivOp,
+        PowOp,
+        MaximumOp,
+        MinimumOp,
+        CmpOp,
+        SelectOp,
+        CastOp,
+        ConstantOp,
+        MatmulOp,
+        TransposeOp,
+        ReshapeOp,
+        BroadcastToOp,
+        ReduceSumOp,
+        ReduceMeanOp,
+        ReduceMaxOp,
+        ArgmaxOp,
+        SoftmaxOp,
+        LogSoftmaxOp,
+        Conv2dOp,
+        MaxPool2dOp,
+        AvgPool2dOp,
+        GatherOp,
+        OneHotOp,
+        ConcatOp,
+        SliceOp,
+        RandomUniformOp,
+        TrainingOp,
     ],  # fmt: skip
     [],
 )

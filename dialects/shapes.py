@@ -56,7 +56,7 @@ def is_bool(t: TensorType) -> bool:
 
 
 def dims_compatible(a: int, b: int) -> bool:
-    return a == b or a == DYN or b == DYN
+    return DYN in (a, b) or a == b
 
 
 def shapes_compatible(a: Sequence[int], b: Sequence[int]) -> bool:

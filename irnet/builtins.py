@@ -69,9 +69,7 @@ class Builtin:
     build: Callable[..., Any]
 
     def __call__(self, fb: FunctionBuilder, loc: Loc, args, keywords) -> Any:
-        bound = bind_arguments(
-            self.name, self.params, set(self.defaults), args, keywords, loc
-        )
+        bound = bind_arguments(self.name, self.params, set(self.defaults), args, keywords, loc)
         values = {**self.defaults, **bound}
         return self.build(fb, loc, *(values[p] for p in self.params))
 
@@ -239,15 +237,15 @@ def _one_hot(fb: FunctionBuilder, loc: Loc, indices, num_classes, dtype) -> SSAV
     indices = fb.tensor(indices, loc)
     classes = fb.int(num_classes, "num_classes", loc)
     result = TensorType(fb.dtype(dtype, loc), [*indices.type.get_shape(), classes])
-    return fb.op(
-        nn.OneHotOp, [indices], loc, result_type=result, num_classes=nn.int_attr(classes)
-    )
+    return fb.op(nn.OneHotOp, [indices], loc, result_type=result, num_classes=nn.int_attr(classes))
 
 
 @builtin("concat", "tensors", axis=0)
 def _concat(fb: FunctionBuilder, loc: Loc, tensors, axis) -> SSAValue:
     if not isinstance(tensors, list) or not tensors:
-        raise IrnError("concat() takes a non-empty list of tensors, e.g. concat([a, b], axis=1)", loc)
+        raise IrnError(
+            "concat() takes a non-empty list of tensors, e.g. concat([a, b], axis=1)", loc
+        )
     values = [fb.tensor(t, loc) for t in tensors]
     return fb.op(nn.ConcatOp, [values], loc, axis=nn.int_attr(fb.int(axis, "axis", loc)))
 

@@ -51,33 +51,33 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     compiled = driver.load(args.file)
-    stages = ["frontend", *args.pipeline.split(",")] if args.pipeline else ["frontend"]
-    names = [s.split("{")[0] for s in stages]
-    for flag, wanted in (("--after", args.after), ("--before", args.before)):
-        if wanted is not None and wanted not in names[1 if flag == "--before" else 0 :]:
-            raise IrnError(f"{flag} {wanted}: no such stage; the stages are {', '.join(names)}")
-    emit = lambda title, module: sys.stdout.write(  # noqa: E731
-        f"// -----// IR after {title} //----- //\n" * show_headers
-        + print_ir(module, not args.no_locations, args.generic)
-    )
-    show_headers = args.print_ir_after_all
+    passes = [p for p in args.pipeline.split(",") if p] if args.pipeline else []
+    names = [p.split("{")[0] for p in passes]
+    show = lambda module: sys.stdout.write(print_ir(module, not args.no_locations, args.generic))  # noqa: E731
 
-    def after_each(prev, module, nxt) -> None:
-        done = prev.name if prev is not None else "frontend"
-        if args.print_ir_after_all or done == args.after or (nxt is not None and nxt.name == args.before):
-            emit(done, module)
+    if args.print_ir_after_all:
 
-    target = args.after or args.before
-    spec = ",".join(stages[1:])
-    if target and not args.print_ir_after_all:
-        stop = names.index(target) + (1 if args.after else 0)
-        spec = ",".join(stages[1:stop])
-    if not (target or args.print_ir_after_all):
-        driver.run_passes(compiled.module, spec)
-        emit("all passes", compiled.module)
+        def after_each(prev, module, _next) -> None:
+            print(f"// -----// IR after {prev.name if prev else 'frontend'} //----- //")
+            show(module)
+
+        driver.run_passes(compiled.module, ",".join(passes), after_each)
         return 0
-    driver.run_passes(compiled.module, spec, after_each)
+    if args.after:
+        stop = stage_index(["frontend", *names], args.after, "--after")
+    elif args.before:
+        stop = stage_index(names, args.before, "--before")
+    else:
+        stop = len(passes)
+    driver.run_passes(compiled.module, ",".join(passes[:stop]))
+    show(compiled.module)
     return 0
+
+
+def stage_index(names: list[str], wanted: str, flag: str) -> int:
+    if wanted not in names:
+        raise IrnError(f"{flag} {wanted}: no such stage; the stages are {', '.join(names)}")
+    return names.index(wanted)
 
 
 def cmd_opt(args: argparse.Namespace) -> int:

@@ -85,7 +85,9 @@ def basic_slice(fb: FunctionBuilder, x: SSAValue, subs: list, loc: ast.Loc) -> S
         else:
             i = fb.int(sub, "an index", loc)
             if size != DYN and not -size <= i < size:
-                raise IrnError(f"index {i} is out of range for dimension {axis} of size {size}", loc)
+                raise IrnError(
+                    f"index {i} is out of range for dimension {axis} of size {size}", loc
+                )
             start = normalise(i, size, 0, axis, loc)
             stop, step = start + 1, 1
             keep.append(False)
@@ -103,7 +105,9 @@ def basic_slice(fb: FunctionBuilder, x: SSAValue, subs: list, loc: ast.Loc) -> S
     if all(keep):
         return sliced
     kept_shape = [d for d, k in zip(sliced.type.get_shape(), keep) if k]
-    return fb.op(nn.ReshapeOp, [sliced], loc, result_type=TensorType(x.type.element_type, kept_shape))
+    return fb.op(
+        nn.ReshapeOp, [sliced], loc, result_type=TensorType(x.type.element_type, kept_shape)
+    )
 
 
 def normalise(bound: int | None, size: int, default: int, axis: int, loc: ast.Loc) -> int:

@@ -180,7 +180,11 @@ class FunctionBuilder:
         if isinstance(value, bool):
             return self.constant(int(value), i1, loc)
         if isinstance(value, int | float):
-            element = like.element_type if like is not None else (f32 if isinstance(value, float) else i32)
+            element = (
+                like.element_type
+                if like is not None
+                else (f32 if isinstance(value, float) else i32)
+            )
             if isinstance(value, float) and not value.is_integer() and element not in (f32, f64):
                 raise IrnError(
                     f"dtype clash: the float {value} cannot become an {format_type(like)} value",
@@ -221,7 +225,9 @@ class FunctionBuilder:
     def dtype(self, value: Any, loc: ast.Loc) -> Attribute:
         name = value.name if isinstance(value, DTypeValue) else value
         if name not in DTYPES:
-            raise IrnError(f"expected a dtype (f32, f64, i32, i64, bool), got {describe(value)}", loc)
+            raise IrnError(
+                f"expected a dtype (f32, f64, i32, i64, bool), got {describe(value)}", loc
+            )
         return DTYPES[name]
 
     # --- names ---
@@ -310,7 +316,10 @@ class IRGen:
             (inputs, [result.type]),
             Region(fb.block),
             "private" if private else None,
-            arg_attrs=ArrayAttr([DictionaryAttr(a) for a in fb.arg_attrs]),
+            # No attributes print as none, and parse back as None: keep the two equal.
+            arg_attrs=ArrayAttr([DictionaryAttr(a) for a in fb.arg_attrs])
+            if any(fb.arg_attrs)
+            else None,
         )
         op.location = location(loc)
         self.module_op.body.block.add_op(op)
@@ -337,7 +346,9 @@ class IRGen:
         result, return_loc = run_body(fb, ref.fn)
         check_result(fb, ref.fn, result)
         self.in_progress.discard(key)
-        result_type = self.finish(fb, self.unique_symbol(symbol), result, ref.fn.loc, return_loc, False)
+        result_type = self.finish(
+            fb, self.unique_symbol(symbol), result, ref.fn.loc, return_loc, False
+        )
         spec = Spec(symbol, result_type, fb.params, is_model=True)
         self.models[symbol] = spec
         return spec
@@ -370,8 +381,15 @@ class IRGen:
     def loss_function(self, train: ast.Train) -> None:
         ref = self.main.namespace.get(train.model)
         if not isinstance(ref, FunctionRef) or ref.fn.kind != "model":
-            models = [n for n, r in self.main.namespace.items() if isinstance(r, FunctionRef) and r.fn.kind == "model"]
-            raise IrnError(f"train block names no model '{train.model}'{suggest(train.model, models)}", train.loc)
+            models = [
+                n
+                for n, r in self.main.namespace.items()
+                if isinstance(r, FunctionRef) and r.fn.kind == "model"
+            ]
+            raise IrnError(
+                f"train block names no model '{train.model}'{suggest(train.model, models)}",
+                train.loc,
+            )
         entries: dict[str, ast.Entry] = {}
         for entry in train.entries:
             if entry.name not in TRAIN_ENTRIES:
@@ -389,7 +407,9 @@ class IRGen:
         fb = FunctionBuilder(self, self.main, shares_params_of=model.symbol)
         for arg in ref.fn.args:
             type_ = signature_type(fb, arg.type)  # type: ignore[arg-type]
-            fb.env[arg.name] = fb.add_argument(arg.name, type_, arg.loc, {"nn.input": StringAttr(arg.name)})
+            fb.env[arg.name] = fb.add_argument(
+                arg.name, type_, arg.loc, {"nn.input": StringAttr(arg.name)}
+            )
         for target in train.targets:
             if not isinstance(target.type, ast.TensorTypeExpr):
                 raise IrnError(f"train target '{target.name}' must be a tensor", target.loc)
@@ -408,7 +428,9 @@ class IRGen:
         symbol = self.unique_symbol(f"{model.symbol}.loss")
         self.finish(fb, symbol, loss, train.loc, loss_entry.loc, False)
 
-    def call(self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords) -> SSAValue:
+    def call(
+        self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords
+    ) -> SSAValue:
         fn = ref.fn
         names = [a.name for a in fn.args]
         defaults = {a.name for a in fn.args if a.default is not None}
@@ -417,7 +439,9 @@ class IRGen:
             spec = self.model_spec(ref)
             for arg in fn.args:
                 if not isinstance(bound[arg.name], SSAValue):
-                    raise IrnError(f"argument '{arg.name}' of model {fn.name} must be a tensor", node.loc)
+                    raise IrnError(
+                        f"argument '{arg.name}' of model {fn.name} must be a tensor", node.loc
+                    )
         else:
             fill_defaults(fb, ref, bound)
             spec = self.specialise(ref, bound, node.loc)
@@ -457,7 +481,9 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
     match stmt:
         case ast.Assign(target=target, value=value):
             if target in fb.dims:
-                raise IrnError(f"'{target}' is a dimension of the signature; pick another name", stmt.loc)
+                raise IrnError(
+                    f"'{target}' is a dimension of the signature; pick another name", stmt.loc
+                )
             result = evaluate(fb, value)
             if isinstance(result, OpResult) and result.name_hint is None:
                 result.name_hint = target
@@ -469,7 +495,9 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
         case ast.For(var=var, iterable=iterable, body=body):
             items = evaluate(fb, iterable)
             if not isinstance(items, list):
-                raise IrnError(f"`for` loops run over a compile-time list, got {describe(items)}", iterable.loc)
+                raise IrnError(
+                    f"`for` loops run over a compile-time list, got {describe(items)}", iterable.loc
+                )
             for item in items:
                 fb.env[var] = item
                 if run_block(fb, body) is not None:
@@ -482,7 +510,9 @@ def declare_param(fb: FunctionBuilder, stmt: ast.Param) -> None:
         raise IrnError(f"'{stmt.name}' is already defined", stmt.loc)
     dtype = DTYPES[stmt.type.dtype]
     if dtype not in (f32, f64):
-        raise IrnError(f"parameters are float tensors; '{stmt.name}' is {stmt.type.dtype}", stmt.type.loc)
+        raise IrnError(
+            f"parameters are float tensors; '{stmt.name}' is {stmt.type.dtype}", stmt.type.loc
+        )
     shape = []
     for dim in stmt.type.dims:
         size = evaluate_dim(fb, dim)
@@ -554,11 +584,15 @@ def expand_ellipsis(dims: list[ast.Expr], rank: int) -> list[ast.Expr | None] | 
     return [*dims[:i], *([None] * fill), *dims[i + 1 :]]
 
 
-def match_argument(fb: FunctionBuilder, fname: str, arg: ast.Argument, value: Any, loc: ast.Loc) -> None:
+def match_argument(
+    fb: FunctionBuilder, fname: str, arg: ast.Argument, value: Any, loc: ast.Loc
+) -> None:
     """Check a call's tensor against a declared argument type, binding its symbolic dims."""
     declared: ast.TensorTypeExpr = arg.type  # type: ignore[assignment]
     if not isinstance(value, SSAValue):
-        raise IrnError(f"argument '{arg.name}' of {fname} must be a tensor, got {describe(value)}", loc)
+        raise IrnError(
+            f"argument '{arg.name}' of {fname} must be a tensor, got {describe(value)}", loc
+        )
     actual = value.type
     mismatch = IrnError(
         f"argument '{arg.name}' of {fname} expects {type_spelling(declared)}, "
@@ -586,7 +620,9 @@ def check_result(fb: FunctionBuilder, fn: ast.Function, result: SSAValue) -> Non
         return
     declared, actual = fn.result, result.type
     aligned = expand_ellipsis(declared.dims, actual.get_num_dims())
-    expected = [None if d is None else evaluate_dim(fb, d, allow_unknown=False) for d in aligned or []]
+    expected = [
+        None if d is None else evaluate_dim(fb, d, allow_unknown=False) for d in aligned or []
+    ]
     same_dims = aligned is not None and all(
         e is None or e == a or DYN in (e, a) for e, a in zip(expected, actual.get_shape())
     )
@@ -640,7 +676,9 @@ def compile_time_argument(fname: str, arg: ast.Argument, value: Any, loc: ast.Lo
         ok = scalar_kind_ok(kind, value)
         spelled = kind
     if not ok:
-        raise IrnError(f"argument '{arg.name}' of {fname} must be {spelled}, got {describe(value)}", loc)
+        raise IrnError(
+            f"argument '{arg.name}' of {fname} must be {spelled}, got {describe(value)}", loc
+        )
     return float(value) if kind == "float" and not isinstance(value, list) else value
 
 
@@ -692,7 +730,8 @@ def evaluate(fb: FunctionBuilder, expr: ast.Expr) -> Any:
             subs = [subscript(fb, s) for s in subscripts]
             return index(fb, evaluate(fb, value), subs, expr.loc)
         case ast.Dynamic() | ast.Ellipsis():
-            raise IrnError(f"'{'?' if isinstance(expr, ast.Dynamic) else '...'}' is only allowed in types and subscripts", expr.loc)
+            token = "?" if isinstance(expr, ast.Dynamic) else "..."
+            raise IrnError(f"'{token}' is only allowed in types and subscripts", expr.loc)
     raise IrnError("unsupported expression", expr.loc)
 
 
@@ -701,7 +740,12 @@ def subscript(fb: FunctionBuilder, sub: ast.Expr | ast.Slice) -> Any:
         return ELLIPSIS
     if isinstance(sub, ast.Slice):
         bounds = (sub.start, sub.stop, sub.step)
-        return Bounds(*(None if e is None else fb.int(evaluate(fb, e), "a slice bound", e.loc) for e in bounds))
+        return Bounds(
+            *(
+                None if e is None else fb.int(evaluate(fb, e), "a slice bound", e.loc)
+                for e in bounds
+            )
+        )
     return evaluate(fb, sub)
 
 
@@ -768,4 +812,3 @@ def call(fb: FunctionBuilder, node: ast.Call) -> Any:
 
 def generate(program: Program, main: LoadedModule) -> ModuleOp:
     return IRGen(program, main).generate()
-

@@ -62,7 +62,13 @@ def signature(function: func.FuncOp) -> str:
 def parameter_table(params: list[Parameter]) -> str:
     header = ("parameter", "shape", "dtype", "count", "initialiser")
     rows = [
-        (p.name, format_shape(p.type.get_shape()), dtype_name(p.type.element_type), f"{p.count:,}", p.init)
+        (
+            p.name,
+            format_shape(p.type.get_shape()),
+            dtype_name(p.type.element_type),
+            f"{p.count:,}",
+            p.init,
+        )
         for p in params
     ]
     total = sum(p.count for p in params)
@@ -70,7 +76,9 @@ def parameter_table(params: list[Parameter]) -> str:
     right = {3}
 
     def line(cells) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     lines = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
     lines.append(f"total: {total:,} parameters in {len(params)} tensors")

@@ -1,0 +1,33 @@
+"""Shared fixtures: the repository root as working directory, and the programs every
+whole-pipeline test runs over (the examples and a program using all of the standard library)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = sorted(
+    [p.relative_to(ROOT) for p in (ROOT / "examples").glob("*.irn")]
+    + [Path("tests/programs/stdlib_all.irn")]
+)
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def at_repo_root(monkeypatch):
+    """Locations in IR name files relative to where irnet runs; tests run from the root."""
+    monkeypatch.chdir(ROOT)
+
+
+def console_script(name: str) -> str:
+    path = BIN / name
+    assert path.exists(), f"{name} is not installed next to {sys.executable}"
+    return str(path)
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
