@@ -109,6 +109,14 @@ def require_float(op: str, t: TensorType) -> None:
         raise ShapeError(f"{op} needs a floating-point tensor, got {format_type(t)}")
 
 
+def axis_of(op: str, t: TensorType, axis: int) -> int:
+    """`axis` of `t` made non-negative; a ShapeError naming the op and the type if invalid."""
+    try:
+        return normalize_axis(axis, t.get_num_dims())
+    except ShapeError as e:
+        raise ShapeError(f"{op} on {format_type(t)}: {e}") from None
+
+
 def require_rank(op: str, t: TensorType, rank: int, layout: str = "") -> None:
     if t.get_num_dims() != rank:
         hint = f" ({layout})" if layout else ""
@@ -140,14 +148,17 @@ class NNOp(IRDLOperation):
         props = dict(props or {})
         types = [v.type for o in operands for v in (o if isinstance(o, Sequence) else [o])]
         inferred = cls.infer(types, props, result_type)  # type: ignore[arg-type]
-        return cls(operands=list(operands), properties=props, result_types=[inferred])
+        missing_optional = len(cls.get_irdl_definition().operands) - len(operands)
+        operands = [*operands, *[[]] * missing_optional]
+        return cls(operands=operands, properties=props, result_types=[inferred])
 
     def verify_(self) -> None:
         actual = self.results[0].type
         try:
             expected = self.infer([o.type for o in self.operands], self.properties, actual)  # type: ignore[arg-type]
         except ShapeError as e:
-            raise VerifyException(f"{self.name}: {e}") from e
+            message = str(e) if str(e).startswith(self.name) else f"{self.name}: {e}"
+            raise VerifyException(message) from e
         assert isinstance(actual, TensorType)
         if expected.element_type != actual.element_type or not shapes_compatible(
             expected.get_shape(), actual.get_shape()
@@ -469,7 +480,9 @@ class CmpOp(NNOp):
         predicate = props["predicate"]
         assert isinstance(predicate, StringAttr)
         if predicate.data not in COMPARISONS:
-            raise ShapeError(f"unknown comparison {predicate.data!r}; use one of {COMPARISONS}")
+            raise ShapeError(
+                f"nn.cmp: unknown comparison {predicate.data!r}; use one of {COMPARISONS}"
+            )
         return tensor(i1, broadcast_pair(cls.name, *operand_types))
 
 
@@ -661,17 +674,11 @@ class ReshapeOp(ShapeOp, HasCanonicalizationPatternsInterface):
         if dyn_out > 1:
             raise ShapeError(f"nn.reshape: target {format_shape(dst)} has more than one `?`")
         n_in, p_out = num_elements(src), static_product(dst)
-        bad = (
-            (n_in is not None and dyn_out == 0 and n_in != p_out)
-            or (n_in is not None and dyn_out == 1 and (p_out == 0 or n_in % p_out))
-            or (n_in is None and dyn_out == 0)
-            or (
-                n_in is None
-                and p_out
-                and static_product(src) % p_out
-                and p_out % static_product(src)
-            )
-        )
+        if n_in is None:
+            # A run-time size can only be absorbed by a `?` in the target.
+            bad = dyn_out == 0
+        else:
+            bad = n_in != p_out if dyn_out == 0 else (p_out == 0 or n_in % p_out != 0)
         if bad:
             raise ShapeError(
                 f"nn.reshape: cannot reshape {format_type(x)} into {format_shape(dst)} "
@@ -743,7 +750,7 @@ class ReduceOp(ShapeOp):
         if is_bool(x):
             raise ShapeError(f"{cls.name} is not defined on bool tensors")
         rank = x.get_num_dims()
-        axes = {normalize_axis(a, rank) for a in get_ints(props, "axes")} or set(range(rank))
+        axes = {axis_of(cls.name, x, a) for a in get_ints(props, "axes")} or set(range(rank))
         keep = "keepdims" in props
         shape = [
             1 if i in axes else d for i, d in enumerate(x.get_shape()) if keep or i not in axes
@@ -807,7 +814,7 @@ class ArgmaxOp(ShapeOp):
     @classmethod
     def infer(cls, operand_types, props, result_type):
         (x,) = operand_types
-        axis = normalize_axis(get_int(props, "axis"), x.get_num_dims())
+        axis = axis_of(cls.name, x, get_int(props, "axis"))
         shape = [d for i, d in enumerate(x.get_shape()) if i != axis]
         return tensor(i64, shape)
 
@@ -819,7 +826,7 @@ class SoftmaxLikeOp(UnaryOp):
     def infer(cls, operand_types, props, result_type):
         (x,) = operand_types
         require_float(cls.name, x)
-        normalize_axis(get_int(props, "axis"), x.get_num_dims())
+        axis_of(cls.name, x, get_int(props, "axis"))
         return x
 
 
@@ -889,7 +896,8 @@ class Conv2dOp(NNOp):
         check_window_props(cls.name, stride, pad, dil)
         if groups < 1 or (c != DYN and c % groups) or (o != DYN and o % groups):
             raise ShapeError(
-                f"nn.conv2d: groups={groups} must divide the {c} input and {o} output channels"
+                f"nn.conv2d: groups={groups} must divide the {'?' if c == DYN else c} input "
+                f"and {'?' if o == DYN else o} output channels"
             )
         if c != DYN and i != DYN and c != i * groups:
             raise ShapeError(
@@ -993,7 +1001,7 @@ class GatherOp(NNOp):
         if not is_int(idx):
             raise ShapeError(f"nn.gather needs integer indices, got {format_type(idx)}")
         shape = x.get_shape()
-        axis = normalize_axis(get_int(props, "axis"), len(shape))
+        axis = axis_of(cls.name, x, get_int(props, "axis"))
         return tensor(x.element_type, (*shape[:axis], *idx.get_shape(), *shape[axis + 1 :]))
 
 
@@ -1047,7 +1055,9 @@ class ConcatOp(NNOp):
         first = operand_types[0]
         same_dtype(cls.name, *operand_types)
         rank = first.get_num_dims()
-        axis = normalize_axis(get_int(props, "axis"), rank)
+        if rank == 0:
+            raise ShapeError(f"nn.concat needs tensors of rank 1 or more, got {format_type(first)}")
+        axis = axis_of(cls.name, first, get_int(props, "axis"))
         for t in operand_types[1:]:
             others_agree = t.get_num_dims() == rank and all(
                 dims_compatible(a, b)
@@ -1107,6 +1117,224 @@ class SliceOp(ShapeOp):
         return tensor(x.element_type, out)
 
 
+# --- ops the autodiff pass writes --------------------------------------------------------------
+# Each is the transpose (vector-Jacobian product) of a forward op. Its result type is given, not
+# inferred, and checked by running the forward op's rule on it: the forward op applied to a value
+# of the result type must produce the gradient's shape.
+
+
+def require_result(op: str, result_type: TensorType | None) -> TensorType:
+    if result_type is None:
+        raise ShapeError(f"{op} needs its result type")
+    return result_type
+
+
+def forward_matches(op: str, forward: TensorType, grad: TensorType) -> None:
+    if forward.element_type != grad.element_type or not shapes_compatible(
+        forward.get_shape(), grad.get_shape()
+    ):
+        raise ShapeError(
+            f"{op}: the forward op would produce {format_type(forward)}, "
+            f"but the gradient is {format_type(grad)}"
+        )
+
+
+WINDOW_PROPS = ("stride", "padding", "dilation", "groups")
+
+
+@irdl_op_definition
+class Conv2dGradInputOp(NNOp):
+    """Gradient of `nn.conv2d` with respect to its input (a transposed convolution of `grad`
+    with `weight`). The result type is the forward input's type.
+
+    ```mlir
+    %2 = nn.conv2d_grad_input %0, %1 {stride = array<i64: 1, 1>, padding = array<i64: 0, 0>,
+           dilation = array<i64: 1, 1>, groups = 1 : i64}
+           : (tensor<?x6x24x24xf32>, tensor<6x1x5x5xf32>) -> tensor<?x1x28x28xf32>
+    ```
+    """
+
+    name = "nn.conv2d_grad_input"
+    grad = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    res = result_def(TensorType)
+    stride = prop_def(DenseArrayBase[I64])
+    padding = prop_def(DenseArrayBase[I64])
+    dilation = prop_def(DenseArrayBase[I64])
+    groups = prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$grad `,` $weight attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        g, w = operand_types
+        x = require_result(cls.name, result_type)
+        forward_matches(cls.name, Conv2dOp.infer([x, w], props, None), g)
+        return x
+
+
+@irdl_op_definition
+class Conv2dGradWeightOp(NNOp):
+    """Gradient of `nn.conv2d` with respect to its weight (a correlation of the forward input
+    with `grad`, summed over the batch). The result type is the weight's type.
+
+    ```mlir
+    %2 = nn.conv2d_grad_weight %0, %1 {stride = array<i64: 1, 1>, padding = array<i64: 0, 0>,
+           dilation = array<i64: 1, 1>, groups = 1 : i64}
+           : (tensor<?x1x28x28xf32>, tensor<?x6x24x24xf32>) -> tensor<6x1x5x5xf32>
+    ```
+    """
+
+    name = "nn.conv2d_grad_weight"
+    input = operand_def(TensorType)
+    grad = operand_def(TensorType)
+    res = result_def(TensorType)
+    stride = prop_def(DenseArrayBase[I64])
+    padding = prop_def(DenseArrayBase[I64])
+    dilation = prop_def(DenseArrayBase[I64])
+    groups = prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$input `,` $grad attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        x, g = operand_types
+        w = require_result(cls.name, result_type)
+        forward_matches(cls.name, Conv2dOp.infer([x, w], props, None), g)
+        return w
+
+
+@irdl_op_definition
+class MaxPool2dGradOp(NNOp):
+    """Gradient of `nn.max_pool2d`: each window's gradient goes to the first position holding
+    the window's maximum in `input`; overlapping windows add up.
+
+    ```mlir
+    %2 = nn.max_pool2d_grad %0, %1 {kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>,
+           padding = array<i64: 0, 0>}
+           : (tensor<?x6x28x28xf32>, tensor<?x6x14x14xf32>) -> tensor<?x6x28x28xf32>
+    ```
+    """
+
+    name = "nn.max_pool2d_grad"
+    input = operand_def(TensorType)
+    grad = operand_def(TensorType)
+    res = result_def(TensorType)
+    kernel = prop_def(DenseArrayBase[I64])
+    stride = prop_def(DenseArrayBase[I64])
+    padding = prop_def(DenseArrayBase[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$input `,` $grad attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        x, g = operand_types
+        forward_matches(cls.name, MaxPool2dOp.infer([x], props, None), g)
+        return x
+
+
+@irdl_op_definition
+class AvgPool2dGradOp(ShapeOp):
+    """Gradient of `nn.avg_pool2d`: each window's gradient, divided by the window size, spread
+    over the window. The result type is the forward input's type.
+
+    ```mlir
+    %1 = nn.avg_pool2d_grad %0 {kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>,
+           padding = array<i64: 0, 0>} : tensor<?x6x14x14xf32> -> tensor<?x6x28x28xf32>
+    ```
+    """
+
+    name = "nn.avg_pool2d_grad"
+    kernel = prop_def(DenseArrayBase[I64])
+    stride = prop_def(DenseArrayBase[I64])
+    padding = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (g,) = operand_types
+        x = require_result(cls.name, result_type)
+        forward_matches(cls.name, AvgPool2dOp.infer([x], props, None), g)
+        return x
+
+
+@irdl_op_definition
+class ScatterAddOp(NNOp):
+    """Gradient of `nn.gather`: a zero tensor of the result type with each slice of `grad`
+    added at its index along `axis` (repeated indices accumulate).
+
+    ```mlir
+    %2 = nn.scatter_add %0, %1 {axis = 0 : i64}
+           : (tensor<?x8x16xf32>, tensor<?x8xi32>) -> tensor<65x16xf32>
+    ```
+    """
+
+    name = "nn.scatter_add"
+    grad = operand_def(TensorType)
+    indices = operand_def(TensorType)
+    res = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$grad `,` $indices attr-dict `:` functional-type(operands, results)"
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        g, idx = operand_types
+        table = require_result(cls.name, result_type)
+        forward_matches(cls.name, GatherOp.infer([table, idx], props, None), g)
+        return table
+
+
+@irdl_op_definition
+class SliceGradOp(ShapeOp):
+    """Gradient of `nn.slice`: a zero tensor of the result type with `grad` written into the
+    sliced positions.
+
+    ```mlir
+    %1 = nn.slice_grad %0 {starts = array<i64: 0, 1>, stops = array<i64: 4, 3>,
+           steps = array<i64: 1, 1>} : tensor<4x2xf32> -> tensor<4x10xf32>
+    ```
+    """
+
+    name = "nn.slice_grad"
+    starts = prop_def(DenseArrayBase[I64])
+    stops = prop_def(DenseArrayBase[I64])
+    steps = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (g,) = operand_types
+        x = require_result(cls.name, result_type)
+        forward_matches(cls.name, SliceOp.infer([x], props, None), g)
+        return x
+
+
+@irdl_op_definition
+class AxisSizeOp(ShapeOp, HasCanonicalizationPatternsInterface):
+    """The number of elements along `axes` of `input` (all axes when empty), as a scalar of
+    its dtype; the divisor of a mean over dimensions known only at run time. Folds to a
+    constant when those dimensions are static. Its value does not depend on `input`'s values.
+
+    ```mlir
+    %1 = nn.axis_size %0 {axes = array<i64: 0>} : tensor<?x10xf32> -> tensor<f32>
+    ```
+    """
+
+    name = "nn.axis_size"
+    axes = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        require_float(cls.name, x)
+        for axis in get_ints(props, "axes"):
+            axis_of(cls.name, x, axis)
+        return tensor(x.element_type, [])
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (FoldStaticAxisSize(),)
+
+
 # --- randomness and mode -----------------------------------------------------------------------
 
 
@@ -1157,6 +1385,7 @@ from .nn_patterns import (  # noqa: E402
     DropIdentityOperand,
     FoldDoubleNegation,
     FoldReshapes,
+    FoldStaticAxisSize,
     FoldTransposes,
     LogOfSoftmax,
 )
@@ -1203,6 +1432,13 @@ NN = Dialect(
         SliceOp,
         RandomUniformOp,
         TrainingOp,
-    ],  # fmt: skip
+        Conv2dGradInputOp,
+        Conv2dGradWeightOp,
+        MaxPool2dGradOp,
+        AvgPool2dGradOp,
+        ScatterAddOp,
+        SliceGradOp,
+        AxisSizeOp,
+    ],
     [],
 )

@@ -6,10 +6,13 @@ autodiff pass writes (adjoints seeded with ones, transposes of transposes).
 
 from __future__ import annotations
 
+import math
+
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
 
 from . import nn
+from .shapes import DYN, ShapeError
 
 
 def splat_of(value: SSAValue) -> float | int | None:
@@ -30,7 +33,7 @@ class DropIdentityOperand(RewritePattern):
         candidates = [(lhs, rhs)] + ([(rhs, lhs)] if commutative else [])
         for kept, dropped in candidates:
             if splat_of(dropped) == identity and kept.type == op.results[0].type:
-                rewriter.replace_op(op, [], [kept])
+                rewriter.replace(op, [], [kept])
                 return
 
 
@@ -41,7 +44,7 @@ class FoldDoubleNegation(RewritePattern):
     def match_and_rewrite(self, op: nn.NegOp, rewriter: PatternRewriter) -> None:
         inner = op.input.owner
         if isinstance(inner, nn.NegOp):
-            rewriter.replace_op(op, [], [inner.input])
+            rewriter.replace(op, [], [inner.input])
 
 
 class FoldTransposes(RewritePattern):
@@ -57,11 +60,11 @@ class FoldTransposes(RewritePattern):
             perm = tuple(inner_perm[p] for p in perm)
             source = inner.input
         if perm == tuple(range(len(perm))):
-            rewriter.replace_op(op, [], [source])
+            rewriter.replace(op, [], [source])
         elif source is not op.input:
             folded = nn.TransposeOp.build_inferred([source], {"perm": nn.int_array(perm)})
             folded.location = op.location
-            rewriter.replace_op(op, folded)
+            rewriter.replace(op, folded)
 
 
 class FoldReshapes(RewritePattern):
@@ -71,16 +74,19 @@ class FoldReshapes(RewritePattern):
     def match_and_rewrite(self, op: nn.ReshapeOp, rewriter: PatternRewriter) -> None:
         result_type = op.res.type
         if op.input.type == result_type:
-            rewriter.replace_op(op, [], [op.input])
+            rewriter.replace(op, [], [op.input])
             return
         inner = op.input.owner
         if isinstance(inner, nn.ReshapeOp):
             if inner.input.type == result_type:
-                rewriter.replace_op(op, [], [inner.input])
+                rewriter.replace(op, [], [inner.input])
                 return
-            folded = nn.ReshapeOp.build_inferred([inner.input], result_type=result_type)
+            try:
+                folded = nn.ReshapeOp.build_inferred([inner.input], result_type=result_type)
+            except ShapeError:  # valid only for some run-time sizes: keep both steps
+                return
             folded.location = op.location
-            rewriter.replace_op(op, folded)
+            rewriter.replace(op, folded)
 
 
 class LogOfSoftmax(RewritePattern):
@@ -92,4 +98,19 @@ class LogOfSoftmax(RewritePattern):
         if isinstance(inner, nn.SoftmaxOp):
             fused = nn.LogSoftmaxOp.build_inferred([inner.input], {"axis": inner.axis})
             fused.location = op.location
-            rewriter.replace_op(op, fused)
+            rewriter.replace(op, fused)
+
+
+class FoldStaticAxisSize(RewritePattern):
+    """`axis_size(x)` over static dimensions -> a constant."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.AxisSizeOp, rewriter: PatternRewriter) -> None:
+        shape = op.input.type.get_shape()
+        axes = nn.get_ints(op.properties, "axes") or tuple(range(len(shape)))
+        sizes = [shape[a] for a in axes]
+        if DYN in sizes:
+            return
+        folded = nn.ConstantOp.scalar(float(math.prod(sizes)), op.res.type.element_type)
+        folded.location = op.location
+        rewriter.replace(op, folded)
