@@ -21,8 +21,8 @@ def source_line(loc: Loc) -> str | None:
             text = Path(loc.file).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return None
-    lines = text.splitlines()
-    return lines[loc.line - 1] if 0 < loc.line <= len(lines) else None
+    lines = text.split("\n")  # as the lexer counts lines: not at form feeds or U+2028
+    return lines[loc.line - 1].rstrip("\r") if 0 < loc.line <= len(lines) else None
 
 
 class IrnError(Exception):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import ast as pyast
+import re
 from collections.abc import Iterator
 from functools import cache
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from . import ast
 from .errors import IrnError, remember_source
@@ -47,15 +53,25 @@ def _lark() -> Lark:
     )
 
 
-# Terminal names -> the spelling a user knows, for "expected ..." messages.
 _SPELLING = {
-    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'",
-    "RBRACE": "'}'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "_NEWLINE": "end of line",
-    "SEMICOLON": "';'", "NAME": "a name", "INT": "an integer", "FLOAT": "a number",
-    "STRING": "a string", "DTYPE": "a dtype (f32, f64, i32, i64, bool)", "RARROW": "'->'",
-    "DOT": "'.'", "MINUS": "'-'", "PLUS": "'+'", "STAR": "'*'", "SLASH": "'/'", "AT": "'@'",
-    "__ANON_0": "'**'", "QMARK": "'?'", "COMPARE": "a comparison",
-}  # fmt: skip
+    "_NEWLINE": "end of line",
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "DTYPE": "a dtype (f32, f64, i32, i64, bool)",
+    "COMPARE": "a comparison",
+}
+"""How "expected ..." names the terminals that are patterns; literal ones show their text."""
+
+
+def _spell(terminal: str) -> str:
+    if terminal in _SPELLING:
+        return _SPELLING[terminal]
+    definition = _lark().get_terminal(terminal)
+    if definition.pattern.type == "str":
+        return repr(definition.pattern.value)
+    return terminal.lower()
 
 
 def _describe(token: Token | None) -> str:
@@ -73,7 +89,7 @@ def _syntax_error(e: UnexpectedInput, filename: str) -> IrnError:
     if isinstance(e, UnexpectedEOF):
         return IrnError("unexpected end of file (is a bracket or brace left open?)", loc)
     assert isinstance(e, UnexpectedToken)
-    expected = sorted({_SPELLING.get(t, t.lower()) for t in e.expected if not t.startswith("$")})
+    expected = sorted({_spell(t) for t in e.expected if not t.startswith("$")})
     hint = f"; expected {', '.join(expected[:6])}" if expected else ""
     return IrnError(f"unexpected {_describe(e.token)}{hint}", loc)
 
@@ -82,12 +98,23 @@ def parse(text: str, filename: str = "<input>") -> ast.Module:
     """Parse `.irn` source; raises IrnError with the location of the first mistake."""
     remember_source(filename, text)
     try:
-        tree = _lark().parse(text)
+        return _ToAst(filename).transform(_lark().parse(text))
     except UnexpectedInput as e:
         raise _syntax_error(e, filename) from None
+    except VisitError as e:
+        if isinstance(e.orig_exc, IrnError):
+            raise e.orig_exc from None
+        raise
     except RecursionError:
         raise IrnError("expression nested too deeply", ast.Loc(filename, 1, 1)) from None
-    return _ToAst(filename).transform(tree)
+
+
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def _unquote(token: Token) -> str:
+    """The text of a string literal; the grammar admits only the escapes in `_ESCAPES`."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES[m.group(1)], token[1:-1])
 
 
 @v_args(meta=True, inline=True)
@@ -115,7 +142,7 @@ class _ToAst(Transformer):
         return module
 
     def _module_name(self, token: Token) -> str:
-        return pyast.literal_eval(token) if token.type == "STRING" else str(token)
+        return _unquote(token) if token.type == "STRING" else str(token)
 
     def import_stmt(self, meta, module, alias):
         return ast.Import(self._loc(meta), self._module_name(module), alias and str(alias))
@@ -179,15 +206,15 @@ class _ToAst(Transformer):
     def binary(self, meta, lhs, op, rhs):
         return ast.BinOp(self._tok(op), str(op), lhs, rhs)
 
-    def pow(self, meta, lhs, rhs):
-        return ast.BinOp(self._loc(meta), "**", lhs, rhs)
-
     def neg(self, meta, _minus, operand):
         return ast.Neg(self._loc(meta), operand)
 
     def call(self, meta, func, args):
-        positional = [a for a in args or [] if not isinstance(a, ast.Keyword)]
-        keywords = [a for a in args or [] if isinstance(a, ast.Keyword)]
+        args = args or []
+        keywords = [a for a in args if isinstance(a, ast.Keyword)]
+        positional = [a for a in args if not isinstance(a, ast.Keyword)]
+        if keywords and positional and args.index(keywords[0]) < args.index(positional[-1]):
+            raise IrnError("positional argument after a keyword argument", positional[-1].loc)
         return ast.Call(self._loc(meta), func, positional, keywords)
 
     def args(self, meta, *args):
@@ -218,7 +245,7 @@ class _ToAst(Transformer):
         return ast.Number(self._tok(token), float(token))
 
     def string(self, meta, token):
-        return ast.String(self._tok(token), pyast.literal_eval(token))
+        return ast.String(self._tok(token), _unquote(token))
 
     def true(self, meta, token):
         return ast.Bool(self._tok(token), True)
