@@ -38,13 +38,17 @@ class DropIdentityOperand(RewritePattern):
 
 
 class FoldDoubleNegation(RewritePattern):
-    """`-(-x)` -> `x`."""
+    """`-(-x)` -> `x`; `-c` -> the negated constant when `c` is a scalar constant."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: nn.NegOp, rewriter: PatternRewriter) -> None:
         inner = op.input.owner
         if isinstance(inner, nn.NegOp):
             rewriter.replace(op, [], [inner.input])
+        elif isinstance(inner, nn.ConstantOp) and op.input.type.get_num_dims() == 0:
+            folded = nn.ConstantOp.scalar(-inner.value.get_values()[0], op.input.type.element_type)
+            folded.location = op.location
+            rewriter.replace(op, folded)
 
 
 class FoldTransposes(RewritePattern):

@@ -39,7 +39,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{args.file}: ok (no model or train block to instantiate)")
         return 0
     for function in public:
-        kind = "loss " if any("nn.target" in a.data for a in function.arg_attrs or []) else "model"
+        kind = function_kind(function)
         print(f"{kind} {signature(function)}")
         params = parameters(function)
         if kind == "model" and params:
@@ -47,6 +47,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         print()
     print(f"{args.file}: ok")
     return 0
+
+
+def function_kind(function: func.FuncOp) -> str:
+    """model, loss (a train block's loss) or grad (the loss and its parameter gradients)."""
+    if not any("nn.target" in a.data for a in function.arg_attrs or []):
+        return "model"
+    return "grad " if len(function.function_type.outputs) > 1 else "loss "
 
 
 def cmd_dump(args: argparse.Namespace) -> int:

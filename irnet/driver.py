@@ -20,7 +20,9 @@ from xdsl.transforms.common_subexpression_elimination import CommonSubexpression
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 from xdsl.utils.exceptions import ParseError, VerifyException
 
+from irnet.dialects.ad import AD
 from irnet.dialects.nn import NN
+from irnet.lowering.autodiff import AutodiffPass
 from irnet.lowering.inline import InlineFunctionsPass
 
 from .errors import IrnError, remember_source
@@ -29,21 +31,22 @@ from .irgen import generate
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "inline-functions": lambda: InlineFunctionsPass,
+    "autodiff": lambda: AutodiffPass,
     "canonicalize": lambda: CanonicalizePass,
     "cse": lambda: CommonSubexpressionElimination,
     "dce": lambda: DeadCodeElimination,
 }
 
-PIPELINE = ("inline-functions", "canonicalize", "cse", "dce")
+PIPELINE = ("inline-functions", "canonicalize", "cse", "dce", "autodiff")
 """What `irnet dump` runs after the frontend; later stages (autodiff, lowering) join here."""
 
-IRNET_PASSES = ("inline-functions",)
+IRNET_PASSES = ("inline-functions", "autodiff")
 """The passes irnet defines (the others are xDSL's), registered with `xdsl-opt`."""
 
 
 def context() -> Context:
     ctx = Context()
-    for dialect in (Builtin, Func, NN):
+    for dialect in (Builtin, Func, NN, AD):
         ctx.load_dialect(dialect)
     return ctx
 

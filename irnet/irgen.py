@@ -40,6 +40,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, OpResult, Region, SSAValue
 
 from irnet.dialects import nn
+from irnet.dialects.ad import ValueAndGradOp
 from irnet.dialects.shapes import DYN, ShapeError, format_shape, format_type
 
 from . import ast
@@ -302,18 +303,18 @@ class IRGen:
         self,
         fb: FunctionBuilder,
         symbol: str,
-        result: SSAValue,
+        results: Sequence[SSAValue],
         loc: ast.Loc,
         return_loc: ast.Loc,
         private: bool,
-    ) -> TensorType:
-        ret = func.ReturnOp(result)
+    ) -> func.FuncOp:
+        ret = func.ReturnOp(*results)
         ret.location = location(return_loc)
         fb.block.add_op(ret)
         inputs = [arg.type for arg in fb.block.args]
         op = func.FuncOp(
             symbol,
-            (inputs, [result.type]),
+            (inputs, [r.type for r in results]),
             Region(fb.block),
             "private" if private else None,
             # No attributes print as none, and parse back as None: keep the two equal.
@@ -323,7 +324,7 @@ class IRGen:
         )
         op.location = location(loc)
         self.module_op.body.block.add_op(op)
-        return result.type  # type: ignore[return-value]
+        return op
 
     def model_spec(self, ref: FunctionRef) -> Spec:
         symbol = ref.module.prefix + ref.fn.name
@@ -346,10 +347,8 @@ class IRGen:
         result, return_loc = run_body(fb, ref.fn)
         check_result(fb, ref.fn, result)
         self.in_progress.discard(key)
-        result_type = self.finish(
-            fb, self.unique_symbol(symbol), result, ref.fn.loc, return_loc, False
-        )
-        spec = Spec(symbol, result_type, fb.params, is_model=True)
+        self.finish(fb, self.unique_symbol(symbol), [result], ref.fn.loc, return_loc, False)
+        spec = Spec(symbol, result.type, fb.params, is_model=True)
         self.models[symbol] = spec
         return spec
 
@@ -373,8 +372,8 @@ class IRGen:
         check_result(fb, fn, result)
         self.in_progress.discard(key)
         symbol = self.unique_symbol(ref.module.prefix + fn.name)
-        result_type = self.finish(fb, symbol, result, fn.loc, return_loc, True)
-        spec = Spec(symbol, result_type, fb.params)
+        self.finish(fb, symbol, [result], fn.loc, return_loc, True)
+        spec = Spec(symbol, result.type, fb.params)
         self.specs[key] = spec
         return spec
 
@@ -426,7 +425,27 @@ class IRGen:
                 loss_entry.value.loc,
             )
         symbol = self.unique_symbol(f"{model.symbol}.loss")
-        self.finish(fb, symbol, loss, train.loc, loss_entry.loc, False)
+        loss_fn = self.finish(fb, symbol, [loss], train.loc, loss_entry.loc, False)
+        self.gradient_function(loss_fn, fb, train.loc)
+
+    def gradient_function(self, loss_fn: func.FuncOp, loss_fb: FunctionBuilder, loc: ast.Loc):
+        """`@<model>.grad`: the loss and its gradients with respect to every parameter, the
+        request that the `autodiff` pass expands and that training runs."""
+        fb = FunctionBuilder(self, self.main)
+        args = [
+            fb.add_argument(arg.name_hint or "arg", arg.type, loc, attrs)
+            for arg, attrs in zip(loss_fn.args, loss_fb.arg_attrs)
+        ]
+        for arg, original in zip(args, loss_fn.args):
+            arg.location = original.location
+        wrt = [i for i, attrs in enumerate(loss_fb.arg_attrs) if "nn.param" in attrs]
+        if not wrt:
+            raise IrnError(f"'{loss_fn.sym_name.data}' has no parameters to train", loc)
+        request = ValueAndGradOp.request(loss_fn, args, wrt)
+        request.location = location(loc)
+        fb.block.add_op(request)
+        symbol = self.unique_symbol(loss_fn.sym_name.data.removesuffix(".loss") + ".grad")
+        self.finish(fb, symbol, list(request.results), loc, loc, False)
 
     def call(
         self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords

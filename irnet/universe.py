@@ -38,8 +38,14 @@ def _nn_dialect():
     return NN
 
 
+def _ad_dialect():
+    from irnet.dialects.ad import AD
+
+    return AD
+
+
 IRNET_UNIVERSE = Universe(
-    all_dialects={"nn": _nn_dialect},
+    all_dialects={"nn": _nn_dialect, "ad": _ad_dialect},
     all_passes={name: driver.PASSES[name] for name in driver.IRNET_PASSES},
     all_frontends={"irn": lambda: IrnFrontend},
 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from irnet.dialects import nn
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import CallSiteLoc, ModuleOp
@@ -19,6 +18,8 @@ from xdsl.ir import Attribute
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.traits import SymbolTable
+
+from irnet.dialects import nn
 
 
 def called_from(location: Attribute, caller: Attribute) -> Attribute:

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
-from irnet.dialects import nn
-from irnet.dialects.shapes import DYN, ShapeError
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
@@ -35,6 +33,9 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.transforms.canonicalize import CanonicalizePass
 from xdsl.utils.exceptions import VerifyException
+
+from irnet.dialects import nn
+from irnet.dialects.shapes import DYN, ShapeError
 
 END = nn.SLICE_END
 

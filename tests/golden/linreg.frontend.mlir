@@ -19,4 +19,8 @@ builtin.module {
     %1 = func.call @nn.mse(%0, %y) : (tensor<?x1xf32>, tensor<?x1xf32>) -> tensor<f32> loc("examples/linreg.irn":12:17)
     func.return %1 : tensor<f32> loc("examples/linreg.irn":12:5)
   } loc("examples/linreg.irn":9:1)
+  func.func @linreg.grad(%x: tensor<?x10xf32> {nn.input = "x"} loc("examples/linreg.irn":5:14), %y: tensor<?x1xf32> {nn.target = "y"} loc("examples/linreg.irn":9:14), %dense_0.w: tensor<10x1xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %dense_0.b: tensor<1xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5)) -> (tensor<f32>, tensor<10x1xf32>, tensor<1xf32>) {
+    %0, %1, %2 = ad.value_and_grad @linreg.loss(%x, %y, %dense_0.w, %dense_0.b) wrt [2, 3] : (tensor<?x10xf32>, tensor<?x1xf32>, tensor<10x1xf32>, tensor<1xf32>) -> (tensor<f32>, tensor<10x1xf32>, tensor<1xf32>) loc("examples/linreg.irn":9:1)
+    func.return %0, %1, %2 : tensor<f32>, tensor<10x1xf32>, tensor<1xf32> loc("examples/linreg.irn":9:1)
+  } loc("examples/linreg.irn":9:1)
 } loc(unknown)

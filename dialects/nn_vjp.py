@@ -1,0 +1,501 @@
+"""Derivative rules of the `nn` dialect: one vector-Jacobian product per differentiable op.
+
+`VJP[OpClass](e, op, g, needs)` gets the op's result cotangent `g` and returns one cotangent
+per operand (None where `needs` says the operand is inactive or where it has no derivative).
+The rules write their IR through `Emitter`, which places every op at the forward op's location.
+
+`NOT_DIFFERENTIABLE` lists the ops whose outputs carry no derivative (comparisons, argmax,
+one_hot, integer casts); `SHAPE_ONLY` the ops that read only their operands' shapes. Adding an
+op means adding its rule here (or naming it in one of the two sets).
+
+Subgradients: relu'(0) = 0, abs'(0) = 0, maximum/minimum send ties to the left operand,
+reduce_max shares ties equally, max_pool2d gives each window's gradient to its first maximum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import StringAttr, TensorType, UnitAttr
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from . import nn
+from .shapes import DYN, ShapeError, format_type, is_float
+
+
+class NoDerivative(Exception):
+    """A rule cannot differentiate this use of an op; the message is user-facing."""
+
+
+@dataclass
+class Emitter:
+    """Builds `nn` ops at an insertion point, all located at `location`."""
+
+    insertion: InsertPoint
+    location: Attribute
+
+    def op(
+        self,
+        op_class: type[nn.NNOp],
+        *operands: SSAValue | Sequence[SSAValue],
+        result_type: TensorType | None = None,
+        **props: Attribute,
+    ) -> SSAValue:
+        built = op_class.build_inferred(list(operands), props, result_type)
+        built.location = self.location
+        Rewriter.insert_op(built, self.insertion)
+        return built.results[0]
+
+    def const(self, value: float, like: SSAValue) -> SSAValue:
+        built = nn.ConstantOp.scalar(value, like.type.element_type)
+        built.location = self.location
+        Rewriter.insert_op(built, self.insertion)
+        return built.results[0]
+
+    # arithmetic, with numbers turned into scalar constants of the other operand's dtype
+    def _pair(self, a, b) -> tuple[SSAValue, SSAValue]:
+        like = a if isinstance(a, SSAValue) else b
+        wrap = lambda v: v if isinstance(v, SSAValue) else self.const(v, like)  # noqa: E731
+        return wrap(a), wrap(b)
+
+    def add(self, a, b) -> SSAValue:
+        return self.op(nn.AddOp, *self._pair(a, b))
+
+    def sub(self, a, b) -> SSAValue:
+        return self.op(nn.SubOp, *self._pair(a, b))
+
+    def mul(self, a, b) -> SSAValue:
+        return self.op(nn.MulOp, *self._pair(a, b))
+
+    def div(self, a, b) -> SSAValue:
+        return self.op(nn.DivOp, *self._pair(a, b))
+
+    def neg(self, a: SSAValue) -> SSAValue:
+        return self.op(nn.NegOp, a)
+
+    def cmp(self, predicate: str, a, b) -> SSAValue:
+        return self.op(nn.CmpOp, *self._pair(a, b), predicate=StringAttr(predicate))
+
+    def select(self, cond: SSAValue, a, b) -> SSAValue:
+        a, b = self._pair(a, b)
+        return self.op(nn.SelectOp, cond, a, b)
+
+    def reduce_sum(self, x: SSAValue, axes: Sequence[int], keepdims: bool) -> SSAValue:
+        props = {"axes": nn.int_array(axes)}
+        if keepdims:
+            props["keepdims"] = UnitAttr()
+        return self.op(nn.ReduceSumOp, x, **props)
+
+    def transpose_last(self, x: SSAValue) -> SSAValue:
+        rank = x.type.get_num_dims()
+        perm = [*range(rank - 2), rank - 1, rank - 2]
+        return self.op(nn.TransposeOp, x, perm=nn.int_array(perm))
+
+    def sum_to(self, g: SSAValue, target: SSAValue) -> SSAValue:
+        """Undo broadcasting: sum `g` over the axes along which `target` was broadcast."""
+        g_shape, t_shape = g.type.get_shape(), target.type.get_shape()
+        lead = len(g_shape) - len(t_shape)
+        stretched = [
+            lead + i for i, (t, r) in enumerate(zip(t_shape, g_shape[lead:])) if t == 1 and r != 1
+        ]
+        if stretched:
+            g = self.reduce_sum(g, stretched, keepdims=True)
+        if lead:
+            g = self.reduce_sum(g, list(range(lead)), keepdims=False)
+        return g
+
+    def broadcast_like(self, g: SSAValue, x: SSAValue) -> SSAValue:
+        """Broadcast `g` (x's shape with some dims 1 or missing at the front) to x's shape."""
+        if g.type == x.type:
+            return g
+        has_dyn = DYN in x.type.get_shape()
+        operands = (g, x) if has_dyn else (g,)
+        return self.op(nn.BroadcastToOp, *operands, result_type=x.type)
+
+    def restore_axes(self, g: SSAValue, x: SSAValue, axes: Sequence[int], keepdims: bool):
+        """The cotangent of a reduction over `axes` of `x`, broadcast back to x's shape."""
+        rank = x.type.get_num_dims()
+        axes = sorted({a % rank for a in axes} or range(rank))
+        if not keepdims:
+            shape = [1 if i in axes else d for i, d in enumerate(x.type.get_shape())]
+            if shape.count(DYN) > 1:
+                raise NoDerivative(
+                    f"cannot restore the reduced axes of {format_type(x.type)}: more than one "
+                    "dimension is known only at run time (reduce with keepdims=true instead)"
+                )
+            g = self.op(nn.ReshapeOp, g, result_type=TensorType(g.type.element_type, shape))
+        return self.broadcast_like(g, x)
+
+
+Rule = Callable[[Emitter, Operation, SSAValue, Sequence[bool]], Sequence[SSAValue | None]]
+VJP: dict[type[Operation], Rule] = {}
+NOT_DIFFERENTIABLE = {nn.CmpOp, nn.ArgmaxOp, nn.OneHotOp}
+SHAPE_ONLY = {nn.RandomUniformOp, nn.AxisSizeOp, nn.TrainingOp, nn.ConstantOp}
+
+
+def rule(*op_classes: type[Operation]):
+    def register(fn: Rule) -> Rule:
+        for op_class in op_classes:
+            VJP[op_class] = fn
+        return fn
+
+    return register
+
+
+def each(needs: Sequence[bool], *makers: Callable[[], SSAValue]) -> list[SSAValue | None]:
+    """Run only the makers whose operand needs a cotangent."""
+    return [make() if need else None for need, make in zip(needs, makers)]
+
+
+# --- elementwise -------------------------------------------------------------------------------
+
+
+@rule(nn.NegOp)
+def _neg(e, op, g, needs):
+    return [e.neg(g)]
+
+
+@rule(nn.AbsOp)
+def _abs(e, op, g, needs):
+    x = op.input
+    return [e.select(e.cmp("gt", x, 0.0), g, e.select(e.cmp("lt", x, 0.0), e.neg(g), 0.0))]
+
+
+@rule(nn.ExpOp)
+def _exp(e, op, g, needs):
+    return [e.mul(g, op.res)]
+
+
+@rule(nn.LogOp)
+def _log(e, op, g, needs):
+    return [e.div(g, op.input)]
+
+
+@rule(nn.SqrtOp)
+def _sqrt(e, op, g, needs):
+    return [e.div(e.mul(g, 0.5), op.res)]
+
+
+@rule(nn.TanhOp)
+def _tanh(e, op, g, needs):
+    y = op.res
+    return [e.mul(g, e.sub(1.0, e.mul(y, y)))]
+
+
+@rule(nn.SigmoidOp)
+def _sigmoid(e, op, g, needs):
+    y = op.res
+    return [e.mul(g, e.mul(y, e.sub(1.0, y)))]
+
+
+@rule(nn.ReluOp)
+def _relu(e, op, g, needs):
+    return [e.select(e.cmp("gt", op.input, 0.0), g, 0.0)]
+
+
+GELU_C = math.sqrt(2.0 / math.pi)
+
+
+@rule(nn.GeluOp)
+def _gelu(e, op, g, needs):
+    # y = x/2 (1 + t) with t = tanh(c (x + 0.044715 x^3)), so
+    # y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2)
+    x = op.input
+    x2 = e.mul(x, x)
+    t = e.op(nn.TanhOp, e.mul(e.mul(x, e.add(e.mul(x2, 0.044715), 1.0)), GELU_C))
+    inner = e.mul(e.add(e.mul(x2, 3 * 0.044715), 1.0), GELU_C)
+    slope = e.add(
+        e.mul(e.add(t, 1.0), 0.5), e.mul(e.mul(e.mul(x, 0.5), e.sub(1.0, e.mul(t, t))), inner)
+    )
+    return [e.mul(g, slope)]
+
+
+@rule(nn.AddOp)
+def _add(e, op, g, needs):
+    return each(needs, lambda: e.sum_to(g, op.lhs), lambda: e.sum_to(g, op.rhs))
+
+
+@rule(nn.SubOp)
+def _sub(e, op, g, needs):
+    return each(needs, lambda: e.sum_to(g, op.lhs), lambda: e.sum_to(e.neg(g), op.rhs))
+
+
+@rule(nn.MulOp)
+def _mul(e, op, g, needs):
+    return each(
+        needs,
+        lambda: e.sum_to(e.mul(g, op.rhs), op.lhs),
+        lambda: e.sum_to(e.mul(g, op.lhs), op.rhs),
+    )
+
+
+@rule(nn.DivOp)
+def _div(e, op, g, needs):
+    return each(
+        needs,
+        lambda: e.sum_to(e.div(g, op.rhs), op.lhs),
+        lambda: e.sum_to(e.neg(e.div(e.mul(g, op.res), op.rhs)), op.rhs),
+    )
+
+
+@rule(nn.PowOp)
+def _pow(e, op, g, needs):
+    base, exponent = op.lhs, op.rhs
+    return each(
+        needs,
+        lambda: e.sum_to(
+            e.mul(g, e.mul(exponent, e.op(nn.PowOp, base, e.sub(exponent, 1.0)))), base
+        ),
+        lambda: e.sum_to(e.mul(g, e.mul(op.res, e.op(nn.LogOp, base))), exponent),
+    )
+
+
+def _extremum(predicate: str) -> Rule:
+    def vjp(e, op, g, needs):
+        left_wins = e.cmp(predicate, op.lhs, op.rhs)
+        return each(
+            needs,
+            lambda: e.sum_to(e.select(left_wins, g, 0.0), op.lhs),
+            lambda: e.sum_to(e.select(left_wins, 0.0, g), op.rhs),
+        )
+
+    return vjp
+
+
+rule(nn.MaximumOp)(_extremum("ge"))
+rule(nn.MinimumOp)(_extremum("le"))
+
+
+@rule(nn.SelectOp)
+def _select(e, op, g, needs):
+    return [
+        None,
+        e.sum_to(e.select(op.cond, g, 0.0), op.on_true) if needs[1] else None,
+        e.sum_to(e.select(op.cond, 0.0, g), op.on_false) if needs[2] else None,
+    ]
+
+
+@rule(nn.CastOp)
+def _cast(e, op, g, needs):
+    if not is_float(op.input.type):
+        return [None]
+    return [e.op(nn.CastOp, g, result_type=op.input.type)]
+
+
+# --- linear algebra and layout -----------------------------------------------------------------
+
+
+@rule(nn.MatmulOp)
+def _matmul(e, op, g, needs):
+    a, b = op.lhs, op.rhs
+    return each(
+        needs,
+        lambda: e.sum_to(e.op(nn.MatmulOp, g, e.transpose_last(b)), a),
+        lambda: e.sum_to(e.op(nn.MatmulOp, e.transpose_last(a), g), b),
+    )
+
+
+@rule(nn.TransposeOp)
+def _transpose(e, op, g, needs):
+    perm = nn.get_ints(op.properties, "perm")
+    inverse = [perm.index(i) for i in range(len(perm))]
+    return [e.op(nn.TransposeOp, g, perm=nn.int_array(inverse))]
+
+
+@rule(nn.ReshapeOp)
+def _reshape(e, op, g, needs):
+    if op.input.type.get_shape().count(DYN) > 1:
+        raise NoDerivative(
+            f"cannot reshape the gradient back to {format_type(op.input.type)}: more than one "
+            "dimension is known only at run time"
+        )
+    return [e.op(nn.ReshapeOp, g, result_type=op.input.type)]
+
+
+@rule(nn.BroadcastToOp)
+def _broadcast_to(e, op, g, needs):
+    return [e.sum_to(g, op.input), None]
+
+
+# --- reductions and normalisations -------------------------------------------------------------
+
+
+def _reduce_args(op) -> tuple[list[int], bool]:
+    return list(nn.get_ints(op.properties, "axes")), "keepdims" in op.properties
+
+
+@rule(nn.ReduceSumOp)
+def _reduce_sum(e, op, g, needs):
+    axes, keep = _reduce_args(op)
+    return [e.restore_axes(g, op.input, axes, keep)]
+
+
+@rule(nn.ReduceMeanOp)
+def _reduce_mean(e, op, g, needs):
+    axes, keep = _reduce_args(op)
+    count = e.op(nn.AxisSizeOp, op.input, axes=nn.int_array(axes))
+    return [e.restore_axes(e.div(g, count), op.input, axes, keep)]
+
+
+@rule(nn.ReduceMaxOp)
+def _reduce_max(e, op, g, needs):
+    x = op.input
+    axes, keep = _reduce_args(op)
+    is_max = e.cmp("eq", x, e.restore_axes(op.res, x, axes, keep))
+    ties = e.op(nn.CastOp, is_max, result_type=x.type)
+    share = e.div(
+        e.restore_axes(g, x, axes, keep),
+        e.restore_axes(e.reduce_sum(ties, axes, keepdims=keep), x, axes, keep),
+    )
+    return [e.select(is_max, share, 0.0)]
+
+
+@rule(nn.SoftmaxOp)
+def _softmax(e, op, g, needs):
+    y, axis = op.res, nn.get_int(op.properties, "axis")
+    return [e.mul(y, e.sub(g, e.reduce_sum(e.mul(g, y), [axis], keepdims=True)))]
+
+
+@rule(nn.LogSoftmaxOp)
+def _log_softmax(e, op, g, needs):
+    y, axis = op.res, nn.get_int(op.properties, "axis")
+    softmax = e.op(nn.ExpOp, y)
+    return [e.sub(g, e.mul(softmax, e.reduce_sum(g, [axis], keepdims=True)))]
+
+
+# --- convolution and pooling -------------------------------------------------------------------
+
+
+def _window(op) -> dict[str, Attribute]:
+    return {k: op.properties[k] for k in nn.WINDOW_PROPS}
+
+
+def _pool_window(op) -> dict[str, Attribute]:
+    return {k: op.properties[k] for k in ("kernel", "stride", "padding")}
+
+
+@rule(nn.Conv2dOp)
+def _conv2d(e, op, g, needs):
+    x, w = op.input, op.weight
+    return each(
+        needs,
+        lambda: e.op(nn.Conv2dGradInputOp, g, w, result_type=x.type, **_window(op)),
+        lambda: e.op(nn.Conv2dGradWeightOp, x, g, result_type=w.type, **_window(op)),
+    )
+
+
+@rule(nn.Conv2dGradInputOp)
+def _conv2d_grad_input(e, op, h, needs):
+    # <h, conv^T(g, w)> = <conv(h, w), g>
+    g, w = op.grad, op.weight
+    return each(
+        needs,
+        lambda: e.op(nn.Conv2dOp, h, w, **_window(op)),
+        lambda: e.op(nn.Conv2dGradWeightOp, h, g, result_type=w.type, **_window(op)),
+    )
+
+
+@rule(nn.Conv2dGradWeightOp)
+def _conv2d_grad_weight(e, op, h, needs):
+    # <h, dW(x, g)> = <conv(x, h), g>
+    x, g = op.input, op.grad
+    return each(
+        needs,
+        lambda: e.op(nn.Conv2dGradInputOp, g, h, result_type=x.type, **_window(op)),
+        lambda: e.op(nn.Conv2dOp, x, h, **_window(op)),
+    )
+
+
+@rule(nn.MaxPool2dOp)
+def _max_pool2d(e, op, g, needs):
+    return [e.op(nn.MaxPool2dGradOp, op.input, g, **_pool_window(op))]
+
+
+@rule(nn.MaxPool2dGradOp)
+def _max_pool2d_grad(e, op, h, needs):
+    raise NoDerivative("the second derivative of max_pool2d is not implemented")
+
+
+@rule(nn.AvgPool2dOp)
+def _avg_pool2d(e, op, g, needs):
+    return [e.op(nn.AvgPool2dGradOp, g, result_type=op.input.type, **_pool_window(op))]
+
+
+@rule(nn.AvgPool2dGradOp)
+def _avg_pool2d_grad(e, op, h, needs):
+    return [e.op(nn.AvgPool2dOp, h, **_pool_window(op))]
+
+
+# --- indexing ----------------------------------------------------------------------------------
+
+
+@rule(nn.GatherOp)
+def _gather(e, op, g, needs):
+    x = op.input
+    axis = nn.axis_of(op.name, x.type, nn.get_int(op.properties, "axis"))
+    if x.type.get_shape()[axis] == DYN:
+        raise NoDerivative(f"gather's table {format_type(x.type)} needs a static gathered axis")
+    return [e.op(nn.ScatterAddOp, g, op.indices, result_type=x.type, axis=op.axis), None]
+
+
+@rule(nn.ScatterAddOp)
+def _scatter_add(e, op, h, needs):
+    return [e.op(nn.GatherOp, h, op.indices, axis=op.axis), None]
+
+
+@rule(nn.ConcatOp)
+def _concat(e, op, g, needs):
+    axis = nn.axis_of(op.name, op.res.type, nn.get_int(op.properties, "axis"))
+    shape = g.type.get_shape()
+    sizes = [t.type.get_shape()[axis] for t in op.inputs]
+    if DYN in sizes[:-1]:
+        raise NoDerivative("concat's gradient needs static sizes along the joined axis")
+    pieces, start = [], 0
+    for need, size in zip(needs, sizes):
+        if need:
+            stop = nn.SLICE_END if size == DYN else start + size
+            starts = [start if i == axis else 0 for i in range(len(shape))]
+            stops = [
+                stop if i == axis else (nn.SLICE_END if d == DYN else d)
+                for i, d in enumerate(shape)
+            ]
+            piece = e.op(
+                nn.SliceOp,
+                g,
+                starts=nn.int_array(starts),
+                stops=nn.int_array(stops),
+                steps=nn.int_array([1] * len(shape)),
+            )
+            pieces.append(piece)
+        else:
+            pieces.append(None)
+        start += 0 if size == DYN else size
+    return pieces
+
+
+def _slice_props(op) -> dict[str, Attribute]:
+    return {k: op.properties[k] for k in ("starts", "stops", "steps")}
+
+
+@rule(nn.SliceOp)
+def _slice(e, op, g, needs):
+    return [e.op(nn.SliceGradOp, g, result_type=op.input.type, **_slice_props(op))]
+
+
+@rule(nn.SliceGradOp)
+def _slice_grad(e, op, h, needs):
+    return [e.op(nn.SliceOp, h, **_slice_props(op))]
+
+
+def vjp(e: Emitter, op: Operation, g: SSAValue, needs: Sequence[bool]) -> list[SSAValue | None]:
+    """The cotangents of `op`'s operands; raises NoDerivative with a user-facing reason."""
+    rule_fn = VJP.get(type(op))
+    if rule_fn is None:
+        raise NoDerivative(f"{op.name} has no derivative rule")
+    try:
+        return list(rule_fn(e, op, g, needs))
+    except ShapeError as err:
+        raise NoDerivative(f"{op.name}: {err}") from None

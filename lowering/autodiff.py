@@ -1,0 +1,197 @@
+"""`autodiff`: expand every `ad.grad` / `ad.value_and_grad` request into explicit `nn` IR.
+
+For a request `ad.value_and_grad @f(args) wrt [i, ...]` the pass
+1. takes `@f`'s body with its calls inlined and places a copy before the request (the forward
+   sweep, located where `@f`'s ops are);
+2. finds the active values: those that depend on a `wrt` argument through differentiable ops
+   and on which the result depends;
+3. walks the forward ops backwards, asking each op's rule in `dialects/nn_vjp.py` for its
+   operands' cotangents and summing the cotangents of values used more than once; every
+   adjoint op is located at the forward op it differentiates;
+4. replaces the request's results with the forward value and the `wrt` arguments' cotangents.
+
+Requests whose function itself contains a request are expanded after it, so the pass works on
+its own output: a gradient of a gradient (a Hessian-vector product) is an ordinary request.
+Afterwards canonicalize, CSE and DCE leave only the work the gradients need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.traits import SymbolTable
+from xdsl.transforms.canonicalize import CanonicalizePass
+from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
+from xdsl.transforms.dead_code_elimination import DeadCodeElimination
+
+from irnet.dialects.ad import GradRequestOp
+from irnet.dialects.nn_vjp import NOT_DIFFERENTIABLE, SHAPE_ONLY, Emitter, NoDerivative, vjp
+from irnet.dialects.shapes import format_type, is_float, shapes_compatible
+from irnet.locations import error_at
+from irnet.lowering.inline import inline_call
+
+
+def callee_of(module: ModuleOp, request: GradRequestOp) -> func.FuncOp:
+    callee = SymbolTable.lookup_symbol(module, request.callee)
+    assert isinstance(callee, func.FuncOp)
+    return callee
+
+
+def flat_body(module: ModuleOp, function: func.FuncOp) -> func.FuncOp:
+    """A copy of `function` with every call inlined."""
+    copy = function.clone()
+    while calls := [op for op in copy.walk() if isinstance(op, func.CallOp)]:
+        for call in calls:
+            callee = SymbolTable.lookup_symbol(module, call.callee)
+            assert isinstance(callee, func.FuncOp)
+            inline_call(call, callee)
+    return copy
+
+
+def has_request(module: ModuleOp, function: func.FuncOp, seen: set[str] | None = None) -> bool:
+    seen = set() if seen is None else seen
+    if function.sym_name.data in seen:
+        return False
+    seen.add(function.sym_name.data)
+    for op in function.walk():
+        if isinstance(op, GradRequestOp):
+            return True
+        if isinstance(op, func.CallOp):
+            callee = SymbolTable.lookup_symbol(module, op.callee)
+            if isinstance(callee, func.FuncOp) and has_request(module, callee, seen):
+                return True
+    return False
+
+
+def differentiable_edge(op: Operation) -> bool:
+    """Whether a cotangent can flow from `op`'s result to its operands."""
+    if type(op) in NOT_DIFFERENTIABLE or type(op) in SHAPE_ONLY:
+        return False
+    return all(is_float(r.type) for r in op.results)
+
+
+@dataclass
+class Activity:
+    """Which values of a flat function carry derivatives from `sources` to `output`."""
+
+    ops: Sequence[Operation]
+    output: SSAValue
+
+    def forward(self, sources: set[SSAValue], through_all: bool) -> set[SSAValue]:
+        reached = set(sources)
+        for op in self.ops:
+            if any(o in reached for o in op.operands) and (through_all or differentiable_edge(op)):
+                reached.update(op.results)
+        return reached
+
+    def backward(self, through_all: bool) -> set[SSAValue]:
+        reached = {self.output}
+        for op in reversed(self.ops):
+            if any(r in reached for r in op.results) and (through_all or differentiable_edge(op)):
+                reached.update(op.operands)
+        return reached
+
+
+def check_reachable(activity: Activity, arg: SSAValue, name: str, where: Operation) -> None:
+    """Raise if `arg` reaches the output only through ops without derivatives."""
+    influences = activity.backward(through_all=True)
+    if arg not in influences or activity.output in activity.forward({arg}, through_all=False):
+        return
+    active = activity.forward({arg}, through_all=False)
+    for op in activity.ops:
+        blocked = not differentiable_edge(op) and any(o in active for o in op.operands)
+        if blocked and any(r in influences for r in op.results):
+            raise error_at(
+                f"the gradient with respect to '{name}' reaches the result only through "
+                f"{op.name}, which has no derivative",
+                op.location,
+            )
+    raise error_at(f"no derivative path from '{name}' to the result", where.location)
+
+
+def expand(module: ModuleOp, request: GradRequestOp) -> None:
+    body = flat_body(module, callee_of(module, request))
+    block = body.body.block
+    ret = block.last_op
+    assert isinstance(ret, func.ReturnOp)
+    ops = [op for op in block.ops if op is not ret]
+    activity = Activity(ops, ret.arguments[0])
+    wrt = request.wrt_indices
+    for i in wrt:
+        name = block.args[i].name_hint or f"#{i}"
+        check_reachable(activity, block.args[i], name, request)
+    active = activity.forward({block.args[i] for i in wrt}, through_all=False)
+    needed = active & activity.backward(through_all=False)
+
+    # Forward sweep: the callee's ops, placed before the request.
+    at = InsertPoint.before(request)
+    placed: dict[SSAValue, SSAValue] = dict(zip(block.args, request.args))
+    pairs = []
+    for op in ops:
+        copy = op.clone(value_mapper=placed)
+        Rewriter.insert_op(copy, at)
+        pairs.append((op, copy))
+    output = placed[activity.output]
+
+    # Reverse sweep: cotangents keyed by the callee's values, built from the placed ones.
+    here = Emitter(at, request.location)
+    adjoint: dict[SSAValue, SSAValue] = {
+        activity.output: request.seed if request.seed is not None else here.const(1.0, output)
+    }
+    for op, copy in reversed(pairs):
+        g = adjoint.get(op.results[0]) if op.results else None
+        needs = [o in needed for o in op.operands]
+        if g is None or not any(needs):
+            continue
+        e = Emitter(at, copy.location)
+        try:
+            cotangents = vjp(e, copy, g, needs)
+        except NoDerivative as err:
+            raise error_at(str(err), copy.location) from None
+        for operand, need, c in zip(op.operands, needs, cotangents):
+            if not need or c is None:
+                continue
+            check_cotangent(copy, operand, c)
+            adjoint[operand] = e.add(adjoint[operand], c) if operand in adjoint else c
+    grads = [adjoint.get(block.args[i]) or zeros_like(here, request.args[i]) for i in wrt]
+    results = [output, *grads] if request.WITH_VALUE else grads
+    Rewriter.replace_op(request, [], results)
+
+
+def check_cotangent(op: Operation, operand: SSAValue, cotangent: SSAValue) -> None:
+    t, c = operand.type, cotangent.type
+    if t.element_type != c.element_type or not shapes_compatible(t.get_shape(), c.get_shape()):
+        raise AssertionError(
+            f"derivative rule of {op.name} produced {format_type(c)} for {format_type(t)}"
+        )
+
+
+def zeros_like(e: Emitter, value: SSAValue) -> SSAValue:
+    return e.broadcast_like(e.const(0.0, value), value)
+
+
+@dataclass(frozen=True)
+class AutodiffPass(ModulePass):
+    name = "autodiff"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        while requests := [r for r in op.walk() if isinstance(r, GradRequestOp)]:
+            ready = [r for r in requests if not has_request(op, callee_of(op, r))]
+            if not ready:
+                raise error_at(
+                    "derivative requests depend on each other in a cycle", requests[0].location
+                )
+            expand(op, ready[0])
+        for cleanup in (
+            CanonicalizePass(),
+            CommonSubexpressionElimination(),
+            DeadCodeElimination(),
+        ):
+            cleanup.apply(ctx, op)
