@@ -363,7 +363,7 @@ class AddOp(BinaryOp, HasCanonicalizationPatternsInterface):
 
     @classmethod
     def get_canonicalization_patterns(cls):
-        return (DropIdentityOperand(),)
+        return (DropIdentityOperand(), UseScalarConstant())
 
 
 @irdl_op_definition
@@ -379,7 +379,7 @@ class SubOp(BinaryOp, HasCanonicalizationPatternsInterface):
 
     @classmethod
     def get_canonicalization_patterns(cls):
-        return (DropIdentityOperand(),)
+        return (DropIdentityOperand(), UseScalarConstant())
 
 
 @irdl_op_definition
@@ -395,7 +395,7 @@ class MulOp(BinaryOp, HasCanonicalizationPatternsInterface):
 
     @classmethod
     def get_canonicalization_patterns(cls):
-        return (DropIdentityOperand(),)
+        return (DropIdentityOperand(), UseScalarConstant())
 
 
 @irdl_op_definition
@@ -412,7 +412,7 @@ class DivOp(BinaryOp, HasCanonicalizationPatternsInterface):
 
     @classmethod
     def get_canonicalization_patterns(cls):
-        return (DropIdentityOperand(),)
+        return (DropIdentityOperand(), UseScalarConstant())
 
 
 @irdl_op_definition
@@ -1388,6 +1388,7 @@ from .nn_patterns import (  # noqa: E402
     FoldStaticAxisSize,
     FoldTransposes,
     LogOfSoftmax,
+    UseScalarConstant,
 )
 
 NN = Dialect(

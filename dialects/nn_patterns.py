@@ -118,3 +118,36 @@ class FoldStaticAxisSize(RewritePattern):
         folded = nn.ConstantOp.scalar(float(math.prod(sizes)), op.res.type.element_type)
         folded.location = op.location
         rewriter.replace(op, folded)
+
+
+def scalar_source(value: SSAValue) -> nn.ConstantOp | None:
+    """The scalar constant that `value` merely reshapes or broadcasts, if any."""
+    owner = value.owner
+    while isinstance(owner, nn.ReshapeOp | nn.BroadcastToOp):
+        owner = owner.input.owner
+    if isinstance(owner, nn.ConstantOp) and owner.res.type.get_num_dims() == 0:
+        return owner
+    return None
+
+
+class UseScalarConstant(RewritePattern):
+    """`x * broadcast_to(reshape(c))` -> `x * c` when the result type stays the same, so that
+    the identity patterns and fusion see the scalar (the autodiff pass seeds with ones)."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, nn.BinaryOp):
+            return
+        for i, operand in enumerate(op.operands):
+            source = scalar_source(operand)
+            if source is None or source.res is operand:
+                continue
+            operands = list(op.operands)
+            operands[i] = source.res
+            try:
+                simpler = type(op).build_inferred(operands)
+            except ShapeError:
+                continue
+            if simpler.res.type == op.res.type:
+                simpler.location = op.location
+                rewriter.replace(op, simpler)
+                return

@@ -119,7 +119,8 @@ class Emitter:
         """The cotangent of a reduction over `axes` of `x`, broadcast back to x's shape."""
         rank = x.type.get_num_dims()
         axes = sorted({a % rank for a in axes} or range(rank))
-        if not keepdims:
+        leading = axes == list(range(len(axes)))  # broadcasting restores leading axes itself
+        if not keepdims and not leading:
             shape = [1 if i in axes else d for i, d in enumerate(x.type.get_shape())]
             if shape.count(DYN) > 1:
                 raise NoDerivative(

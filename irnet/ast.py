@@ -175,6 +175,14 @@ class Assign(Node):
 
 
 @dataclass
+class Unpack(Node):
+    """`loss, grad = value_and_grad(f, wrt="w")(x, w)`: one name per value of a tuple."""
+
+    targets: list[str]
+    value: Expr
+
+
+@dataclass
 class Return(Node):
     value: Expr
 
@@ -188,7 +196,7 @@ class For(Node):
     body: list[Stmt]
 
 
-Stmt = Param | Assign | Return | For
+Stmt = Param | Assign | Unpack | Return | For
 
 
 @dataclass

@@ -20,6 +20,7 @@ from irnet.dialects.shapes import DYN
 
 from .ast import Loc
 from .errors import IrnError
+from .imports import FunctionRef
 
 if TYPE_CHECKING:
     from .irgen import FunctionBuilder
@@ -285,6 +286,31 @@ def _size(fb: FunctionBuilder, loc: Loc, x, axis) -> int:
     if shape[axis] == DYN:
         raise IrnError(f"size(): dimension {axis} is only known at run time", loc)
     return shape[axis]
+
+
+# --- derivatives -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradFn:
+    """`grad(f, wrt=...)`: a function whose call requests f's gradients (an `ad` op)."""
+
+    function: FunctionRef
+    wrt: Any
+    with_value: bool
+
+
+def _derivative(with_value: bool):
+    def build(fb: FunctionBuilder, loc: Loc, f, wrt) -> GradFn:
+        if not isinstance(f, FunctionRef):
+            raise IrnError("grad() differentiates a def or model function, given by its name", loc)
+        return GradFn(f, wrt, with_value)
+
+    return build
+
+
+builtin("grad", "f", wrt=0)(_derivative(with_value=False))
+builtin("value_and_grad", "f", wrt=0)(_derivative(with_value=True))
 
 
 COMPARISON_PREDICATES = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}

@@ -40,11 +40,11 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, OpResult, Region, SSAValue
 
 from irnet.dialects import nn
-from irnet.dialects.ad import ValueAndGradOp
+from irnet.dialects.ad import GradOp, ValueAndGradOp
 from irnet.dialects.shapes import DYN, ShapeError, format_shape, format_type
 
 from . import ast
-from .builtins import BUILTINS, bind_arguments, comparison_props, suggest
+from .builtins import BUILTINS, GradFn, bind_arguments, comparison_props, suggest
 from .errors import IrnError
 from .imports import FunctionRef, LoadedModule, Program
 from .indexing import ELLIPSIS, Bounds, index
@@ -264,6 +264,10 @@ def describe(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return f"the list {value}"
+    if isinstance(value, tuple):
+        return f"{len(value)} values (unpack them: a, b = ...)"
+    if isinstance(value, GradFn):
+        return f"the gradient of '{value.function.fn.name}'"
     if callable(value):
         return f"the builtin '{getattr(value, 'name', value)}'"
     return repr(value)
@@ -280,6 +284,7 @@ class IRGen:
         self.models: dict[str, Spec] = {}
         self.in_progress: set[tuple] = set()
         self.symbols: set[str] = set()
+        self.functions: dict[str, func.FuncOp] = {}
         self.seed_counter = 0
 
     def generate(self) -> ModuleOp:
@@ -324,6 +329,7 @@ class IRGen:
         )
         op.location = location(loc)
         self.module_op.body.block.add_op(op)
+        self.functions[symbol] = op
         return op
 
     def model_spec(self, ref: FunctionRef) -> Spec:
@@ -447,9 +453,11 @@ class IRGen:
         symbol = self.unique_symbol(loss_fn.sym_name.data.removesuffix(".loss") + ".grad")
         self.finish(fb, symbol, list(request.results), loc, loc, False)
 
-    def call(
+    def instantiate(
         self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords
-    ) -> SSAValue:
+    ) -> tuple[Spec, list[SSAValue]]:
+        """The function generated for this call, and the call's operands: its tensor
+        arguments, then the parameters this call site owns."""
         fn = ref.fn
         names = [a.name for a in fn.args]
         defaults = {a.name for a in fn.args if a.default is not None}
@@ -471,8 +479,60 @@ class IRGen:
             fb.parameter(ParamInfo(prefix + p.name, p.type, p.init, p.init_args, p.loc))
             for p in spec.params
         ]
-        call = func.CallOp(spec.symbol, [*operands, *params], [spec.result_type])
-        return fb.emit(call, node.loc)
+        return spec, [*operands, *params]
+
+    def call(self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords):
+        spec, operands = self.instantiate(fb, ref, node, args, keywords)
+        return fb.emit(func.CallOp(spec.symbol, operands, [spec.result_type]), node.loc)
+
+    def derivative(self, fb: FunctionBuilder, grad: GradFn, node: ast.Call, args, keywords):
+        """`grad(f, wrt=...)(args)`: an `ad.grad` (or `ad.value_and_grad`) request. One
+        gradient per `wrt` entry; `value_and_grad` gives the value first."""
+        spec, operands = self.instantiate(fb, grad.function, node, args, keywords)
+        result = spec.result_type
+        if result.get_num_dims() != 0 or result.element_type not in (f32, f64):
+            raise IrnError(
+                f"grad() needs a function returning a float scalar; "
+                f"{grad.function.fn.name} returns {format_type(result)}",
+                node.loc,
+            )
+        tensor_args = [
+            a.name for a in grad.function.fn.args if isinstance(a.type, ast.TensorTypeExpr)
+        ]
+        wrt = wrt_indices(grad.wrt, tensor_args, node.loc)
+        for i in wrt:
+            if operands[i].type.element_type not in (f32, f64):
+                raise IrnError(
+                    f"cannot differentiate with respect to '{tensor_args[i]}', "
+                    f"a {format_type(operands[i].type)} tensor",
+                    node.loc,
+                )
+        request_class = ValueAndGradOp if grad.with_value else GradOp
+        request = request_class.request(self.functions[spec.symbol], operands, wrt)
+        fb.emit(request, node.loc)
+        results = tuple(request.results)
+        single = not isinstance(grad.wrt, list) and not grad.with_value
+        return results[0] if single else results
+
+
+def wrt_indices(wrt: Any, names: list[str], loc: ast.Loc) -> list[int]:
+    """`wrt=` as positions among the function's tensor arguments: a name, an index or a list."""
+    items = wrt if isinstance(wrt, list) else [wrt]
+    indices = []
+    for item in items:
+        if isinstance(item, str) and item in names:
+            indices.append(names.index(item))
+        elif (
+            isinstance(item, int)
+            and not isinstance(item, bool)
+            and -len(names) <= item < len(names)
+        ):
+            indices.append(item % len(names))
+        else:
+            raise IrnError(f"wrt={item!r} names no tensor argument; the arguments are {names}", loc)
+    if not indices or len(set(indices)) != len(indices):
+        raise IrnError("wrt= must name distinct arguments", loc)
+    return indices
 
 
 # --- statements --------------------------------------------------------------------------------
@@ -507,6 +567,15 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
             if isinstance(result, OpResult) and result.name_hint is None:
                 result.name_hint = target
             fb.env[target] = result
+        case ast.Unpack(targets=targets, value=value):
+            values = evaluate(fb, value)
+            if not isinstance(values, tuple) or len(values) != len(targets):
+                count = len(values) if isinstance(values, tuple) else 1
+                raise IrnError(
+                    f"cannot unpack {count} value(s) into {len(targets)} names", stmt.loc
+                )
+            for target, item in zip(targets, values):
+                fb.env[target] = item
         case ast.Param():
             declare_param(fb, stmt)
         case ast.Return(value=value):
@@ -824,6 +893,8 @@ def call(fb: FunctionBuilder, node: ast.Call) -> Any:
     keywords = [(k.name, evaluate(fb, k.value), k.loc) for k in node.keywords]
     if isinstance(target, FunctionRef):
         return fb.gen.call(fb, target, node, args, keywords)
+    if isinstance(target, GradFn):
+        return fb.gen.derivative(fb, target, node, args, keywords)
     if callable(target):
         return target(fb, node.loc, args, keywords)
     raise IrnError(f"{describe(target)} is not callable", node.func.loc)

@@ -186,6 +186,10 @@ class _ToAst(Transformer):
     def assign(self, meta, name, value):
         return ast.Assign(self._loc(meta), str(name), value)
 
+    def unpack(self, meta, *names_and_value):
+        *names, value = names_and_value
+        return ast.Unpack(self._loc(meta), [str(n) for n in names], value)
+
     def return_stmt(self, meta, value):
         return ast.Return(self._loc(meta), value)
 

@@ -35,7 +35,7 @@ from irnet.dialects.ad import GradRequestOp
 from irnet.dialects.nn_vjp import NOT_DIFFERENTIABLE, SHAPE_ONLY, Emitter, NoDerivative, vjp
 from irnet.dialects.shapes import format_type, is_float, shapes_compatible
 from irnet.locations import error_at
-from irnet.lowering.inline import inline_call
+from irnet.lowering.inline import drop_unused_private_functions, inline_call
 
 
 def callee_of(module: ModuleOp, request: GradRequestOp) -> func.FuncOp:
@@ -189,6 +189,7 @@ class AutodiffPass(ModulePass):
                     "derivative requests depend on each other in a cycle", requests[0].location
                 )
             expand(op, ready[0])
+        drop_unused_private_functions(op)
         for cleanup in (
             CanonicalizePass(),
             CommonSubexpressionElimination(),

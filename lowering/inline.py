@@ -1,5 +1,5 @@
 """`inline-functions`: replace every `func.call` by the callee's body, then drop the private
-functions nobody calls any more.
+functions nothing refers to any more.
 
 Inlined ops keep their own location and gain the call site's, MLIR style:
 `loc(callsite("stdlib/nn.irn":9:12 at "mlp.irn":8:9))`, so an error deep inside `nn.dense` still
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import CallSiteLoc, ModuleOp
+from xdsl.dialects.builtin import CallSiteLoc, ModuleOp, SymbolRefAttr
 from xdsl.ir import Attribute
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -66,6 +66,23 @@ class InlineFunctionsPass(ModulePass):
                     assert isinstance(callee, func.FuncOp), f"unknown callee {call.callee}"
                     inline_call(call, callee)
             number_random_streams(function)
-        for function in functions:
-            if function.sym_visibility is not None and function.sym_visibility.data == "private":
-                op.body.block.erase_op(function)
+        drop_unused_private_functions(op)
+
+
+def drop_unused_private_functions(module: ModuleOp) -> None:
+    still_used = referenced_symbols(module)
+    for function in [f for f in module.ops if isinstance(f, func.FuncOp)]:
+        visibility = function.sym_visibility
+        private = visibility is not None and visibility.data == "private"
+        if private and function.sym_name.data not in still_used:
+            module.body.block.erase_op(function)
+
+
+def referenced_symbols(module: ModuleOp) -> set[str]:
+    """Symbols named by any op (derivative requests name the function they differentiate)."""
+    return {
+        attr.root_reference.data
+        for op in module.walk()
+        for attr in (*op.properties.values(), *op.attributes.values())
+        if isinstance(attr, SymbolRefAttr)
+    }

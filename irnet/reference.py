@@ -1,0 +1,656 @@
+"""The NumPy reference interpreter of the `nn` dialect: the oracle that gradients and the compiled
+targets are tested against.
+
+`run(module, "mnist_mlp", args)` evaluates one `func.func` op by op on xDSL's `Interpreter`
+framework; every value is a NumPy array (0-d for scalars). Each op's semantics is its docstring in
+`dialects/nn.py`, spelt here in NumPy: one `@impl` per op, the elementwise ones from the
+`ELEMENTWISE` table. Convolution and pooling work on windows (`windows`, im2col as a strided
+view) and their gradients add windows back (`add_windows`, col2im).
+
+Values are checked against the IR as they flow, because autodiff and the backends rely on the
+types:
+
+- each argument's shape and dtype kind must fit its type (`?` fits any size);
+- broadcasting is static: a dimension stretches only where the operand's *type* has size 1, so a
+  `?` dimension that is 1 at run time never broadcasts silently;
+- each result must fit its op's result type.
+
+A mismatch raises `IrnError`, at the op's source location when an op is to blame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    Float32Type,
+    Float64Type,
+    IntegerType,
+    ModuleOp,
+    TensorType,
+)
+from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
+from xdsl.interpreters.func import FuncFunctions
+from xdsl.ir import Attribute, Operation
+
+from irnet.dialects import nn
+from irnet.dialects.shapes import DYN, format_shape, format_type
+
+from .errors import IrnError
+from .locations import error_at
+
+Shape = tuple[int, ...]
+ArrayLike = Any
+
+# --- errors at an op ---------------------------------------------------------------------------
+
+
+def op_error(op: Operation, message: str) -> IrnError:
+    """`IrnError` naming `op`, at `op.location` (the call sites it was inlined through as notes)."""
+    return error_at(f"{op.name}: {message}", op.location)
+
+
+def unsupported(op: Operation) -> IrnError:
+    if op.name.startswith("ad."):
+        hint = "run the autodiff pass first; it expands `ad` ops into `nn` ops"
+    else:
+        hint = "the reference interpreter runs only `nn` and `func` ops; lower it to them first"
+    return op_error(op, f"has no reference implementation: {hint}")
+
+
+# --- dtypes and shapes -------------------------------------------------------------------------
+
+
+def numpy_dtype(element_type: Attribute, float_dtype: np.dtype | None = None) -> np.dtype:
+    """The NumPy dtype of an element type; floats become `float_dtype` when it is given."""
+    if isinstance(element_type, Float32Type | Float64Type):
+        return float_dtype or np.dtype(
+            np.float32 if isinstance(element_type, Float32Type) else np.float64
+        )
+    if isinstance(element_type, IntegerType) and element_type.width.data in (1, 8, 16, 32, 64):
+        width = element_type.width.data
+        return np.dtype(bool) if width == 1 else np.dtype(f"int{width}")
+    raise IrnError(f"the reference interpreter has no NumPy dtype for {element_type}")
+
+
+KINDS = {"f": "f", "i": "iu", "b": "b"}
+"""For each dtype kind of an IR type, the kinds of NumPy arrays accepted as its values."""
+
+
+def fits(type_shape: Sequence[int], shape: Sequence[int]) -> bool:
+    return len(type_shape) == len(shape) and all(t in (DYN, s) for t, s in zip(type_shape, shape))
+
+
+def describe(value: np.ndarray) -> str:
+    return f"{value.dtype}{format_shape(value.shape)}"
+
+
+def check_static_broadcast(
+    op: Operation, operands: Sequence[tuple[Shape, Shape]], target: Shape | None = None
+) -> None:
+    """Broadcast `(type shape, run-time shape)` operands, aligned at the right, to `target` (by
+    default the shape they broadcast to): a dimension may stretch only where its type has size 1.
+    A `?` dimension must therefore have the target's size; autodiff relies on it."""
+    if target is None:
+        sizes = [1] * max(len(shape) for _, shape in operands)
+        for type_shape, shape in operands:
+            for k in range(1, len(shape) + 1):
+                if type_shape[-k] != 1:
+                    sizes[-k] = shape[-k]
+        target = tuple(sizes)
+    for type_shape, shape in operands:
+        for k in range(1, len(shape) + 1):
+            if type_shape[-k] != 1 and shape[-k] != target[-k]:
+                spelled = ", ".join(f"{format_shape(t)} as {format_shape(s)}" for t, s in operands)
+                raise op_error(
+                    op,
+                    f"operands typed {spelled} at run time do not broadcast to "
+                    f"{format_shape(target)}: only a dimension of static size 1 stretches, "
+                    "never a `?` one",
+                )
+
+
+def broadcast_args(op: Operation, args: PythonValues) -> PythonValues:
+    """`args` of an elementwise op, after `check_static_broadcast`."""
+    check_static_broadcast(op, [(o.type.get_shape(), a.shape) for o, a in zip(op.operands, args)])
+    return args
+
+
+def result_shape(op: Operation, known: Sequence[int | None]) -> Shape:
+    """The result type's shape, each `?` replaced by its run-time size from `known` (None where
+    the operands do not determine it: an error)."""
+    result_type = op.results[0].type
+    assert isinstance(result_type, TensorType)
+    shape = []
+    for axis, (dim, size) in enumerate(zip(result_type.get_shape(), known)):
+        if dim == DYN and size is None:
+            raise op_error(
+                op,
+                f"dimension {axis} of the result type {format_type(result_type)} is `?`, and "
+                "the operands do not determine its size; the result type must give it",
+            )
+        shape.append(size if dim == DYN else dim)
+    return tuple(shape)
+
+
+def check_indices(op: Operation, indices: np.ndarray, size: int, axis: int) -> None:
+    bad = indices[(indices < 0) | (indices >= size)]
+    if bad.size:
+        raise op_error(
+            op,
+            f"index {bad.flat[0]} is out of range for axis {axis} of size {size} (0 to {size - 1})",
+        )
+
+
+# --- elementwise -------------------------------------------------------------------------------
+
+GELU_C = math.sqrt(2 / math.pi)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """`1 / (1 + exp(-x))` without overflow for any x."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1 + np.tanh(GELU_C * (x + 0.044715 * x**3)))
+
+
+ELEMENTWISE: dict[type[Operation], Callable[..., np.ndarray]] = {
+    nn.NegOp: np.negative,
+    nn.AbsOp: np.abs,
+    nn.ExpOp: np.exp,
+    nn.LogOp: np.log,
+    nn.SqrtOp: np.sqrt,
+    nn.TanhOp: np.tanh,
+    nn.SigmoidOp: sigmoid,
+    nn.ReluOp: lambda x: np.maximum(x, 0),
+    nn.GeluOp: gelu,
+    nn.AddOp: np.add,
+    nn.SubOp: np.subtract,
+    nn.MulOp: np.multiply,
+    nn.DivOp: np.true_divide,
+    nn.PowOp: np.power,
+    nn.MaximumOp: np.maximum,
+    nn.MinimumOp: np.minimum,
+}
+
+COMPARISONS = {
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+}
+
+
+def elementwise_impl(fn: Callable[..., np.ndarray]):
+    def run(self: NNFunctions, interpreter: Interpreter, op: Operation, args: PythonValues):
+        return self.result(op, fn(*broadcast_args(op, args)))
+
+    return run
+
+
+class ElementwiseFunctions(InterpreterFunctions):
+    """The ops of `ELEMENTWISE`, one `@impl` each (set below; `NNFunctions` inherits them)."""
+
+
+for _op, _fn in ELEMENTWISE.items():
+    _name = f"run_{_op.name.removeprefix('nn.')}"
+    setattr(ElementwiseFunctions, _name, impl(_op)(elementwise_impl(_fn)))
+
+
+# --- windows: convolution and pooling ----------------------------------------------------------
+
+Pair = tuple[int, int]
+
+
+def windows(
+    x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair = (1, 1), fill=0.0
+) -> np.ndarray:
+    """Every window of NCHW `x` as `[N, C, OH, OW, kh, kw]` (im2col as a strided view), after
+    padding each spatial side with `fill`."""
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    return sliding_window_view(x, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def add_windows(
+    cols: np.ndarray, size: Pair, stride: Pair, padding: Pair, dilation: Pair = (1, 1)
+) -> np.ndarray:
+    """The transpose of `windows` (col2im): a zero `[N, C, H, W]` tensor with every window of
+    `cols` `[N, C, OH, OW, kh, kw]` added back where it came from; the padding is dropped."""
+    n, c, oh, ow, kh, kw = cols.shape
+    (h, w), (sh, sw), (ph, pw), (dh, dw) = size, stride, padding, dilation
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), cols.dtype)
+    for i, j in np.ndindex(kh, kw):  # a loop over kernel offsets, not pixels
+        rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+        columns = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+        out[:, :, rows, columns] += cols[..., i, j]
+    return out[:, :, ph : ph + h, pw : pw + w]
+
+
+def grouped(a: np.ndarray, groups: int, axis: int) -> np.ndarray:
+    """Split dimension `axis` of `a` into `(groups, size // groups)`."""
+    return a.reshape(*a.shape[:axis], groups, -1, *a.shape[axis + 1 :])
+
+
+def window_props(op: Operation) -> tuple[Pair, ...]:
+    """`stride, padding, dilation` of a convolution, or `kernel, stride, padding` of a pool."""
+    names = ("kernel", "stride", "padding") if "kernel" in op.properties else nn.WINDOW_PROPS[:3]
+    return tuple(nn.get_ints(op.properties, name) for name in names)  # type: ignore[return-value]
+
+
+def input_size(out: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int | None:
+    """The input length a window op maps to `out`, when only one does (stride 1)."""
+    return out - 1 + dilation * (kernel - 1) + 1 - 2 * pad if stride == 1 else None
+
+
+# --- the interpreter functions -----------------------------------------------------------------
+
+
+@register_impls
+@dataclass
+class NNFunctions(ElementwiseFunctions):
+    """NumPy implementations of the `nn` ops. `float_dtype` overrides every float dtype of the
+    IR; `training`, `seed` and `step` are the run's mode and random stream."""
+
+    float_dtype: np.dtype | None = None
+    training: bool = False
+    seed: int = 0
+    step: int = 0
+
+    def dtype(self, t: Attribute) -> np.dtype:
+        assert isinstance(t, TensorType)
+        return numpy_dtype(t.element_type, self.float_dtype)
+
+    def result(self, op: Operation, value: ArrayLike) -> PythonValues:
+        """`(value,)` as an array, checked against the op's result type."""
+        value = np.asarray(value)
+        result_type = op.results[0].type
+        assert isinstance(result_type, TensorType)
+        if value.dtype != self.dtype(result_type) or not fits(result_type.get_shape(), value.shape):
+            raise op_error(
+                op,
+                f"produced {describe(value)}, which does not fit its type "
+                f"{format_type(result_type)}",
+            )
+        return (value,)
+
+    # constants, casts, mode and randomness
+
+    @impl(nn.ConstantOp)
+    def run_constant(self, interpreter, op: nn.ConstantOp, args):
+        values = np.array(op.value.get_values(), self.dtype(op.res.type))
+        return self.result(op, values.reshape(op.res.type.get_shape()))
+
+    @impl(nn.CastOp)
+    def run_cast(self, interpreter, op: nn.CastOp, args):
+        return self.result(op, args[0].astype(self.dtype(op.res.type)))
+
+    @impl(nn.TrainingOp)
+    def run_training(self, interpreter, op: nn.TrainingOp, args):
+        return self.result(op, np.array(self.training))
+
+    @impl(nn.RandomUniformOp)
+    def run_random_uniform(self, interpreter, op: nn.RandomUniformOp, args):
+        """Drawn in float64 whatever the dtype, so a float64 run replays a float32 one."""
+        entropy = [v % 2**64 for v in (self.seed, nn.get_int(op.properties, "seed"), self.step)]
+        draw = np.random.default_rng(entropy).random(args[0].shape)
+        dtype = self.dtype(op.res.type)
+        below_one = np.nextafter(dtype.type(1), dtype.type(0))
+        return self.result(op, np.minimum(draw.astype(dtype), below_one))
+
+    # comparisons and selection
+
+    @impl(nn.CmpOp)
+    def run_cmp(self, interpreter, op: nn.CmpOp, args):
+        return self.result(op, COMPARISONS[op.predicate.data](*broadcast_args(op, args)))
+
+    @impl(nn.SelectOp)
+    def run_select(self, interpreter, op: nn.SelectOp, args):
+        return self.result(op, np.where(*broadcast_args(op, args)))
+
+    # linear algebra and layout
+
+    @impl(nn.MatmulOp)
+    def run_matmul(self, interpreter, op: nn.MatmulOp, args):
+        batches = [(o.type.get_shape()[:-2], a.shape[:-2]) for o, a in zip(op.operands, args)]
+        check_static_broadcast(op, batches)
+        return self.result(op, np.matmul(*args))
+
+    @impl(nn.TransposeOp)
+    def run_transpose(self, interpreter, op: nn.TransposeOp, args):
+        return self.result(op, np.transpose(args[0], nn.get_ints(op.properties, "perm")))
+
+    @impl(nn.ReshapeOp)
+    def run_reshape(self, interpreter, op: nn.ReshapeOp, args):
+        shape = [-1 if d == DYN else d for d in op.res.type.get_shape()]
+        return self.result(op, args[0].reshape(shape))
+
+    @impl(nn.BroadcastToOp)
+    def run_broadcast_to(self, interpreter, op: nn.BroadcastToOp, args):
+        x, *like = args
+        target_type = op.res.type.get_shape()
+        target = tuple(like[0].shape[i] if d == DYN else d for i, d in enumerate(target_type))
+        check_static_broadcast(op, [(op.input.type.get_shape(), x.shape)], target)
+        return self.result(op, np.broadcast_to(x, target))
+
+    @impl(nn.ConcatOp)
+    def run_concat(self, interpreter, op: nn.ConcatOp, args):
+        return self.result(op, np.concatenate(args, axis=nn.get_int(op.properties, "axis")))
+
+    @impl(nn.SliceOp)
+    def run_slice(self, interpreter, op: nn.SliceOp, args):
+        return self.result(op, args[0][slices(op)])
+
+    # reductions and normalisations
+
+    def reduce(self, op: Operation, x: np.ndarray, fn: Callable[..., np.ndarray], **kw):
+        axes = {a % max(x.ndim, 1) for a in nn.get_ints(op.properties, "axes")}
+        keepdims = "keepdims" in op.properties
+        return self.result(op, fn(x, axis=tuple(sorted(axes)) or None, keepdims=keepdims, **kw))
+
+    @impl(nn.ReduceSumOp)
+    def run_reduce_sum(self, interpreter, op: nn.ReduceSumOp, args):
+        return self.reduce(op, args[0], np.sum, dtype=args[0].dtype)
+
+    @impl(nn.ReduceMeanOp)
+    def run_reduce_mean(self, interpreter, op: nn.ReduceMeanOp, args):
+        return self.reduce(op, args[0], np.mean)
+
+    @impl(nn.ReduceMaxOp)
+    def run_reduce_max(self, interpreter, op: nn.ReduceMaxOp, args):
+        return self.reduce(op, args[0], np.max)
+
+    @impl(nn.ArgmaxOp)
+    def run_argmax(self, interpreter, op: nn.ArgmaxOp, args):
+        axis = nn.get_int(op.properties, "axis")
+        return self.result(op, np.argmax(args[0], axis=axis).astype(np.int64))
+
+    @impl(nn.AxisSizeOp)
+    def run_axis_size(self, interpreter, op: nn.AxisSizeOp, args):
+        shape = args[0].shape
+        axes = nn.get_ints(op.properties, "axes") or range(len(shape))
+        return self.result(op, np.array(math.prod(shape[a] for a in axes), self.dtype(op.res.type)))
+
+    @impl(nn.SoftmaxOp)
+    def run_softmax(self, interpreter, op: nn.SoftmaxOp, args):
+        axis = nn.get_int(op.properties, "axis")
+        e = np.exp(args[0] - np.max(args[0], axis=axis, keepdims=True))
+        return self.result(op, e / np.sum(e, axis=axis, keepdims=True))
+
+    @impl(nn.LogSoftmaxOp)
+    def run_log_softmax(self, interpreter, op: nn.LogSoftmaxOp, args):
+        axis = nn.get_int(op.properties, "axis")
+        shifted = args[0] - np.max(args[0], axis=axis, keepdims=True)
+        return self.result(op, shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True)))
+
+    # convolution and pooling
+
+    @impl(nn.Conv2dOp)
+    def run_conv2d(self, interpreter, op: nn.Conv2dOp, args):
+        x, w = args
+        groups = nn.get_int(op.properties, "groups")
+        cols = grouped(windows(x, w.shape[2:], *window_props(op)), groups, 1)
+        out = np.einsum("ngihwkl,goikl->ngohw", cols, grouped(w, groups, 0), optimize=True)
+        return self.result(op, out.reshape(out.shape[0], -1, *out.shape[3:]))
+
+    @impl(nn.MaxPool2dOp)
+    def run_max_pool2d(self, interpreter, op: nn.MaxPool2dOp, args):
+        cols = windows(args[0], *window_props(op), fill=-np.inf)
+        return self.result(op, cols.max(axis=(-2, -1)))
+
+    @impl(nn.AvgPool2dOp)
+    def run_avg_pool2d(self, interpreter, op: nn.AvgPool2dOp, args):
+        return self.result(op, windows(args[0], *window_props(op)).mean(axis=(-2, -1)))
+
+    # indexing
+
+    @impl(nn.GatherOp)
+    def run_gather(self, interpreter, op: nn.GatherOp, args):
+        x, indices = args
+        axis = nn.get_int(op.properties, "axis") % x.ndim
+        check_indices(op, indices, x.shape[axis], axis)
+        return self.result(op, np.take(x, indices, axis=axis))
+
+    @impl(nn.OneHotOp)
+    def run_one_hot(self, interpreter, op: nn.OneHotOp, args):
+        classes = np.arange(nn.get_int(op.properties, "num_classes"))
+        return self.result(op, (args[0][..., None] == classes).astype(self.dtype(op.res.type)))
+
+    # gradients (the transposes autodiff writes)
+
+    @impl(nn.Conv2dGradInputOp)
+    def run_conv2d_grad_input(self, interpreter, op: nn.Conv2dGradInputOp, args):
+        grad, w = args
+        stride, padding, dilation = window_props(op)
+        groups = nn.get_int(op.properties, "groups")
+        n, _, oh, ow = grad.shape
+        _, i, kh, kw = w.shape
+        sizes = [input_size(*a) for a in zip((oh, ow), (kh, kw), stride, padding, dilation)]
+        _, _, h, wd = result_shape(op, (n, groups * i, *sizes))
+        cols = np.einsum("ngohw,goikl->ngihwkl", grouped(grad, groups, 1), grouped(w, groups, 0))
+        cols = cols.reshape(n, groups * i, oh, ow, kh, kw)
+        return self.result(op, add_windows(cols, (h, wd), stride, padding, dilation))
+
+    @impl(nn.Conv2dGradWeightOp)
+    def run_conv2d_grad_weight(self, interpreter, op: nn.Conv2dGradWeightOp, args):
+        x, grad = args
+        groups = nn.get_int(op.properties, "groups")
+        o, i, kh, kw = result_shape(op, (grad.shape[1], x.shape[1] // groups, None, None))
+        cols = grouped(windows(x, (kh, kw), *window_props(op)), groups, 1)
+        dw = np.einsum("ngohw,ngihwkl->goikl", grouped(grad, groups, 1), cols, optimize=True)
+        return self.result(op, dw.reshape(o, i, kh, kw))
+
+    @impl(nn.MaxPool2dGradOp)
+    def run_max_pool2d_grad(self, interpreter, op: nn.MaxPool2dGradOp, args):
+        """Each window's gradient goes to the first (row-major) position of its maximum."""
+        x, grad = args
+        kernel, stride, padding = window_props(op)
+        cols = windows(x, kernel, stride, padding, fill=-np.inf)
+        first = cols.reshape(*cols.shape[:4], -1).argmax(axis=-1)
+        winner = (np.arange(kernel[0] * kernel[1]) == first[..., None]).reshape(cols.shape)
+        spread = np.where(winner, grad[..., None, None], grad.dtype.type(0))
+        return self.result(op, add_windows(spread, x.shape[2:], stride, padding))
+
+    @impl(nn.AvgPool2dGradOp)
+    def run_avg_pool2d_grad(self, interpreter, op: nn.AvgPool2dGradOp, args):
+        (grad,) = args
+        kernel, stride, padding = window_props(op)
+        n, c, oh, ow = grad.shape
+        sizes = [input_size(*a) for a in zip((oh, ow), kernel, stride, padding)]
+        _, _, h, w = result_shape(op, (n, c, *sizes))
+        share = grad / (kernel[0] * kernel[1])
+        cols = np.broadcast_to(share[..., None, None], (*grad.shape, *kernel))
+        return self.result(op, add_windows(cols, (h, w), stride, padding))
+
+    @impl(nn.ScatterAddOp)
+    def run_scatter_add(self, interpreter, op: nn.ScatterAddOp, args):
+        grad, indices = args
+        rank = op.res.type.get_num_dims()
+        axis = nn.get_int(op.properties, "axis") % rank
+        after = grad.shape[axis + indices.ndim :]
+        shape = result_shape(op, (*grad.shape[:axis], None, *after))
+        check_indices(op, indices, shape[axis], axis)
+        out = np.zeros(shape, grad.dtype)
+        np.add.at(out, (slice(None),) * axis + (indices,), grad)
+        return self.result(op, out)
+
+    @impl(nn.SliceGradOp)
+    def run_slice_grad(self, interpreter, op: nn.SliceGradOp, args):
+        (grad,) = args
+        where = slices(op)
+        known = [
+            s.start + g if s.stop is None and s.step == 1 else None
+            for s, g in zip(where, grad.shape)
+        ]
+        out = np.zeros(result_shape(op, known), grad.dtype)
+        out[where] = grad
+        return self.result(op, out)
+
+
+def slices(op: Operation) -> tuple[slice, ...]:
+    """The `starts`, `stops`, `steps` of a slice op as Python slices (`SLICE_END`: None)."""
+    starts, stops, steps = (nn.get_ints(op.properties, k) for k in ("starts", "stops", "steps"))
+    return tuple(
+        slice(start, None if stop == nn.SLICE_END else stop, step)
+        for start, stop, step in zip(starts, stops, steps)
+    )
+
+
+IMPLEMENTED_OPS: frozenset[type[Operation]] = frozenset(
+    op for functions in (NNFunctions, FuncFunctions) for op, _ in functions._impls()
+)
+"""The ops the reference interpreter runs (read back from the registered `@impl`s)."""
+
+
+# --- running a function ------------------------------------------------------------------------
+
+
+class CurrentOp(Interpreter.Listener):
+    """Remembers the op being interpreted, to blame it for an error NumPy raises."""
+
+    op: Operation | None = None
+    args: PythonValues = ()
+
+    def will_interpret_op(self, op: Operation, args: PythonValues) -> None:
+        self.op, self.args = op, args
+
+
+class Reference:
+    """The reference interpreter over one module; `run` a function of it as often as needed.
+
+    `float_dtype=np.float64` runs every float computation in float64: float arguments and
+    constants are cast, and the ops that make floats from a type (one_hot, random_uniform,
+    axis_size, cast) make float64. By default each value has its IR dtype (f32 -> float32,
+    f64 -> float64, i32, i64, i1 -> bool).
+    """
+
+    def __init__(self, module: ModuleOp, *, float_dtype: ArrayLike = None):
+        if float_dtype is not None and np.dtype(float_dtype).kind != "f":
+            raise IrnError(f"float_dtype must be a floating-point dtype, got {float_dtype}")
+        self.module = module
+        self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
+        self._supported: set[str] = set()
+
+    def run(
+        self,
+        function_name: str,
+        args: Sequence[ArrayLike] | Mapping[str, ArrayLike],
+        *,
+        training: bool = False,
+        step: int = 0,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, ...]:
+        """The results of `@function_name` on `args`: positional, or a mapping from each
+        argument's name (`x`, `dense_0.w`) to its value. `training` is what `nn.training`
+        returns; `seed` and `step` pick the stream of `nn.random_uniform`."""
+        fn = self.function(function_name)
+        self.check_supported(fn)
+        values = self.arguments(fn, args)
+        functions = NNFunctions(self.float_dtype, bool(training), int(seed), int(step))
+        current = CurrentOp()
+        interpreter = Interpreter(self.module, listeners=(current,))
+        interpreter.register_implementations(FuncFunctions())
+        interpreter.register_implementations(functions)
+        try:
+            with np.errstate(all="ignore"):
+                results = interpreter.call_op(fn, values)
+        except IrnError as e:
+            e.__notes__ = []  # xDSL notes the whole module in generic form; the message says it
+            raise
+        except ValueError as e:  # NumPy's shape errors: `?` sizes that do not agree at run time
+            if current.op is None:
+                raise
+            shapes = ", ".join(describe(a) for a in current.args)
+            raise op_error(current.op, f"cannot run on operands {shapes}: {e}") from None
+        return tuple(r if r.flags.writeable else r.copy() for r in results)
+
+    def function(self, name: str) -> func.FuncOp:
+        name = name.removeprefix("@")
+        functions = [op for op in self.module.ops if isinstance(op, func.FuncOp)]
+        for fn in functions:
+            if fn.sym_name.data == name:
+                return fn
+        known = ", ".join(f"@{fn.sym_name.data}" for fn in functions) or "none"
+        raise IrnError(f"no function @{name} in the module (functions: {known})")
+
+    def check_supported(self, fn: func.FuncOp) -> None:
+        """Every op `fn` runs, through calls too, must have an implementation."""
+        if fn.sym_name.data in self._supported:
+            return
+        self._supported.add(fn.sym_name.data)
+        for op in fn.body.walk():
+            if isinstance(op, func.CallOp):
+                self.check_supported(self.function(op.callee.string_value()))
+            elif type(op) not in IMPLEMENTED_OPS:
+                self._supported.discard(fn.sym_name.data)
+                raise unsupported(op)
+
+    def arguments(
+        self, fn: func.FuncOp, args: Sequence[ArrayLike] | Mapping[str, ArrayLike]
+    ) -> tuple[np.ndarray, ...]:
+        """`args` as arrays of the argument types' dtypes, checked against those types."""
+        params = fn.body.block.args
+        names = [p.name_hint or f"#{i}" for i, p in enumerate(params)]
+        where = f"@{fn.sym_name.data}"
+        if isinstance(args, Mapping):
+            unknown = sorted(set(args) - set(names))
+            missing = [n for n in names if n not in args]
+            if unknown or missing:
+                raise IrnError(
+                    f"{where} takes the arguments {', '.join(names)}; "
+                    + (f"missing {', '.join(missing)}" if missing else "")
+                    + ("; " if unknown and missing else "")
+                    + (f"unknown {', '.join(unknown)}" if unknown else "")
+                )
+            args = [args[n] for n in names]
+        if len(args) != len(params):
+            raise IrnError(
+                f"{where} takes {len(params)} arguments ({', '.join(names)}), got {len(args)}"
+            )
+        return tuple(
+            self.argument(f"argument {i} `{name}` of {where}", p.type, a)
+            for i, (name, p, a) in enumerate(zip(names, params, args))
+        )
+
+    def argument(self, what: str, arg_type: Attribute, value: ArrayLike) -> np.ndarray:
+        if not isinstance(arg_type, TensorType):
+            raise IrnError(f"{what} has type {arg_type}, which the reference cannot pass")
+        array = np.asarray(value)
+        dtype = numpy_dtype(arg_type.element_type, self.float_dtype)
+        if array.dtype.kind not in KINDS[dtype.kind]:
+            raise IrnError(
+                f"{what} is {describe(array)}, which does not fit its type {format_type(arg_type)}"
+            )
+        if not fits(arg_type.get_shape(), array.shape):
+            raise IrnError(
+                f"{what} has shape {format_shape(array.shape)}, which does not fit its type "
+                f"{format_type(arg_type)} (shape {format_shape(arg_type.get_shape())})"
+            )
+        return array.astype(dtype, copy=False)
+
+
+def run(
+    module: ModuleOp,
+    function_name: str,
+    args: Sequence[ArrayLike] | Mapping[str, ArrayLike],
+    *,
+    training: bool = False,
+    step: int = 0,
+    seed: int = 0,
+    float_dtype: ArrayLike = None,
+) -> tuple[np.ndarray, ...]:
+    """`Reference(module, float_dtype=...).run(function_name, args, ...)`."""
+    reference = Reference(module, float_dtype=float_dtype)
+    return reference.run(function_name, args, training=training, step=step, seed=seed)
