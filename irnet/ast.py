@@ -35,7 +35,7 @@ class TensorTypeExpr(Node):
 
 @dataclass
 class ScalarTypeExpr(Node):
-    """`int` or `float`: a compile-time argument."""
+    """`int`, `float` or `dtype`: a compile-time argument."""
 
     kind: str
 

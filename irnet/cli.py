@@ -99,6 +99,23 @@ def cmd_opt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .gradcheck import format_rows, gradcheck
+
+    rows = gradcheck(
+        args.file, args.function, seed=args.seed, batch=args.batch, samples=args.samples
+    )
+    print(format_rows(rows))
+    return 0 if all(r.passed for r in rows) else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_file
+
+    run_file(args)
+    return 0
+
+
 # --- argument parsing --------------------------------------------------------------------------
 
 
@@ -138,6 +155,29 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("-o", "--output", help="write the IR here instead of stdout")
     add_print_flags(opt)
     opt.set_defaults(run=cmd_opt)
+    run = sub.add_parser("run", help="run a model on inputs from .npy/.npz files")
+    run.add_argument("file")
+    run.add_argument("--function", help="the function to run (default: the first model)")
+    run.add_argument("--target", choices=["reference"], default="reference")
+    run.add_argument(
+        "-i", "--input", action="append", default=[], metavar="NAME=FILE.npy | FILE.npz",
+        help="an input array by argument name, or an .npz of arrays named like the arguments",
+    )  # fmt: skip
+    run.add_argument("--seed", type=int, default=0, help="seed of the parameter initialisers")
+    run.add_argument("--f64", action="store_true", help="compute in float64")
+    run.add_argument("--training", action="store_true", help="run in training mode (dropout on)")
+    run.add_argument("-o", "--output", help="save the result (.npy, or .npz for several)")
+    run.set_defaults(run=cmd_run)
+
+    check_grads = sub.add_parser(
+        "gradcheck", help="compare autodiff gradients with finite differences (float64)"
+    )
+    check_grads.add_argument("file")
+    check_grads.add_argument("--function", help="a function returning a float scalar")
+    check_grads.add_argument("--seed", type=int, default=0)
+    check_grads.add_argument("--batch", type=int, default=3, help="size of `?` dimensions")
+    check_grads.add_argument("--samples", type=int, default=24, help="entries checked per tensor")
+    check_grads.set_defaults(run=cmd_gradcheck)
     return parser
 
 

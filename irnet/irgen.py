@@ -41,7 +41,7 @@ from xdsl.ir import Attribute, Block, Operation, OpResult, Region, SSAValue
 
 from irnet.dialects import nn
 from irnet.dialects.ad import GradOp, ValueAndGradOp
-from irnet.dialects.shapes import DYN, ShapeError, format_shape, format_type
+from irnet.dialects.shapes import DYN, ShapeError, dtype_name, format_shape, format_type
 
 from . import ast
 from .builtins import BUILTINS, GradFn, bind_arguments, comparison_props, suggest
@@ -222,6 +222,19 @@ class FunctionBuilder:
         if not isinstance(value, bool):
             raise IrnError(f"{what} must be true or false, got {describe(value)}", loc)
         return value
+
+    def element_type(self, type_expr: ast.TensorTypeExpr) -> Attribute:
+        """The dtype a type names: a dtype, or a dtype variable bound by an argument."""
+        name = type_expr.dtype
+        if name in DTYPES:
+            return DTYPES[name]
+        bound = self.env.get(name)
+        if isinstance(bound, DTypeValue):
+            return DTYPES[bound.name]
+        raise IrnError(
+            f"unknown dtype '{name}' (a dtype variable must first appear in an argument's type)",
+            type_expr.loc,
+        )
 
     def dtype(self, value: Any, loc: ast.Loc) -> Attribute:
         name = value.name if isinstance(value, DTypeValue) else value
@@ -596,7 +609,7 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
 def declare_param(fb: FunctionBuilder, stmt: ast.Param) -> None:
     if stmt.name in fb.env or stmt.name in fb.param_args:
         raise IrnError(f"'{stmt.name}' is already defined", stmt.loc)
-    dtype = DTYPES[stmt.type.dtype]
+    dtype = fb.element_type(stmt.type)
     if dtype not in (f32, f64):
         raise IrnError(
             f"parameters are float tensors; '{stmt.name}' is {stmt.type.dtype}", stmt.type.loc
@@ -656,7 +669,7 @@ def signature_type(fb: FunctionBuilder, type_expr: ast.TensorTypeExpr) -> Tensor
         if isinstance(dim, ast.Name) and dim.id not in fb.dims and dim.id not in fb.env:
             fb.dims[dim.id] = DYN
         shape.append(evaluate_dim(fb, dim))
-    return TensorType(DTYPES[type_expr.dtype], shape)
+    return TensorType(fb.element_type(type_expr), shape)
 
 
 def expand_ellipsis(dims: list[ast.Expr], rank: int) -> list[ast.Expr | None] | None:
@@ -687,7 +700,9 @@ def match_argument(
         f"got {format_type(actual)}",
         loc,
     )
-    if DTYPES[declared.dtype] != actual.element_type:
+    if declared.dtype not in DTYPES and declared.dtype not in fb.env:
+        fb.env[declared.dtype] = DTypeValue(dtype_name(actual.element_type))
+    if fb.element_type(declared) != actual.element_type:
         raise mismatch
     aligned = expand_ellipsis(declared.dims, actual.get_num_dims())
     if aligned is None:
@@ -714,10 +729,13 @@ def check_result(fb: FunctionBuilder, fn: ast.Function, result: SSAValue) -> Non
     same_dims = aligned is not None and all(
         e is None or e == a or DYN in (e, a) for e, a in zip(expected, actual.get_shape())
     )
-    if DTYPES[declared.dtype] != actual.element_type or not same_dims:
+    dtype = fb.element_type(declared)
+    if dtype != actual.element_type or not same_dims:
+        resolved = dtype_name(dtype) + format_shape([DYN if e is None else e for e in expected])
+        spelled = type_spelling(declared)
+        meaning = f" ({resolved})" if aligned is not None and resolved != spelled else ""
         raise IrnError(
-            f"'{fn.name}' is declared to return {type_spelling(declared)} "
-            f"({declared.dtype}{format_shape([DYN if e is None else e for e in expected])}) "
+            f"'{fn.name}' is declared to return {spelled}{meaning} "
             f"but returns {format_type(actual)}",
             declared.loc,
         )
@@ -771,6 +789,8 @@ def compile_time_argument(fname: str, arg: ast.Argument, value: Any, loc: ast.Lo
 
 
 def scalar_kind_ok(kind: str, value: Any) -> bool:
+    if kind == "dtype":
+        return isinstance(value, DTypeValue)
     if isinstance(value, bool):
         return False
     return isinstance(value, int) if kind == "int" else isinstance(value, int | float)

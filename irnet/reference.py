@@ -104,15 +104,16 @@ def check_static_broadcast(
                 if type_shape[-k] != 1:
                     sizes[-k] = shape[-k]
         target = tuple(sizes)
-    for type_shape, shape in operands:
+    for i, (type_shape, shape) in enumerate(operands):
         for k in range(1, len(shape) + 1):
             if type_shape[-k] != 1 and shape[-k] != target[-k]:
-                spelled = ", ".join(f"{format_shape(t)} as {format_shape(s)}" for t, s in operands)
+                shapes = " and ".join(format_shape(s) for _, s in operands)
+                types = " and ".join(format_shape(t) for t, _ in operands)
                 raise op_error(
                     op,
-                    f"operands typed {spelled} at run time do not broadcast to "
-                    f"{format_shape(target)}: only a dimension of static size 1 stretches, "
-                    "never a `?` one",
+                    f"cannot broadcast the run-time shapes {shapes} (types {types}) to "
+                    f"{format_shape(target)}: dimension {len(shape) - k} of operand {i} is "
+                    f"{shape[-k]}, and only a dimension of static size 1 stretches, never a `?`",
                 )
 
 

@@ -1,8 +1,8 @@
 builtin.module {
-  func.func private @nn.embedding(%ids: tensor<?x8xi32> loc("stdlib/nn.irn":64:15), %table: tensor<65x24xf32> {nn.param = "table", nn.init = "normal", nn.init_args = {std = 1.000000e+00 : f64}} loc("stdlib/nn.irn":65:5)) -> tensor<?x8x24xf32> {
-    %0 = nn.gather %table, %ids {axis = 0 : i64} : (tensor<65x24xf32>, tensor<?x8xi32>) -> tensor<?x8x24xf32> loc("stdlib/nn.irn":66:12)
-    func.return %0 : tensor<?x8x24xf32> loc("stdlib/nn.irn":66:12)
-  } loc("stdlib/nn.irn":64:1)
+  func.func private @nn.embedding(%ids: tensor<?x8xi32> loc("stdlib/nn.irn":65:15), %table: tensor<65x24xf32> {nn.param = "table", nn.init = "normal", nn.init_args = {std = 1.000000e+00 : f64}} loc("stdlib/nn.irn":66:5)) -> tensor<?x8x24xf32> {
+    %0 = nn.gather %table, %ids {axis = 0 : i64} : (tensor<65x24xf32>, tensor<?x8xi32>) -> tensor<?x8x24xf32> loc("stdlib/nn.irn":67:12)
+    func.return %0 : tensor<?x8x24xf32> loc("stdlib/nn.irn":67:12)
+  } loc("stdlib/nn.irn":65:1)
   func.func private @concat_window(%e: tensor<?x8x24xf32> loc("examples/char_mlp.irn":7:19)) -> tensor<?x192xf32> {
     %0 = nn.slice %e {starts = array<i64: 0, 0, 0>, stops = array<i64: 4611686018427387904, 1, 24>, steps = array<i64: 1, 1, 1>} : tensor<?x8x24xf32> -> tensor<?x1x24xf32> loc("examples/char_mlp.irn":10:26)
     %1 = nn.reshape %0 : tensor<?x1x24xf32> -> tensor<?x24xf32> loc("examples/char_mlp.irn":10:26)
@@ -23,17 +23,17 @@ builtin.module {
     %16 = nn.concat %1, %3, %5, %7, %9, %11, %13, %15 {axis = 1 : i64} : (tensor<?x24xf32>, tensor<?x24xf32>, tensor<?x24xf32>, tensor<?x24xf32>, tensor<?x24xf32>, tensor<?x24xf32>, tensor<?x24xf32>, tensor<?x24xf32>) -> tensor<?x192xf32> loc("examples/char_mlp.irn":12:12)
     func.return %16 : tensor<?x192xf32> loc("examples/char_mlp.irn":12:12)
   } loc("examples/char_mlp.irn":7:1)
-  func.func private @nn.dense(%x: tensor<?x192xf32> loc("stdlib/nn.irn":7:11), %w: tensor<192x256xf32> {nn.param = "w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %b: tensor<256xf32> {nn.param = "b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5)) -> tensor<?x256xf32> {
-    %0 = nn.matmul %x, %w : (tensor<?x192xf32>, tensor<192x256xf32>) -> tensor<?x256xf32> loc("stdlib/nn.irn":10:14)
-    %1 = nn.add %0, %b : (tensor<?x256xf32>, tensor<256xf32>) -> tensor<?x256xf32> loc("stdlib/nn.irn":10:18)
-    func.return %1 : tensor<?x256xf32> loc("stdlib/nn.irn":10:18)
-  } loc("stdlib/nn.irn":7:1)
-  func.func private @nn.dense_1(%x: tensor<?x256xf32> loc("stdlib/nn.irn":7:11), %w: tensor<256x65xf32> {nn.param = "w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %b: tensor<65xf32> {nn.param = "b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5)) -> tensor<?x65xf32> {
-    %0 = nn.matmul %x, %w : (tensor<?x256xf32>, tensor<256x65xf32>) -> tensor<?x65xf32> loc("stdlib/nn.irn":10:14)
-    %1 = nn.add %0, %b : (tensor<?x65xf32>, tensor<65xf32>) -> tensor<?x65xf32> loc("stdlib/nn.irn":10:18)
-    func.return %1 : tensor<?x65xf32> loc("stdlib/nn.irn":10:18)
-  } loc("stdlib/nn.irn":7:1)
-  func.func @char_mlp(%context: tensor<?x8xi32> {nn.input = "context"} loc("examples/char_mlp.irn":15:16), %embedding_0.table: tensor<65x24xf32> {nn.param = "embedding_0.table", nn.init = "normal", nn.init_args = {std = 1.000000e+00 : f64}} loc("stdlib/nn.irn":65:5), %dense_0.w: tensor<192x256xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %dense_0.b: tensor<256xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5), %dense_1.w: tensor<256x65xf32> {nn.param = "dense_1.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %dense_1.b: tensor<65xf32> {nn.param = "dense_1.b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5)) -> tensor<?x65xf32> {
+  func.func private @nn.dense(%x: tensor<?x192xf32> loc("stdlib/nn.irn":8:11), %w: tensor<192x256xf32> {nn.param = "w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %b: tensor<256xf32> {nn.param = "b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5)) -> tensor<?x256xf32> {
+    %0 = nn.matmul %x, %w : (tensor<?x192xf32>, tensor<192x256xf32>) -> tensor<?x256xf32> loc("stdlib/nn.irn":11:14)
+    %1 = nn.add %0, %b : (tensor<?x256xf32>, tensor<256xf32>) -> tensor<?x256xf32> loc("stdlib/nn.irn":11:18)
+    func.return %1 : tensor<?x256xf32> loc("stdlib/nn.irn":11:18)
+  } loc("stdlib/nn.irn":8:1)
+  func.func private @nn.dense_1(%x: tensor<?x256xf32> loc("stdlib/nn.irn":8:11), %w: tensor<256x65xf32> {nn.param = "w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %b: tensor<65xf32> {nn.param = "b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5)) -> tensor<?x65xf32> {
+    %0 = nn.matmul %x, %w : (tensor<?x256xf32>, tensor<256x65xf32>) -> tensor<?x65xf32> loc("stdlib/nn.irn":11:14)
+    %1 = nn.add %0, %b : (tensor<?x65xf32>, tensor<65xf32>) -> tensor<?x65xf32> loc("stdlib/nn.irn":11:18)
+    func.return %1 : tensor<?x65xf32> loc("stdlib/nn.irn":11:18)
+  } loc("stdlib/nn.irn":8:1)
+  func.func @char_mlp(%context: tensor<?x8xi32> {nn.input = "context"} loc("examples/char_mlp.irn":15:16), %embedding_0.table: tensor<65x24xf32> {nn.param = "embedding_0.table", nn.init = "normal", nn.init_args = {std = 1.000000e+00 : f64}} loc("stdlib/nn.irn":66:5), %dense_0.w: tensor<192x256xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_0.b: tensor<256xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5), %dense_1.w: tensor<256x65xf32> {nn.param = "dense_1.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_1.b: tensor<65xf32> {nn.param = "dense_1.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5)) -> tensor<?x65xf32> {
     %e = func.call @nn.embedding(%context, %embedding_0.table) : (tensor<?x8xi32>, tensor<65x24xf32>) -> tensor<?x8x24xf32> loc("examples/char_mlp.irn":16:9)
     %0 = func.call @concat_window(%e) : (tensor<?x8x24xf32>) -> tensor<?x192xf32> loc("examples/char_mlp.irn":17:20)
     %1 = func.call @nn.dense(%0, %dense_0.w, %dense_0.b) : (tensor<?x192xf32>, tensor<192x256xf32>, tensor<256xf32>) -> tensor<?x256xf32> loc("examples/char_mlp.irn":17:14)
@@ -41,21 +41,21 @@ builtin.module {
     %2 = func.call @nn.dense_1(%h, %dense_1.w, %dense_1.b) : (tensor<?x256xf32>, tensor<256x65xf32>, tensor<65xf32>) -> tensor<?x65xf32> loc("examples/char_mlp.irn":18:12)
     func.return %2 : tensor<?x65xf32> loc("examples/char_mlp.irn":18:12)
   } loc("examples/char_mlp.irn":15:1)
-  func.func private @nn.cross_entropy(%logits: tensor<?x65xf32> loc("stdlib/nn.irn":87:19), %labels: tensor<?xi32> loc("stdlib/nn.irn":87:38)) -> tensor<f32> {
-    %0 = nn.one_hot %labels {num_classes = 65 : i64} : tensor<?xi32> -> tensor<?x65xf32> loc("stdlib/nn.irn":88:22)
-    %1 = nn.log_softmax %logits {axis = 1 : i64} : tensor<?x65xf32> loc("stdlib/nn.irn":88:43)
-    %2 = nn.mul %0, %1 : (tensor<?x65xf32>, tensor<?x65xf32>) -> tensor<?x65xf32> loc("stdlib/nn.irn":88:41)
-    %3 = nn.reduce_sum %2 {axes = array<i64: 1>} : tensor<?x65xf32> -> tensor<?xf32> loc("stdlib/nn.irn":88:18)
-    %4 = nn.reduce_mean %3 {axes = array<i64>} : tensor<?xf32> -> tensor<f32> loc("stdlib/nn.irn":88:13)
-    %5 = nn.neg %4 : tensor<f32> loc("stdlib/nn.irn":88:12)
-    func.return %5 : tensor<f32> loc("stdlib/nn.irn":88:12)
-  } loc("stdlib/nn.irn":87:1)
-  func.func @char_mlp.loss(%context: tensor<?x8xi32> {nn.input = "context"} loc("examples/char_mlp.irn":15:16), %next: tensor<?xi32> {nn.target = "next"} loc("examples/char_mlp.irn":21:16), %embedding_0.table: tensor<65x24xf32> {nn.param = "embedding_0.table", nn.init = "normal", nn.init_args = {std = 1.000000e+00 : f64}} loc("stdlib/nn.irn":65:5), %dense_0.w: tensor<192x256xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %dense_0.b: tensor<256xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5), %dense_1.w: tensor<256x65xf32> {nn.param = "dense_1.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %dense_1.b: tensor<65xf32> {nn.param = "dense_1.b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5)) -> tensor<f32> {
+  func.func private @nn.cross_entropy(%logits: tensor<?x65xf32> loc("stdlib/nn.irn":88:19), %labels: tensor<?xi32> loc("stdlib/nn.irn":88:36)) -> tensor<f32> {
+    %0 = nn.one_hot %labels {num_classes = 65 : i64} : tensor<?xi32> -> tensor<?x65xf32> loc("stdlib/nn.irn":89:22)
+    %1 = nn.log_softmax %logits {axis = 1 : i64} : tensor<?x65xf32> loc("stdlib/nn.irn":89:52)
+    %2 = nn.mul %0, %1 : (tensor<?x65xf32>, tensor<?x65xf32>) -> tensor<?x65xf32> loc("stdlib/nn.irn":89:50)
+    %3 = nn.reduce_sum %2 {axes = array<i64: 1>} : tensor<?x65xf32> -> tensor<?xf32> loc("stdlib/nn.irn":89:18)
+    %4 = nn.reduce_mean %3 {axes = array<i64>} : tensor<?xf32> -> tensor<f32> loc("stdlib/nn.irn":89:13)
+    %5 = nn.neg %4 : tensor<f32> loc("stdlib/nn.irn":89:12)
+    func.return %5 : tensor<f32> loc("stdlib/nn.irn":89:12)
+  } loc("stdlib/nn.irn":88:1)
+  func.func @char_mlp.loss(%context: tensor<?x8xi32> {nn.input = "context"} loc("examples/char_mlp.irn":15:16), %next: tensor<?xi32> {nn.target = "next"} loc("examples/char_mlp.irn":21:16), %embedding_0.table: tensor<65x24xf32> {nn.param = "embedding_0.table", nn.init = "normal", nn.init_args = {std = 1.000000e+00 : f64}} loc("stdlib/nn.irn":66:5), %dense_0.w: tensor<192x256xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_0.b: tensor<256xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5), %dense_1.w: tensor<256x65xf32> {nn.param = "dense_1.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_1.b: tensor<65xf32> {nn.param = "dense_1.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5)) -> tensor<f32> {
     %0 = func.call @char_mlp(%context, %embedding_0.table, %dense_0.w, %dense_0.b, %dense_1.w, %dense_1.b) : (tensor<?x8xi32>, tensor<65x24xf32>, tensor<192x256xf32>, tensor<256xf32>, tensor<256x65xf32>, tensor<65xf32>) -> tensor<?x65xf32> loc("examples/char_mlp.irn":23:31)
     %1 = func.call @nn.cross_entropy(%0, %next) : (tensor<?x65xf32>, tensor<?xi32>) -> tensor<f32> loc("examples/char_mlp.irn":23:17)
     func.return %1 : tensor<f32> loc("examples/char_mlp.irn":23:5)
   } loc("examples/char_mlp.irn":21:1)
-  func.func @char_mlp.grad(%context: tensor<?x8xi32> {nn.input = "context"} loc("examples/char_mlp.irn":15:16), %next: tensor<?xi32> {nn.target = "next"} loc("examples/char_mlp.irn":21:16), %embedding_0.table: tensor<65x24xf32> {nn.param = "embedding_0.table", nn.init = "normal", nn.init_args = {std = 1.000000e+00 : f64}} loc("stdlib/nn.irn":65:5), %dense_0.w: tensor<192x256xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %dense_0.b: tensor<256xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5), %dense_1.w: tensor<256x65xf32> {nn.param = "dense_1.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":8:5), %dense_1.b: tensor<65xf32> {nn.param = "dense_1.b", nn.init = "zeros"} loc("stdlib/nn.irn":9:5)) -> (tensor<f32>, tensor<65x24xf32>, tensor<192x256xf32>, tensor<256xf32>, tensor<256x65xf32>, tensor<65xf32>) {
+  func.func @char_mlp.grad(%context: tensor<?x8xi32> {nn.input = "context"} loc("examples/char_mlp.irn":15:16), %next: tensor<?xi32> {nn.target = "next"} loc("examples/char_mlp.irn":21:16), %embedding_0.table: tensor<65x24xf32> {nn.param = "embedding_0.table", nn.init = "normal", nn.init_args = {std = 1.000000e+00 : f64}} loc("stdlib/nn.irn":66:5), %dense_0.w: tensor<192x256xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_0.b: tensor<256xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5), %dense_1.w: tensor<256x65xf32> {nn.param = "dense_1.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_1.b: tensor<65xf32> {nn.param = "dense_1.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5)) -> (tensor<f32>, tensor<65x24xf32>, tensor<192x256xf32>, tensor<256xf32>, tensor<256x65xf32>, tensor<65xf32>) {
     %0, %1, %2, %3, %4, %5 = ad.value_and_grad @char_mlp.loss(%context, %next, %embedding_0.table, %dense_0.w, %dense_0.b, %dense_1.w, %dense_1.b) wrt [2, 3, 4, 5, 6] : (tensor<?x8xi32>, tensor<?xi32>, tensor<65x24xf32>, tensor<192x256xf32>, tensor<256xf32>, tensor<256x65xf32>, tensor<65xf32>) -> (tensor<f32>, tensor<65x24xf32>, tensor<192x256xf32>, tensor<256xf32>, tensor<256x65xf32>, tensor<65xf32>) loc("examples/char_mlp.irn":21:1)
     func.return %0, %1, %2, %3, %4, %5 : tensor<f32>, tensor<65x24xf32>, tensor<192x256xf32>, tensor<256xf32>, tensor<256x65xf32>, tensor<65xf32> loc("examples/char_mlp.irn":21:1)
   } loc("examples/char_mlp.irn":21:1)

@@ -1,0 +1,86 @@
+"""A function's arguments as the runtime sees them: inputs, targets and parameters (read from
+the `nn.input` / `nn.target` / `nn.param` argument attributes), and parameter initialisation.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, StringAttr, TensorType
+
+from irnet.dialects.shapes import DYN, dtype_name
+
+from .errors import IrnError
+from .initializers import initialize
+
+NUMPY_DTYPES = {
+    "f32": np.float32,
+    "f64": np.float64,
+    "i32": np.int32,
+    "i64": np.int64,
+    "bool": np.bool_,
+}
+
+
+def numpy_dtype(t: TensorType) -> np.dtype:
+    return np.dtype(NUMPY_DTYPES[dtype_name(t.element_type)])
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    kind: str
+    """"input", "target" or "param"."""
+    type: TensorType
+    init: str | None = None
+    init_args: dict[str, float] | None = None
+
+    def concrete_shape(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if d == DYN else d for d in self.type.get_shape())
+
+
+def arguments(function: func.FuncOp) -> list[Argument]:
+    attrs = [dict(a.data) for a in function.arg_attrs.data] if function.arg_attrs else []
+    attrs += [{}] * (len(function.args) - len(attrs))
+    result = []
+    for i, (arg, a) in enumerate(zip(function.args, attrs)):
+        if "nn.param" in a:
+            init_args = a.get("nn.init_args")
+            kwargs = (
+                {k: v.value.data for k, v in init_args.data.items() if isinstance(v, FloatAttr)}
+                if isinstance(init_args, DictionaryAttr)
+                else {}
+            )
+            result.append(
+                Argument(a["nn.param"].data, "param", arg.type, a["nn.init"].data, kwargs)
+            )
+        else:
+            kind = "target" if "nn.target" in a else "input"
+            label = a.get(f"nn.{kind}")
+            name = label.data if isinstance(label, StringAttr) else arg.name_hint or f"arg{i}"
+            result.append(Argument(name, kind, arg.type))
+    return result
+
+
+def initial_parameters(function: func.FuncOp, seed: int) -> dict[str, np.ndarray]:
+    """Every parameter drawn from its initialiser. Each parameter has its own random stream,
+    seeded by `seed` and its name, so adding a layer leaves the others' values unchanged."""
+    values = {}
+    for arg in arguments(function):
+        if arg.kind != "param":
+            continue
+        rng = np.random.default_rng([seed, zlib.crc32(arg.name.encode())])
+        shape = tuple(arg.type.get_shape())
+        values[arg.name] = initialize(arg.init, shape, numpy_dtype(arg.type), rng, arg.init_args)
+    return values
+
+
+def find_function(module, name: str) -> func.FuncOp:
+    functions = {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
+    if name not in functions:
+        public = [n for n, f in functions.items() if f.sym_visibility is None]
+        raise IrnError(f"no function '{name}'; this file defines {', '.join(public) or 'none'}")
+    return functions[name]
