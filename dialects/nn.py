@@ -44,7 +44,7 @@ from xdsl.irdl import (
     traits_def,
     var_operand_def,
 )
-from xdsl.traits import ConstantLike, Pure
+from xdsl.traits import ConstantLike, MemoryAllocEffect, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from .shapes import (
@@ -1339,10 +1339,10 @@ class AxisSizeOp(ShapeOp, HasCanonicalizationPatternsInterface):
 
 
 @irdl_op_definition
-class RandomUniformOp(ShapeOp):
-    """Uniform samples in [0, 1) with the shape of `like`. The stream is seeded by `seed` and
+class RandomUniformOp(NNOp):
+    """Uniform samples in [0, 1) with the shape of `input`. The stream is seeded by `seed` and
     the runtime's step counter, so dropout masks differ from step to step yet replay exactly.
-    Not `Pure`: two draws must never be merged by CSE.
+    Not `Pure` but an allocation: CSE never merges two draws, DCE drops an unused one.
 
     ```mlir
     %1 = nn.random_uniform %0 {seed = 7 : i64} : tensor<?x128xf32> -> tensor<?x128xf32>
@@ -1350,8 +1350,11 @@ class RandomUniformOp(ShapeOp):
     """
 
     name = "nn.random_uniform"
+    input = operand_def(TensorType)
+    res = result_def(TensorType)
     seed = prop_def(IntegerAttr[I64])
-    traits = traits_def()
+    traits = traits_def(MemoryAllocEffect())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($res)"
 
     @classmethod
     def infer(cls, operand_types, props, result_type):

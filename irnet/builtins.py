@@ -25,9 +25,6 @@ from .imports import FunctionRef
 if TYPE_CHECKING:
     from .irgen import FunctionBuilder
 
-REQUIRED = object()
-"""Default of a parameter that every call must supply."""
-
 
 def suggest(name: str, candidates: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=1)

@@ -51,9 +51,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def function_kind(function: func.FuncOp) -> str:
     """model, loss (a train block's loss) or grad (the loss and its parameter gradients)."""
-    if not any("nn.target" in a.data for a in function.arg_attrs or []):
-        return "model"
-    return "grad " if len(function.function_type.outputs) > 1 else "loss "
+    name = function.sym_name.data  # the frontend's suffixes; `.` is not in `.irn` names
+    for suffix, kind in ((".loss", "loss "), (".grad", "grad ")):
+        if suffix in name:
+            return kind
+    return "model"
 
 
 def cmd_dump(args: argparse.Namespace) -> int:

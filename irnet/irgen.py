@@ -40,7 +40,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, OpResult, Region, SSAValue
 
 from irnet.dialects import nn
-from irnet.dialects.ad import GradOp, ValueAndGradOp
+from irnet.dialects.ad import GradOp, ValueAndGradOp, compatible
 from irnet.dialects.shapes import DYN, ShapeError, dtype_name, format_shape, format_type
 
 from . import ast
@@ -72,6 +72,14 @@ def location(loc: ast.Loc) -> FileLineColLoc:
 @dataclass(frozen=True)
 class DTypeValue:
     name: str
+
+
+@dataclass(frozen=True)
+class RuntimeDim:
+    """A dimension known only at run time (a symbolic dim bound to `?`), or arithmetic on one.
+    It may size a reshape but has no compile-time value."""
+
+    spelling: str
 
 
 @dataclass
@@ -110,6 +118,8 @@ class FunctionBuilder:
     instance_counts: dict[str, int] = field(default_factory=dict)
     shares_params_of: str | None = None
     """In a train block's loss, the model whose parameters are this function's own."""
+    instance_prefix: str = ""
+    """Prefix of the parameters of the layers this function calls (`loss.` in a loss)."""
 
     # --- arguments and parameters ---
 
@@ -191,6 +201,8 @@ class FunctionBuilder:
                     f"dtype clash: the float {value} cannot become an {format_type(like)} value",
                     loc,
                 )
+            if element not in (f32, f64):
+                value = int(value)
             return self.constant(value, element, loc)
         raise IrnError(f"expected a tensor, got {describe(value)}", loc)
 
@@ -203,6 +215,12 @@ class FunctionBuilder:
         return self.op(op_class, list(self.promote_pair(a, b, loc)), loc)
 
     def int(self, value: Any, what: str, loc: ast.Loc) -> int:
+        if isinstance(value, RuntimeDim):
+            raise IrnError(
+                f"{what} must be known at compile time, but {value.spelling} is a dimension "
+                "known only at run time",
+                loc,
+            )
         if isinstance(value, bool) or not isinstance(value, int):
             raise IrnError(f"{what} must be an integer, got {describe(value)}", loc)
         return value
@@ -215,7 +233,10 @@ class FunctionBuilder:
         if not isinstance(value, list):
             raise IrnError(f"{what} must be a list of integers, got {describe(value)}", loc)
         return [
-            v if dims and v == DYN else self.int(v, f"every entry of {what}", loc) for v in value
+            DYN
+            if dims and isinstance(v, RuntimeDim)
+            else self.int(v, f"every entry of {what}", loc)
+            for v in value
         ]
 
     def flag(self, value: Any, what: str, loc: ast.Loc) -> bool:
@@ -251,9 +272,7 @@ class FunctionBuilder:
             return self.env[name]
         if name in self.dims:
             size = self.dims[name]
-            if size == DYN:
-                return DYN
-            return size
+            return RuntimeDim(name) if size == DYN else size
         if name in self.module.namespace:
             return self.module.namespace[name]
         if name in BUILTINS:
@@ -271,8 +290,8 @@ def describe(value: Any) -> str:
         return f"the module {value.display}"
     if isinstance(value, DTypeValue):
         return f"the dtype {value.name}"
-    if value is DYN:
-        return "a dimension known only at run time"
+    if isinstance(value, RuntimeDim):
+        return f"{value.spelling}, a dimension known only at run time"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -373,6 +392,9 @@ class IRGen:
 
     def specialise(self, ref: FunctionRef, bound: dict[str, Any], call_loc: ast.Loc) -> Spec:
         fn = ref.fn
+        for arg in fn.args:  # compile-time values first: tensor types may use them
+            if not isinstance(arg.type, ast.TensorTypeExpr):
+                bound[arg.name] = compile_time_argument(fn.name, arg, bound[arg.name], call_loc)
         key = (id(fn), tuple(specialisation_key(bound[a.name]) for a in fn.args))
         if key in self.specs:
             return self.specs[key]
@@ -380,15 +402,18 @@ class IRGen:
             raise IrnError(f"'{fn.name}' calls itself; recursion is not supported", call_loc)
         self.in_progress.add(key)
         fb = FunctionBuilder(self, ref.module)
+        fb.env.update({a.name: bound[a.name] for a in fn.args if a.name not in tensor_names(fn)})
         for arg in fn.args:
-            value = bound[arg.name]
             if isinstance(arg.type, ast.TensorTypeExpr):
-                match_argument(fb, fn.name, arg, value, call_loc)
-                fb.env[arg.name] = fb.add_argument(arg.name, value.type, arg.loc, {})
-            else:
-                fb.env[arg.name] = compile_time_argument(fn.name, arg, value, call_loc)
-        result, return_loc = run_body(fb, fn)
-        check_result(fb, fn, result)
+                match_argument(fb, fn.name, arg, bound[arg.name], call_loc)
+                fb.env[arg.name] = fb.add_argument(arg.name, bound[arg.name].type, arg.loc, {})
+        try:
+            result, return_loc = run_body(fb, fn)
+            check_result(fb, fn, result)
+        except IrnError as e:
+            if e.loc != call_loc:
+                e.notes.append(f"in '{fn.name}', called from {call_loc}")
+            raise
         self.in_progress.discard(key)
         symbol = self.unique_symbol(ref.module.prefix + fn.name)
         self.finish(fb, symbol, [result], fn.loc, return_loc, True)
@@ -422,13 +447,20 @@ class IRGen:
         if "loss" not in entries:
             raise IrnError(f"train block for '{train.model}' has no `loss = ...` entry", train.loc)
         model = self.model_spec(ref)
-        fb = FunctionBuilder(self, self.main, shares_params_of=model.symbol)
+        fb = FunctionBuilder(
+            self, self.main, shares_params_of=model.symbol, instance_prefix="loss."
+        )
         for arg in ref.fn.args:
             type_ = signature_type(fb, arg.type)  # type: ignore[arg-type]
             fb.env[arg.name] = fb.add_argument(
                 arg.name, type_, arg.loc, {"nn.input": StringAttr(arg.name)}
             )
         for target in train.targets:
+            if target.name in fb.env:
+                raise IrnError(
+                    f"train target '{target.name}' has the name of an input of {train.model}",
+                    target.loc,
+                )
             if not isinstance(target.type, ast.TensorTypeExpr):
                 raise IrnError(f"train target '{target.name}' must be a tensor", target.loc)
             type_ = signature_type(fb, target.type)
@@ -445,9 +477,11 @@ class IRGen:
             )
         symbol = self.unique_symbol(f"{model.symbol}.loss")
         loss_fn = self.finish(fb, symbol, [loss], train.loc, loss_entry.loc, False)
-        self.gradient_function(loss_fn, fb, train.loc)
+        self.gradient_function(loss_fn, fb, f"{model.symbol}.grad", train.loc)
 
-    def gradient_function(self, loss_fn: func.FuncOp, loss_fb: FunctionBuilder, loc: ast.Loc):
+    def gradient_function(
+        self, loss_fn: func.FuncOp, loss_fb: FunctionBuilder, name: str, loc: ast.Loc
+    ) -> None:
         """`@<model>.grad`: the loss and its gradients with respect to every parameter, the
         request that the `autodiff` pass expands and that training runs."""
         fb = FunctionBuilder(self, self.main)
@@ -463,7 +497,7 @@ class IRGen:
         request = ValueAndGradOp.request(loss_fn, args, wrt)
         request.location = location(loc)
         fb.block.add_op(request)
-        symbol = self.unique_symbol(loss_fn.sym_name.data.removesuffix(".loss") + ".grad")
+        symbol = self.unique_symbol(name)
         self.finish(fb, symbol, list(request.results), loc, loc, False)
 
     def instantiate(
@@ -477,16 +511,21 @@ class IRGen:
         bound = bind_arguments(fn.name, names, defaults, args, keywords, node.loc)
         if fn.kind == "model":
             spec = self.model_spec(ref)
-            for arg in fn.args:
-                if not isinstance(bound[arg.name], SSAValue):
+            inputs = self.functions[spec.symbol].args
+            for arg, expected in zip(fn.args, inputs):
+                value = bound[arg.name]
+                if not isinstance(value, SSAValue) or not compatible(expected.type, value.type):
+                    got = describe(value)
                     raise IrnError(
-                        f"argument '{arg.name}' of model {fn.name} must be a tensor", node.loc
+                        f"argument '{arg.name}' of model {fn.name} expects "
+                        f"{format_type(expected.type)}, got {got}",
+                        node.loc,
                     )
         else:
             fill_defaults(fb, ref, bound)
             spec = self.specialise(ref, bound, node.loc)
         own_params = fn.kind == "model" and fb.shares_params_of == spec.symbol
-        prefix = "" if own_params else fb.next_instance(fn.name) + "."
+        prefix = "" if own_params else fb.instance_prefix + fb.next_instance(fn.name) + "."
         operands = [bound[a.name] for a in fn.args if isinstance(a.type, ast.TensorTypeExpr)]
         params = [
             fb.parameter(ParamInfo(prefix + p.name, p.type, p.init, p.init_args, p.loc))
@@ -588,6 +627,8 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
                     f"cannot unpack {count} value(s) into {len(targets)} names", stmt.loc
                 )
             for target, item in zip(targets, values):
+                if isinstance(item, OpResult) and item.name_hint is None:
+                    item.name_hint = target
                 fb.env[target] = item
         case ast.Param():
             declare_param(fb, stmt)
@@ -766,7 +807,7 @@ def evaluate_dim(fb: FunctionBuilder, dim: ast.Expr, allow_unknown: bool = True)
     if isinstance(dim, ast.Name) and dim.id not in fb.env and dim.id not in fb.dims:
         raise IrnError(f"unknown dimension '{dim.id}'", dim.loc)
     value = evaluate(fb, dim)
-    if value is DYN or value == DYN:
+    if isinstance(value, RuntimeDim):
         return DYN
     if isinstance(value, bool) or not isinstance(value, int):
         raise IrnError(f"a dimension must be an integer, got {describe(value)}", dim.loc)
@@ -794,6 +835,10 @@ def scalar_kind_ok(kind: str, value: Any) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) if kind == "int" else isinstance(value, int | float)
+
+
+def tensor_names(fn: ast.Function) -> set[str]:
+    return {a.name for a in fn.args if isinstance(a.type, ast.TensorTypeExpr)}
 
 
 def fill_defaults(fb_caller: FunctionBuilder, ref: FunctionRef, bound: dict[str, Any]) -> None:
@@ -888,8 +933,8 @@ def binary(fb: FunctionBuilder, op: str, lhs: Any, rhs: Any, loc: ast.Loc) -> An
         if op == "@" and not (isinstance(lhs, SSAValue) and isinstance(rhs, SSAValue)):
             raise IrnError("`@` multiplies two tensors", loc)
         return fb.binary(op_class, lhs, rhs, loc)
-    if DYN in (lhs, rhs) and is_dim_arith(lhs, rhs):
-        return DYN
+    if isinstance(lhs, RuntimeDim) or isinstance(rhs, RuntimeDim):
+        return runtime_dim_arith(op, lhs, rhs, loc)
     if op == "+" and isinstance(lhs, list) and isinstance(rhs, list):
         return lhs + rhs
     if python_op is None or not (is_number(lhs) and is_number(rhs)):
@@ -903,8 +948,17 @@ def binary(fb: FunctionBuilder, op: str, lhs: Any, rhs: Any, loc: ast.Loc) -> An
     return result
 
 
-def is_dim_arith(lhs: Any, rhs: Any) -> bool:
-    return all(isinstance(v, int) and not isinstance(v, bool) for v in (lhs, rhs))
+def runtime_dim_arith(op: str, lhs: Any, rhs: Any, loc: ast.Loc) -> RuntimeDim:
+    def spell(v: Any) -> str:
+        if isinstance(v, RuntimeDim):
+            return v.spelling
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+        raise IrnError(f"cannot apply '{op}' to a run-time dimension and {describe(v)}", loc)
+
+    if op not in ("+", "-", "*"):
+        raise IrnError(f"'{op}' on a dimension known only at run time is not supported", loc)
+    return RuntimeDim(f"{spell(lhs)} {op} {spell(rhs)}")
 
 
 def call(fb: FunctionBuilder, node: ast.Call) -> Any:

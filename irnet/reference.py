@@ -140,6 +140,17 @@ def result_shape(op: Operation, known: Sequence[int | None]) -> Shape:
     return tuple(shape)
 
 
+def axes_of(op: Operation, x: np.ndarray) -> tuple[int, ...] | None:
+    """An op's `axes` made non-negative; None for all of them (none listed, or rank 0)."""
+    axes = {a % x.ndim for a in nn.get_ints(op.properties, "axes")} if x.ndim else set()
+    return tuple(sorted(axes)) or None
+
+
+def axis_of(op: Operation, x: np.ndarray) -> int | None:
+    """An op's `axis`; None on a rank-0 tensor (where the dialect accepts axis 0)."""
+    return nn.get_int(op.properties, "axis") if x.ndim else None
+
+
 def check_indices(op: Operation, indices: np.ndarray, size: int, axis: int) -> None:
     bad = indices[(indices < 0) | (indices >= size)]
     if bad.size:
@@ -357,9 +368,8 @@ class NNFunctions(ElementwiseFunctions):
     # reductions and normalisations
 
     def reduce(self, op: Operation, x: np.ndarray, fn: Callable[..., np.ndarray], **kw):
-        axes = {a % max(x.ndim, 1) for a in nn.get_ints(op.properties, "axes")}
         keepdims = "keepdims" in op.properties
-        return self.result(op, fn(x, axis=tuple(sorted(axes)) or None, keepdims=keepdims, **kw))
+        return self.result(op, fn(x, axis=axes_of(op, x), keepdims=keepdims, **kw))
 
     @impl(nn.ReduceSumOp)
     def run_reduce_sum(self, interpreter, op: nn.ReduceSumOp, args):
@@ -375,24 +385,23 @@ class NNFunctions(ElementwiseFunctions):
 
     @impl(nn.ArgmaxOp)
     def run_argmax(self, interpreter, op: nn.ArgmaxOp, args):
-        axis = nn.get_int(op.properties, "axis")
-        return self.result(op, np.argmax(args[0], axis=axis).astype(np.int64))
+        return self.result(op, np.argmax(args[0], axis=axis_of(op, args[0])).astype(np.int64))
 
     @impl(nn.AxisSizeOp)
     def run_axis_size(self, interpreter, op: nn.AxisSizeOp, args):
         shape = args[0].shape
-        axes = nn.get_ints(op.properties, "axes") or range(len(shape))
+        axes = axes_of(op, args[0]) or range(len(shape))
         return self.result(op, np.array(math.prod(shape[a] for a in axes), self.dtype(op.res.type)))
 
     @impl(nn.SoftmaxOp)
     def run_softmax(self, interpreter, op: nn.SoftmaxOp, args):
-        axis = nn.get_int(op.properties, "axis")
+        axis = axis_of(op, args[0])
         e = np.exp(args[0] - np.max(args[0], axis=axis, keepdims=True))
         return self.result(op, e / np.sum(e, axis=axis, keepdims=True))
 
     @impl(nn.LogSoftmaxOp)
     def run_log_softmax(self, interpreter, op: nn.LogSoftmaxOp, args):
-        axis = nn.get_int(op.properties, "axis")
+        axis = axis_of(op, args[0])
         shifted = args[0] - np.max(args[0], axis=axis, keepdims=True)
         return self.result(op, shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True)))
 
@@ -542,7 +551,6 @@ class Reference:
             raise IrnError(f"float_dtype must be a floating-point dtype, got {float_dtype}")
         self.module = module
         self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
-        self._supported: set[str] = set()
 
     def run(
         self,
@@ -586,16 +594,15 @@ class Reference:
         known = ", ".join(f"@{fn.sym_name.data}" for fn in functions) or "none"
         raise IrnError(f"no function @{name} in the module (functions: {known})")
 
-    def check_supported(self, fn: func.FuncOp) -> None:
+    def check_supported(self, fn: func.FuncOp, seen: set[str] | None = None) -> None:
         """Every op `fn` runs, through calls too, must have an implementation."""
-        if fn.sym_name.data in self._supported:
-            return
-        self._supported.add(fn.sym_name.data)
+        seen = set() if seen is None else seen
+        seen.add(fn.sym_name.data)
         for op in fn.body.walk():
             if isinstance(op, func.CallOp):
-                self.check_supported(self.function(op.callee.string_value()))
+                if op.callee.string_value() not in seen:
+                    self.check_supported(self.function(op.callee.string_value()), seen)
             elif type(op) not in IMPLEMENTED_OPS:
-                self._supported.discard(fn.sym_name.data)
                 raise unsupported(op)
 
     def arguments(
@@ -637,7 +644,7 @@ class Reference:
         if not fits(arg_type.get_shape(), array.shape):
             raise IrnError(
                 f"{what} has shape {format_shape(array.shape)}, which does not fit its type "
-                f"{format_type(arg_type)} (shape {format_shape(arg_type.get_shape())})"
+                f"{format_type(arg_type)}"
             )
         return array.astype(dtype, copy=False)
 

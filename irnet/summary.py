@@ -81,5 +81,6 @@ def parameter_table(params: list[Parameter]) -> str:
         ).rstrip()
 
     lines = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-    lines.append(f"total: {total:,} parameters in {len(params)} tensors")
+    tensors = f"{len(params)} tensor{'s' * (len(params) != 1)}"
+    lines.append(f"total: {total:,} parameters in {tensors}")
     return "\n".join(lines)

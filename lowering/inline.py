@@ -37,7 +37,9 @@ def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
         op.location = called_from(op.location, call.location)
     ret = body.last_op
     assert isinstance(ret, func.ReturnOp)
-    results = list(ret.arguments)
+    # A callee may return one of its own arguments: that is the call's operand.
+    operand_of = dict(zip(body.args, call.arguments))
+    results = [operand_of.get(r, r) for r in ret.arguments]
     body.erase_op(ret, safe_erase=False)
     Rewriter.inline_block(body, InsertPoint.before(call), call.arguments)
     for old, new in zip(call.results, results, strict=True):
@@ -46,9 +48,18 @@ def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
 
 
 def number_random_streams(function: func.FuncOp) -> None:
+    """Give every draw its own seed: a seed seen before (the same template inlined twice)
+    becomes the smallest unused one; distinct seeds, chosen or not, stay as they are."""
     draws = [op for op in function.walk() if isinstance(op, nn.RandomUniformOp)]
-    for index, op in enumerate(draws, start=1):
-        op.properties["seed"] = nn.int_attr(index)
+    taken = {nn.get_int(op.properties, "seed") for op in draws}
+    seen: set[int] = set()
+    for op in draws:
+        seed = nn.get_int(op.properties, "seed")
+        if seed in seen:
+            seed = next(s for s in range(1, len(taken) + len(draws) + 2) if s not in taken)
+            taken.add(seed)
+            op.properties["seed"] = nn.int_attr(seed)
+        seen.add(seed)
 
 
 @dataclass(frozen=True)
