@@ -12,7 +12,9 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
@@ -118,6 +120,87 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_FLAGS = ("epochs", "batch", "lr", "optimizer", "schedule", "seed", "data", "val_split")
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name, None) for name in TRAIN_FLAGS}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainOptions, open_session, train
+
+    session = open_session(args.file, overrides(args), args.model)
+    options = TrainOptions(
+        checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
+        resume=args.resume,
+        log=Path(args.log) if args.log else None,
+        plot=Path(args.plot) if args.plot else None,
+        detect_anomaly=args.detect_anomaly,
+    )
+    train(session, options)
+    return 0
+
+
+def trained_session(args: argparse.Namespace):
+    from .train import open_session
+
+    session = open_session(args.file, overrides(args), args.model)
+    session.restore(Path(args.checkpoint))
+    return session
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .train import format_metrics, load_data, splits
+
+    session = trained_session(args)
+    if args.part == "validation":
+        _, dataset, _ = splits(session)
+        if dataset is None:
+            raise IrnError("no validation split: give --val-split or train with val_split")
+    else:
+        dataset = load_data(session, args.part)
+    metrics = session.evaluate(dataset, session.config.batch)
+    print(
+        f"{dataset.source} ({args.part}, {len(dataset):,} examples): "
+        + format_metrics(args.part, metrics)
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .runner import input_arrays, load_array_file, save
+
+    session = trained_session(args)
+    names = [a.name for a in session.role("input")]
+    if "=" in args.input or args.input.endswith(".npz"):
+        given = input_arrays([args.input])
+    else:
+        array = load_array_file(args.input)
+        if isinstance(array, dict):
+            raise IrnError(f"{args.input}: expected one array")
+        given = {names[0]: array}
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise IrnError(f"predict needs the input(s) {', '.join(missing)}")
+    inputs = session.fit([given[n] for n in names], "input", args.input)
+    output = session.predict(inputs, session.config.batch)
+    if args.output:
+        save(Path(args.output), (output,))
+        print(f"wrote {args.output}: {output.dtype}{list(output.shape)}")
+    else:
+        print(np.array2string(output, threshold=200))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .sample import sample
+
+    session = trained_session(args)
+    print(sample(session, args.prompt, args.length, args.temperature, args.seed or 0))
+    return 0
+
+
 # --- argument parsing --------------------------------------------------------------------------
 
 
@@ -157,6 +240,50 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("-o", "--output", help="write the IR here instead of stdout")
     add_print_flags(opt)
     opt.set_defaults(run=cmd_opt)
+    train_cmd = sub.add_parser("train", help="train a model as its train block says")
+    add_train_flags(train_cmd)
+    train_cmd.add_argument(
+        "--checkpoint-dir",
+        default="checkpoints",
+        help="where to write a checkpoint after every epoch (default: checkpoints)",
+    )
+    train_cmd.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="CKPT",
+        help="continue from a checkpoint (default: the latest in --checkpoint-dir)",
+    )
+    train_cmd.add_argument("--log", help="append one JSON line per epoch to this file")
+    train_cmd.add_argument("--plot", help="write loss and accuracy curves to this PNG")
+    train_cmd.add_argument(
+        "--detect-anomaly",
+        action="store_true",
+        help="stop at the first NaN or Inf and name the .irn line that made it",
+    )
+    train_cmd.set_defaults(run=cmd_train)
+
+    eval_cmd = sub.add_parser("eval", help="loss and metrics of a checkpoint on data")
+    add_train_flags(eval_cmd)
+    eval_cmd.add_argument("--checkpoint", required=True)
+    eval_cmd.add_argument("--part", choices=["test", "validation", "train"], default="test")
+    eval_cmd.set_defaults(run=cmd_eval)
+
+    predict = sub.add_parser("predict", help="a checkpoint's outputs for inputs in .npy/.npz")
+    add_train_flags(predict)
+    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("--input", required=True, metavar="X.npy | NAME=X.npy | X.npz")
+    predict.add_argument("-o", "--output", help="save the outputs (.npy)")
+    predict.set_defaults(run=cmd_predict)
+
+    sample_cmd = sub.add_parser("sample", help="generate text with a trained character model")
+    add_train_flags(sample_cmd)
+    sample_cmd.add_argument("--checkpoint", required=True)
+    sample_cmd.add_argument("--prompt", default="\n")
+    sample_cmd.add_argument("--length", type=int, default=400)
+    sample_cmd.add_argument("--temperature", type=float, default=0.8)
+    sample_cmd.set_defaults(run=cmd_sample)
+
     run = sub.add_parser("run", help="run a model on inputs from .npy/.npz files")
     run.add_argument("file")
     run.add_argument("--function", help="the function to run (default: the first model)")
@@ -181,6 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     check_grads.add_argument("--samples", type=int, default=24, help="entries checked per tensor")
     check_grads.set_defaults(run=cmd_gradcheck)
     return parser
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    """The file, and a flag for every train-block entry."""
+    p.add_argument("file")
+    p.add_argument("--model", help="which train block (default: the first)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float, help="the optimizer's learning rate")
+    p.add_argument("--optimizer", help="e.g. adam or 'adam(lr=3e-4, weight_decay=1e-4)'")
+    p.add_argument("--schedule", help="e.g. 'cosine(warmup=200)'")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data", help="e.g. 'mnist(\"data/mnist\")', relative to the .irn file")
+    p.add_argument("--val-split", type=float, dest="val_split")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

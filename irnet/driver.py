@@ -8,7 +8,7 @@ tests all draw from it. `PIPELINE` is the default order, each stage printable wi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xdsl.context import Context
@@ -25,9 +25,11 @@ from irnet.dialects.nn import NN
 from irnet.lowering.autodiff import AutodiffPass
 from irnet.lowering.inline import InlineFunctionsPass
 
+from . import train_ir
 from .errors import IrnError, remember_source
 from .imports import LoadedModule, Program
-from .irgen import generate
+from .irgen import IRGen
+from .train_config import TrainConfig
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "inline-functions": lambda: InlineFunctionsPass,
@@ -53,22 +55,30 @@ def context() -> Context:
 
 @dataclass
 class Compiled:
-    """The frontend's output: verified IR, and the AST of the main file it came from."""
+    """The frontend's output: verified IR, the main file's AST, the settings of its train
+    blocks by model, and the text of every source file (for checkpoints' source hash)."""
 
     module: ModuleOp
     source: LoadedModule | None = None
+    trains: dict[str, TrainConfig] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
 
 
-def compile_source(text: str, name: str, path: Path | None = None) -> Compiled:
-    """Frontend: `.irn` text to verified IR."""
+def compile_source(
+    text: str, name: str, path: Path | None = None, overrides: dict | None = None
+) -> Compiled:
+    """Frontend: `.irn` text to verified IR. `overrides` are command-line train settings."""
     program = Program()
     main = program.load_text(text, name, (path or Path(name)).resolve())
-    module = generate(program, main)
-    module.verify()
-    return Compiled(module, main)
+    gen = IRGen(program, main)
+    gen.generate()
+    trains = train_ir.generate(gen, overrides)
+    gen.module_op.verify()
+    sources = [m.text for m in program.modules.values()]
+    return Compiled(gen.module_op, main, trains, sources)
 
 
-def load(path: str | Path) -> Compiled:
+def load(path: str | Path, overrides: dict | None = None) -> Compiled:
     """A `.irn` file through the frontend, or a `.mlir` file through xDSL's parser."""
     path = Path(path)
     try:
@@ -77,7 +87,7 @@ def load(path: str | Path) -> Compiled:
         raise IrnError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if path.suffix == ".mlir":
         return Compiled(parse_mlir(text, str(path)))
-    return compile_source(text, str(path), path)
+    return compile_source(text, str(path), path, overrides)
 
 
 def parse_mlir(text: str, name: str) -> ModuleOp:

@@ -30,6 +30,7 @@ class LoadedModule:
     display: str
     """The file name that locations and errors show."""
     tree: ast.Module
+    text: str = ""
     namespace: dict[str, FunctionRef | LoadedModule] = field(default_factory=dict)
 
 
@@ -54,7 +55,7 @@ class Program:
         key = key or Path(display)
         if key in self.modules:
             return self.modules[key]
-        module = LoadedModule(prefix, display, parse(text, display))
+        module = LoadedModule(prefix, display, parse(text, display), text)
         self._loading.append(key)
         try:
             for fn in module.tree.functions:

@@ -51,9 +51,6 @@ from .indexing import ELLIPSIS, Bounds, index
 from .initializers import INITIALIZERS, complete_arguments
 
 DTYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
-TRAIN_ENTRIES = (
-    "data", "loss", "optimizer", "schedule", "batch", "epochs", "metrics", "seed", "val_split",
-)  # fmt: skip
 BINARY_OPS = {
     "+": (nn.AddOp, operator.add), "-": (nn.SubOp, operator.sub),
     "*": (nn.MulOp, operator.mul), "/": (nn.DivOp, operator.truediv),
@@ -120,6 +117,8 @@ class FunctionBuilder:
     """In a train block's loss, the model whose parameters are this function's own."""
     instance_prefix: str = ""
     """Prefix of the parameters of the layers this function calls (`loss.` in a loss)."""
+    model_outputs: list[SSAValue] = field(default_factory=list)
+    """In a loss, the results of its calls of the model it trains."""
 
     # --- arguments and parameters ---
 
@@ -320,12 +319,22 @@ class IRGen:
         self.seed_counter = 0
 
     def generate(self) -> ModuleOp:
+        """One function per model of the main file (train blocks: see `train_ir`)."""
         for fn in self.main.tree.functions:
             if fn.kind == "model":
                 self.model_spec(FunctionRef(fn, self.main))
-        for train in self.main.tree.trains:
-            self.loss_function(train)
         return self.module_op
+
+    def model_ref(self, name: str, loc: ast.Loc) -> FunctionRef:
+        ref = self.main.namespace.get(name)
+        if not isinstance(ref, FunctionRef) or ref.fn.kind != "model":
+            models = [
+                n
+                for n, r in self.main.namespace.items()
+                if isinstance(r, FunctionRef) and r.fn.kind == "model"
+            ]
+            raise IrnError(f"train block names no model '{name}'{suggest(name, models)}", loc)
+        return ref
 
     # --- functions ---
 
@@ -421,85 +430,6 @@ class IRGen:
         self.specs[key] = spec
         return spec
 
-    def loss_function(self, train: ast.Train) -> None:
-        ref = self.main.namespace.get(train.model)
-        if not isinstance(ref, FunctionRef) or ref.fn.kind != "model":
-            models = [
-                n
-                for n, r in self.main.namespace.items()
-                if isinstance(r, FunctionRef) and r.fn.kind == "model"
-            ]
-            raise IrnError(
-                f"train block names no model '{train.model}'{suggest(train.model, models)}",
-                train.loc,
-            )
-        entries: dict[str, ast.Entry] = {}
-        for entry in train.entries:
-            if entry.name not in TRAIN_ENTRIES:
-                raise IrnError(
-                    f"unknown train entry '{entry.name}'{suggest(entry.name, TRAIN_ENTRIES)} "
-                    f"(entries: {', '.join(TRAIN_ENTRIES)})",
-                    entry.loc,
-                )
-            if entry.name in entries:
-                raise IrnError(f"train entry '{entry.name}' is given twice", entry.loc)
-            entries[entry.name] = entry
-        if "loss" not in entries:
-            raise IrnError(f"train block for '{train.model}' has no `loss = ...` entry", train.loc)
-        model = self.model_spec(ref)
-        fb = FunctionBuilder(
-            self, self.main, shares_params_of=model.symbol, instance_prefix="loss."
-        )
-        for arg in ref.fn.args:
-            type_ = signature_type(fb, arg.type)  # type: ignore[arg-type]
-            fb.env[arg.name] = fb.add_argument(
-                arg.name, type_, arg.loc, {"nn.input": StringAttr(arg.name)}
-            )
-        for target in train.targets:
-            if target.name in fb.env:
-                raise IrnError(
-                    f"train target '{target.name}' has the name of an input of {train.model}",
-                    target.loc,
-                )
-            if not isinstance(target.type, ast.TensorTypeExpr):
-                raise IrnError(f"train target '{target.name}' must be a tensor", target.loc)
-            type_ = signature_type(fb, target.type)
-            fb.env[target.name] = fb.add_argument(
-                target.name, type_, target.loc, {"nn.target": StringAttr(target.name)}
-            )
-        loss_entry = entries["loss"]
-        loss = fb.tensor(evaluate(fb, loss_entry.value), loss_entry.value.loc)
-        if loss.type.get_num_dims() != 0 or loss.type.element_type not in (f32, f64):
-            raise IrnError(
-                f"the loss must be a float scalar, but this is {format_type(loss.type)} "
-                "(reduce it with mean or sum)",
-                loss_entry.value.loc,
-            )
-        symbol = self.unique_symbol(f"{model.symbol}.loss")
-        loss_fn = self.finish(fb, symbol, [loss], train.loc, loss_entry.loc, False)
-        self.gradient_function(loss_fn, fb, f"{model.symbol}.grad", train.loc)
-
-    def gradient_function(
-        self, loss_fn: func.FuncOp, loss_fb: FunctionBuilder, name: str, loc: ast.Loc
-    ) -> None:
-        """`@<model>.grad`: the loss and its gradients with respect to every parameter, the
-        request that the `autodiff` pass expands and that training runs."""
-        fb = FunctionBuilder(self, self.main)
-        args = [
-            fb.add_argument(arg.name_hint or "arg", arg.type, loc, attrs)
-            for arg, attrs in zip(loss_fn.args, loss_fb.arg_attrs)
-        ]
-        for arg, original in zip(args, loss_fn.args):
-            arg.location = original.location
-        wrt = [i for i, attrs in enumerate(loss_fb.arg_attrs) if "nn.param" in attrs]
-        if not wrt:
-            raise IrnError(f"'{loss_fn.sym_name.data}' has no parameters to train", loc)
-        request = ValueAndGradOp.request(loss_fn, args, wrt)
-        request.location = location(loc)
-        fb.block.add_op(request)
-        symbol = self.unique_symbol(name)
-        self.finish(fb, symbol, list(request.results), loc, loc, False)
-
     def instantiate(
         self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords
     ) -> tuple[Spec, list[SSAValue]]:
@@ -535,7 +465,10 @@ class IRGen:
 
     def call(self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords):
         spec, operands = self.instantiate(fb, ref, node, args, keywords)
-        return fb.emit(func.CallOp(spec.symbol, operands, [spec.result_type]), node.loc)
+        result = fb.emit(func.CallOp(spec.symbol, operands, [spec.result_type]), node.loc)
+        if spec.symbol == fb.shares_params_of:
+            fb.model_outputs.append(result)
+        return result
 
     def derivative(self, fb: FunctionBuilder, grad: GradFn, node: ast.Call, args, keywords):
         """`grad(f, wrt=...)(args)`: an `ad.grad` (or `ad.value_and_grad`) request. One
@@ -972,7 +905,3 @@ def call(fb: FunctionBuilder, node: ast.Call) -> Any:
     if callable(target):
         return target(fb, node.loc, args, keywords)
     raise IrnError(f"{describe(target)} is not callable", node.func.loc)
-
-
-def generate(program: Program, main: LoadedModule) -> ModuleOp:
-    return IRGen(program, main).generate()

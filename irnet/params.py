@@ -29,11 +29,15 @@ def numpy_dtype(t: TensorType) -> np.dtype:
     return np.dtype(NUMPY_DTYPES[dtype_name(t.element_type)])
 
 
+ROLES = ("param", "grad", "state", "hyper", "target", "input")
+"""The `nn.<role>` argument attributes, in the order they are looked for."""
+
+
 @dataclass(frozen=True)
 class Argument:
     name: str
     kind: str
-    """"input", "target" or "param"."""
+    """One of ROLES."""
     type: TensorType
     init: str | None = None
     init_args: dict[str, float] | None = None
@@ -47,20 +51,18 @@ def arguments(function: func.FuncOp) -> list[Argument]:
     attrs += [{}] * (len(function.args) - len(attrs))
     result = []
     for i, (arg, a) in enumerate(zip(function.args, attrs)):
-        if "nn.param" in a:
+        kind = next((r for r in ROLES if f"nn.{r}" in a), "input")
+        label = a.get(f"nn.{kind}")
+        name = label.data if isinstance(label, StringAttr) else arg.name_hint or f"arg{i}"
+        if kind == "param":
             init_args = a.get("nn.init_args")
             kwargs = (
                 {k: v.value.data for k, v in init_args.data.items() if isinstance(v, FloatAttr)}
                 if isinstance(init_args, DictionaryAttr)
                 else {}
             )
-            result.append(
-                Argument(a["nn.param"].data, "param", arg.type, a["nn.init"].data, kwargs)
-            )
+            result.append(Argument(name, kind, arg.type, a["nn.init"].data, kwargs))
         else:
-            kind = "target" if "nn.target" in a else "input"
-            label = a.get(f"nn.{kind}")
-            name = label.data if isinstance(label, StringAttr) else arg.name_hint or f"arg{i}"
             result.append(Argument(name, kind, arg.type))
     return result
 

@@ -50,6 +50,7 @@ def _lark() -> Lark:
         postlex=_BracketNewlines(),
         propagate_positions=True,
         maybe_placeholders=True,
+        start=["start", "expr"],
     )
 
 
@@ -96,9 +97,18 @@ def _syntax_error(e: UnexpectedInput, filename: str) -> IrnError:
 
 def parse(text: str, filename: str = "<input>") -> ast.Module:
     """Parse `.irn` source; raises IrnError with the location of the first mistake."""
+    return _parse(text, filename, "start")
+
+
+def parse_expression(text: str, filename: str = "<expression>") -> ast.Expr:
+    """Parse one expression, such as a flag's value `adam(lr=3e-4)`."""
+    return _parse(text, filename, "expr")
+
+
+def _parse(text: str, filename: str, start: str):
     remember_source(filename, text)
     try:
-        return _ToAst(filename).transform(_lark().parse(text))
+        return _ToAst(filename).transform(_lark().parse(text, start=start))
     except UnexpectedInput as e:
         raise _syntax_error(e, filename) from None
     except VisitError as e:

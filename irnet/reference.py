@@ -537,6 +537,17 @@ class CurrentOp(Interpreter.Listener):
         self.op, self.args = op, args
 
 
+class AnomalyCheck(Interpreter.Listener):
+    """Stops at the first op whose result holds a NaN or an infinity (`--detect-anomaly`)."""
+
+    def did_interpret_op(self, op: Operation, results: PythonValues) -> None:
+        for result in results:
+            floats = isinstance(result, np.ndarray) and result.dtype.kind == "f"
+            if floats and not np.all(np.isfinite(result)):
+                kind = "NaN" if np.isnan(result).any() else "an infinity"
+                raise op_error(op, f"produced {kind} (stopped by --detect-anomaly)")
+
+
 class Reference:
     """The reference interpreter over one module; `run` a function of it as often as needed.
 
@@ -560,16 +571,19 @@ class Reference:
         training: bool = False,
         step: int = 0,
         seed: int = 0,
+        check_finite: bool = False,
     ) -> tuple[np.ndarray, ...]:
         """The results of `@function_name` on `args`: positional, or a mapping from each
         argument's name (`x`, `dense_0.w`) to its value. `training` is what `nn.training`
-        returns; `seed` and `step` pick the stream of `nn.random_uniform`."""
+        returns; `seed` and `step` pick the stream of `nn.random_uniform`; `check_finite`
+        stops at the first op that makes a NaN or an infinity, naming its source line."""
         fn = self.function(function_name)
         self.check_supported(fn)
         values = self.arguments(fn, args)
         functions = NNFunctions(self.float_dtype, bool(training), int(seed), int(step))
         current = CurrentOp()
-        interpreter = Interpreter(self.module, listeners=(current,))
+        listeners = (current, AnomalyCheck()) if check_finite else (current,)
+        interpreter = Interpreter(self.module, listeners=listeners)
         interpreter.register_implementations(FuncFunctions())
         interpreter.register_implementations(functions)
         try:

@@ -32,7 +32,8 @@ from xdsl.transforms.common_subexpression_elimination import CommonSubexpression
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
 from irnet.dialects.ad import GradRequestOp
-from irnet.dialects.nn_vjp import NOT_DIFFERENTIABLE, SHAPE_ONLY, Emitter, NoDerivative, vjp
+from irnet.dialects.nn_builder import Emitter, NoDerivative
+from irnet.dialects.nn_vjp import NOT_DIFFERENTIABLE, SHAPE_ONLY, vjp
 from irnet.dialects.shapes import format_type, is_float, shapes_compatible
 from irnet.locations import error_at
 from irnet.lowering.inline import drop_unused_private_functions, inline_call

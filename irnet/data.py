@@ -1,0 +1,701 @@
+"""The data layer of `irnet train`: the sources a train block's `data = ...` entry names, loaded
+into a `Dataset` of batch-first NumPy arrays, with seeded splitting and batching, and
+`fit_to_input` to shape a source's examples to a model's inputs.
+
+    data = mnist("../data/mnist")                  # MNIST IDX files, gzip or raw
+    data = npz("arrays.npz", x="x", y="y")         # arrays by name
+    data = npy("x.npy", "y.npy")                   # one array per file
+    data = csv("table.csv.gz", label=-1)           # a numeric table, the label one of its columns
+    data = text("input.txt", context=8)            # next-character prediction
+
+Paths are relative to the `.irn` file's folder. Every problem with a source or its files is an
+`IrnError` naming the file (and line, for text formats) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv as csv_module
+import difflib
+import gzip
+import json
+import math
+import os
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irnet.dialects.shapes import DYN, format_shape, format_type
+
+from . import ast
+from .errors import IrnError
+
+# --- datasets ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureStats:
+    """Per-column mean and standard deviation of a normalised table, to normalise new rows."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.std).astype(np.float32)
+
+
+@dataclass
+class Dataset:
+    inputs: list[np.ndarray]
+    """Model inputs, first axis = examples."""
+    targets: list[np.ndarray]
+    """Training targets, same first axis."""
+    source: str
+    """What it was loaded from, for messages."""
+    vocabulary: str | None = None
+    """text(): the character of each id."""
+    feature_stats: FeatureStats | None = None
+    """csv(normalize=true): how the features were normalised."""
+
+    def __post_init__(self) -> None:
+        sizes = {len(a) for a in self.inputs + self.targets}
+        if not self.inputs and not self.targets:
+            raise IrnError(f"data from {self.source} holds no arrays")
+        if len(sizes) > 1:
+            shapes = ", ".join(format_shape(a.shape) for a in self.inputs + self.targets)
+            raise IrnError(
+                f"data from {self.source} has arrays with different numbers of examples "
+                f"(shapes {shapes}); their first axes must agree"
+            )
+
+    def __len__(self) -> int:
+        return len((self.inputs + self.targets)[0])
+
+    def take(self, index: np.ndarray | slice) -> Dataset:
+        """The examples at `index` (a slice keeps views; an index array copies)."""
+        return replace(
+            self,
+            inputs=[a[index] for a in self.inputs],
+            targets=[a[index] for a in self.targets],
+        )
+
+    def split(
+        self, fraction: float, seed: int, contiguous: bool = False
+    ) -> tuple[Dataset, Dataset]:
+        """(train, validation): validation gets round(fraction * n) examples, drawn by a seeded
+        permutation, or the last ones when `contiguous` (for overlapping text windows)."""
+        if not (isinstance(fraction, int | float) and 0 <= fraction < 1):
+            raise IrnError(f"val_split must be at least 0 and less than 1, not {fraction}")
+        n = len(self)
+        held = round(fraction * n)
+        if held == n:
+            raise IrnError(
+                f"val_split = {fraction} leaves none of the {n} examples of {self.source} "
+                "for training"
+            )
+        if contiguous:
+            return self.take(slice(0, n - held)), self.take(slice(n - held, n))
+        order = np.random.default_rng(seed).permutation(n)
+        return self.take(np.sort(order[held:])), self.take(np.sort(order[:held]))
+
+    def batches(
+        self, batch_size: int, rng: np.random.Generator | None
+    ) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
+        """(inputs, targets) batches: shuffled with `rng` (one permutation per call) or in order;
+        the last batch holds the remaining examples and may be smaller."""
+        count = self.num_batches(batch_size)
+        order = rng.permutation(len(self)) if rng is not None else None
+        for b in range(count):
+            window = slice(b * batch_size, (b + 1) * batch_size)
+            index = window if order is None else order[window]
+            yield [a[index] for a in self.inputs], [a[index] for a in self.targets]
+
+    def num_batches(self, batch_size: int) -> int:
+        if not (isinstance(batch_size, int) and not isinstance(batch_size, bool)) or batch_size < 1:
+            raise IrnError(f"batch must be a positive integer, not {batch_size!r}")
+        return math.ceil(len(self) / batch_size)
+
+
+# --- data specs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A train block's `data = kind(args..., options...)` entry, its values as Python values."""
+
+    kind: str
+    args: tuple = ()
+    options: dict = field(default_factory=dict)
+    loc: ast.Loc | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        items = [irn_literal(a) for a in self.args]
+        items += [f"{k}={irn_literal(v)}" for k, v in self.options.items()]
+        return f"{self.kind}({', '.join(items)})"
+
+
+def irn_literal(value: Any) -> str:
+    """A value as a `.irn` author writes it: `"a"`, `true`, `-1`, `["a", "b"]`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(irn_literal(v) for v in value) + "]"
+    return str(value)
+
+
+# --- options and the table of sources --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    expected: str
+    """What the option accepts, for messages."""
+    accepts: Callable[[Any], bool]
+    shown: str | None = None
+    """How describe_kinds() shows the default, when not as a literal."""
+    is_path: bool = False
+    """Relative to the .irn file's folder, like the positional arguments."""
+
+
+def choice(default: Any, *values: Any) -> Option:
+    expected = ", ".join(map(irn_literal, values[:-1])) + f" or {irn_literal(values[-1])}"
+    return Option(default, expected, lambda v: any(type(v) is type(c) and v == c for c in values))
+
+
+def integer(default: int, minimum: int | None = None) -> Option:
+    expected = "an integer" if minimum is None else f"an integer of at least {minimum}"
+    return Option(default, expected, lambda v: type(v) is int and (minimum is None or v >= minimum))
+
+
+def _is_names(value: Any) -> bool:
+    is_list = isinstance(value, list | tuple) and len(value) > 0
+    return isinstance(value, str) or (is_list and all(isinstance(v, str) for v in value))
+
+
+NAMES = "a name or a non-empty list of names"
+PATH = Option(None, "a path", lambda v: isinstance(v, str), shown="PATH", is_path=True)
+LABEL = Option(
+    None, "a column index or a header name", lambda v: type(v) is int or isinstance(v, str), "-1"
+)
+BOOLEAN = choice(False, True, False)
+
+
+@dataclass(frozen=True)
+class Source:
+    params: tuple[str, ...]
+    """Its positional arguments, paths relative to the .irn file's folder."""
+    options: dict[str, Option]
+    read: Callable[[list[Path], dict[str, Any], str], Dataset]
+    """(paths, options with defaults, part) -> Dataset."""
+    summary: str
+    has_test_part: bool = False
+
+    def signature(self, kind: str) -> str:
+        options = [
+            f"{name}={o.shown or irn_literal(o.default)}" for name, o in self.options.items()
+        ]
+        return f"{kind}({', '.join([*self.params, *options])})"
+
+
+def describe_kinds() -> str:
+    """One line per data source, its arguments and options, for messages and --help."""
+    return "\n".join(f"  {s.signature(kind)}: {s.summary}" for kind, s in SOURCES.items())
+
+
+def has_test_part(kind: str) -> bool:
+    """Whether load(..., part="test") can load a source of this kind (mnist's t10k files)."""
+    return kind in SOURCES and SOURCES[kind].has_test_part
+
+
+def load(spec: DataSpec, base_dir: Path, part: str = "train") -> Dataset:
+    """The `part` ("train" or "test") of the data `spec` names; paths relative to `base_dir`."""
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be 'train' or 'test', not {part!r}")
+    source = _source(spec)
+    options = _bind(spec, source)
+    for name, option in source.options.items():
+        if option.is_path and options[name] is not None:
+            options[name] = _resolve(base_dir, options[name])
+    if part == "test" and not source.has_test_part:
+        raise IrnError(
+            f"{spec} has no separate test part; hold out examples with val_split instead",
+            spec.loc,
+        )
+    paths = [_resolve(base_dir, arg) for arg in spec.args]
+    try:
+        dataset = source.read(paths, options, part)
+    except IrnError as e:
+        e.loc = e.loc or spec.loc
+        raise
+    label = str(spec) if part == "train" else f"{spec} (test part)"
+    return replace(dataset, source=label)
+
+
+def _resolve(base_dir: Path, path: str) -> Path:
+    return Path(base_dir) / Path(path).expanduser()
+
+
+def _source(spec: DataSpec) -> Source:
+    if spec.kind not in SOURCES:
+        raise IrnError(
+            f"unknown data source '{spec.kind}'{_suggest(spec.kind, SOURCES)}",
+            spec.loc,
+            notes=[f"the data sources are:\n{describe_kinds()}"],
+        )
+    return SOURCES[spec.kind]
+
+
+def _bind(spec: DataSpec, source: Source) -> dict[str, Any]:
+    """The options with their defaults, after checking the arguments against `source`."""
+    usage = [f"usage: {source.signature(spec.kind)}"]
+    if len(spec.args) != len(source.params):
+        wanted = len(source.params)
+        raise IrnError(
+            f"{spec.kind}() takes {wanted} argument{'s' * (wanted != 1)} "
+            f"({', '.join(source.params)}) before its options, but {len(spec.args)} "
+            f"{'was' if len(spec.args) == 1 else 'were'} given",
+            spec.loc,
+            notes=usage,
+        )
+    for param, arg in zip(source.params, spec.args):
+        if not isinstance(arg, str):
+            raise IrnError(f"{spec.kind}(): {param} must be a path string", spec.loc, usage)
+    for name, value in spec.options.items():
+        option = source.options.get(name)
+        if option is None:
+            known = ", ".join(source.options)
+            raise IrnError(
+                f"{spec.kind}() has no option '{name}'{_suggest(name, source.options)}; "
+                f"its options are {known}",
+                spec.loc,
+                notes=usage,
+            )
+        if not option.accepts(value):
+            raise IrnError(
+                f"{spec.kind}(): {name} must be {option.expected}, not {irn_literal(value)}",
+                spec.loc,
+                notes=usage,
+            )
+    return {**{k: o.default for k, o in source.options.items()}, **spec.options}
+
+
+def _suggest(name: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def shown(path: Path) -> str:
+    """A path as messages show it: normalised, relative to the working directory when inside."""
+    text = os.path.normpath(path)
+    if os.path.isabs(text):
+        relative = os.path.relpath(text)
+        return text if relative.startswith("..") else relative
+    return text
+
+
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, gunzipped when it starts with the gzip magic bytes."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IrnError(f"{shown(path)}: no such file") from None
+    except IsADirectoryError:
+        raise IrnError(f"{shown(path)}: is a folder, not a file") from None
+    except OSError as e:
+        raise IrnError(f"{shown(path)}: cannot read it ({e.strerror})") from None
+    if not data.startswith(b"\x1f\x8b"):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise IrnError(f"{shown(path)}: not a readable gzip file ({e})") from None
+
+
+def read_text(path: Path) -> str:
+    try:
+        return read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise IrnError(f"{shown(path)}: not UTF-8 text (byte {e.start})") from None
+
+
+# --- mnist -------------------------------------------------------------------------------------
+
+IDX_IMAGES = 2051  # unsigned bytes, 3 dimensions
+IDX_LABELS = 2049  # unsigned bytes, 1 dimension
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def read_mnist(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
+    folder = paths[0]
+    if not folder.is_dir():
+        raise IrnError(f"{shown(folder)}: no such folder (mnist() takes the folder of IDX files)")
+    image_file, label_file = (find_idx_file(folder, stem) for stem in MNIST_FILES[part])
+    images = read_idx(image_file, IDX_IMAGES, "image")
+    labels = read_idx(label_file, IDX_LABELS, "label")
+    if len(images) != len(labels):
+        raise IrnError(
+            f"{shown(image_file)} has {len(images)} images but {shown(label_file)} has "
+            f"{len(labels)} labels"
+        )
+    pixels = scale_pixels(images.astype(np.float32), options["normalize"])
+    return Dataset([pixels], [labels.astype(np.int32)], shown(folder))
+
+
+def scale_pixels(pixels: np.ndarray, normalize: str) -> np.ndarray:
+    """ "none": 0..255; "scale": 0..1; "standardize": MNIST's mean 0 and std 1. In place."""
+    if normalize != "none":
+        pixels /= 255
+    if normalize == "standardize":
+        pixels -= MNIST_MEAN
+        pixels /= MNIST_STD
+    return pixels
+
+
+def find_idx_file(folder: Path, stem: str) -> Path:
+    """`stem.gz` or `stem`, also spelled with a dot before `idx` as some mirrors do."""
+    dotted = stem.replace("-idx", ".idx")
+    for name in (f"{stem}.gz", stem, f"{dotted}.gz", dotted):
+        if (folder / name).is_file():
+            return folder / name
+    needed = ", ".join(n for pair in MNIST_FILES.values() for n in pair)
+    raise IrnError(
+        f"{shown(folder)}: missing {stem}.gz (or {stem}); an MNIST folder holds {needed}, "
+        "each gzipped or not"
+    )
+
+
+def read_idx(path: Path, magic: int, what: str) -> np.ndarray:
+    """An IDX file of unsigned bytes, its header checked against `magic` and its length."""
+    data = read_bytes(path)
+    if len(data) < 4:
+        raise IrnError(f"{shown(path)}: truncated: {len(data)} bytes, too short for an IDX header")
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        raise IrnError(
+            f"{shown(path)}: not an IDX {what} file (magic number {found}, expected {magic})"
+        )
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IrnError(f"{shown(path)}: truncated in its header ({len(data)} bytes)")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    size, body = math.prod(dims), len(data) - header
+    if body != size:
+        problem = "truncated" if body < size else "longer than its header says"
+        raise IrnError(
+            f"{shown(path)}: {problem}: the header announces {dims[0]} {what}s of shape "
+            f"{format_shape(dims[1:])} ({size} bytes) but {body} bytes follow it"
+        )
+    return np.frombuffer(data, np.uint8, count=size, offset=header).reshape(dims)
+
+
+# --- npz, npy ----------------------------------------------------------------------------------
+
+
+def read_array_file(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    """An .npy array, or an .npz archive's arrays by name; never unpickles."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise IrnError(f"{shown(path)}: no such file") from None
+    except IsADirectoryError:
+        raise IrnError(f"{shown(path)}: is a folder, not a file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise IrnError(f"{shown(path)}: cannot read it as .npy/.npz ({e})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return loaded
+    try:
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise IrnError(f"{shown(path)}: cannot read its arrays ({e})") from None
+
+
+def read_npz(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
+    path = paths[0]
+    arrays = read_array_file(path)
+    if not isinstance(arrays, dict):
+        raise IrnError(f"{shown(path)}: an .npy file with one array; use npy(x_path, y_path)")
+
+    def pick(names: str | list[str]) -> list[np.ndarray]:
+        names = [names] if isinstance(names, str) else list(names)
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            has = ", ".join(f"'{n}'" for n in arrays) or "no arrays"
+            raise IrnError(f"{shown(path)}: has no array '{missing[0]}'; it has {has}")
+        return [arrays[n] for n in names]
+
+    return Dataset(pick(options["x"]), pick(options["y"]), shown(path))
+
+
+def read_npy(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
+    arrays = [read_array_file(p) for p in paths]
+    for path, array in zip(paths, arrays):
+        if isinstance(array, dict):
+            raise IrnError(f"{shown(path)}: an .npz archive; use npz(path, x=..., y=...)")
+    return Dataset([arrays[0]], [arrays[1]], shown(paths[0]))
+
+
+# --- csv ---------------------------------------------------------------------------------------
+
+DELIMITERS = (";", ",", "\t")
+"""Tried in this order on a line; a line with none of them is split at whitespace (" ")."""
+
+
+@dataclass
+class Table:
+    values: np.ndarray
+    """float64 [rows, columns]."""
+    header: list[str] | None
+    lines: list[int]
+    """The line number of each row."""
+    name: str
+
+
+def read_csv(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
+    table = read_table(paths[0], options["header"], options["delimiter"])
+    label = options["label"]
+    if options["target"] is not None:
+        if label is not None:
+            raise IrnError("csv(): give either label (a column) or target (a file), not both")
+        features, target = table.values, target_column(options["target"], table)
+    else:
+        column = label_column(table, -1 if label is None else label)
+        features, target = np.delete(table.values, column, axis=1), table.values[:, column]
+        if features.shape[1] == 0:
+            raise IrnError(f"{table.name}: has one column, the label; no features are left")
+    stats = feature_stats(features) if options["normalize"] else None
+    features = stats.apply(features) if stats else features.astype(np.float32)
+    targets = class_labels(target, table) if options["classes"] else regression(target)
+    return Dataset([features], [targets], table.name, feature_stats=stats)
+
+
+def read_table(path: Path, header: bool | str, delimiter: str) -> Table:
+    name = shown(path)
+    lines = [(no, line) for no, line in enumerate(read_text(path).splitlines(), 1) if line.strip()]
+    if not lines:
+        raise IrnError(f"{name}: empty file, no rows")
+    if delimiter == "auto":
+        delimiter = detect_delimiter(lines[min(1, len(lines) - 1)][1])
+    rows = split_rows(lines, delimiter)
+    first = rows[0][1]
+    has_header = not all(map(is_number, first)) if header == "auto" else header
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise IrnError(f"{name}: has a header line but no rows")
+    check_widths(body, name)
+    return Table(to_floats(body, name), first if has_header else None, [no for no, _ in body], name)
+
+
+def detect_delimiter(line: str) -> str:
+    return next((d for d in DELIMITERS if d in line), " ")
+
+
+def split_rows(lines: list[tuple[int, str]], delimiter: str) -> list[tuple[int, list[str]]]:
+    texts = [line for _, line in lines]
+    if delimiter == " ":
+        cells = [text.split() for text in texts]
+    else:
+        cells = [[c.strip() for c in row] for row in csv_module.reader(texts, delimiter=delimiter)]
+    return [(no, row) for (no, _), row in zip(lines, cells)]
+
+
+def check_widths(rows: list[tuple[int, list[str]]], name: str) -> None:
+    first_no, first = rows[0]
+    for no, row in rows:
+        if len(row) != len(first):
+            raise IrnError(
+                f"{name}:{no}: row has {len(row)} columns but line {first_no} has {len(first)}"
+            )
+
+
+def is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def to_floats(rows: list[tuple[int, list[str]]], name: str) -> np.ndarray:
+    try:
+        return np.array([row for _, row in rows], dtype=np.float64)
+    except ValueError:
+        pass
+    for no, row in rows:  # find the culprit to name it
+        for column, cell in enumerate(row, 1):
+            if not is_number(cell):
+                what = "is empty" if cell == "" else f"is {cell!r}, not a number"
+                raise IrnError(f"{name}:{no}: column {column} {what}")
+    raise AssertionError("unreachable: a row that NumPy cannot convert holds a non-number")
+
+
+def label_column(table: Table, label: int | str) -> int:
+    width = table.values.shape[1]
+    if isinstance(label, str):
+        if table.header is None:
+            raise IrnError(f"{table.name}: label='{label}' names a column, but there is no header")
+        if label not in table.header:
+            names = ", ".join(f"'{h}'" for h in table.header)
+            raise IrnError(f"{table.name}: no column named '{label}'; the header has {names}")
+        index = table.header.index(label)
+    else:
+        index = label
+    if not -width <= index < width:
+        raise IrnError(f"{table.name}: no label column {label}; the rows have {width} columns")
+    return index % width
+
+
+def target_column(path: Path, table: Table) -> np.ndarray:
+    targets = read_table(path, "auto", "auto")
+    rows, columns = targets.values.shape
+    if columns != 1:
+        raise IrnError(f"{targets.name}: has {columns} columns; a target file has one")
+    if rows != len(table.values):
+        raise IrnError(f"{targets.name}: has {rows} rows but {table.name} has {len(table.values)}")
+    return targets.values[:, 0]
+
+
+def class_labels(target: np.ndarray, table: Table) -> np.ndarray:
+    bad = np.flatnonzero((target != np.round(target)) | (target < 0))
+    if len(bad):
+        raise IrnError(
+            f"{table.name}:{table.lines[bad[0]]}: label {target[bad[0]]:g} is not a class "
+            "index (classes=true needs integers 0, 1, 2, ...)"
+        )
+    return target.astype(np.int32)
+
+
+def regression(target: np.ndarray) -> np.ndarray:
+    return target[:, None].astype(np.float32)
+
+
+def feature_stats(features: np.ndarray) -> FeatureStats:
+    mean, std = features.mean(axis=0), features.std(axis=0)
+    std[std == 0] = 1  # a constant column becomes zeros
+    return FeatureStats(mean.astype(np.float32), std.astype(np.float32))
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+def read_characters(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
+    path, context = paths[0], options["context"]
+    codes = np.frombuffer(read_text(path).encode("utf-32-le"), dtype=np.uint32)
+    if len(codes) <= context:
+        raise IrnError(
+            f"{shown(path)}: has {len(codes)} characters; context={context} needs at least "
+            f"{context + 1}"
+        )
+    alphabet, ids = np.unique(codes, return_inverse=True)
+    ids = ids.astype(np.int32)
+    windows = np.lib.stride_tricks.sliding_window_view(ids[:-1], context)  # a view: no copy
+    vocabulary = "".join(map(chr, alphabet))
+    return Dataset([windows], [ids[context:]], shown(path), vocabulary=vocabulary)
+
+
+SOURCES: dict[str, Source] = {
+    "mnist": Source(
+        ("dir",),
+        {"normalize": choice("scale", "scale", "standardize", "none")},
+        read_mnist,
+        "MNIST IDX files (gzip or raw), images f32[N, 28, 28] and labels i32[N]; "
+        "a train and a test part",
+        has_test_part=True,
+    ),
+    "npz": Source(
+        ("path",),
+        {
+            "x": Option("x", NAMES, _is_names),
+            "y": Option("y", NAMES, _is_names),
+        },
+        read_npz,
+        "inputs x and targets y, arrays by name from an .npz archive",
+    ),
+    "npy": Source(("x_path", "y_path"), {}, read_npy, "inputs and targets from two .npy files"),
+    "csv": Source(
+        ("path",),
+        {
+            "label": LABEL,
+            "header": choice("auto", True, False, "auto"),
+            "target": PATH,
+            "normalize": BOOLEAN,
+            "delimiter": choice("auto", "auto", ",", ";", "\t", " "),
+            "classes": BOOLEAN,
+        },
+        read_csv,
+        "a numeric table (.gz too): features f32[N, F], the label column (or the one column of "
+        "the target file) f32[N, 1], or i32[N] with classes=true",
+    ),
+    "text": Source(
+        ("path",),
+        {"context": integer(8, minimum=1)},
+        read_characters,
+        "characters: windows i32[N, context] of character ids, the next character i32[N]",
+    ),
+}
+
+
+# --- fitting data to a model -------------------------------------------------------------------
+
+
+def fit_to_input(
+    array: np.ndarray,
+    input_type: Any,
+    name: str,
+    source: str,
+    what: str = "the model's input",
+) -> np.ndarray:
+    """`array` (batch-first) reshaped to the type of the model's input `name` (batch-first,
+    the rest static, or dynamic where the array agrees) and cast to its dtype.
+
+    `input_type` is an xDSL TensorType or a shape (a sequence of ints; -1 or None for `?`)."""
+    shape, dtype, spelled = _model_type(input_type)
+    if not shape:
+        raise IrnError(f"{what} {name} is {spelled}, which has no batch dimension for data")
+    example, wanted = array.shape[1:], shape[1:]
+
+    def mismatch() -> IrnError:
+        return IrnError(
+            f"data from {source} has examples of shape {format_shape(example)} "
+            f"({math.prod(example)} values) but {what} {name} is {spelled}"
+        )
+
+    if DYN not in wanted:
+        if math.prod(example) != math.prod(wanted):
+            raise mismatch()
+        array = array.reshape((array.shape[0], *wanted))
+    elif len(example) != len(wanted) or any(w not in (DYN, e) for w, e in zip(wanted, example)):
+        raise mismatch()
+    if dtype is None or array.dtype == dtype:
+        return array
+    if not np.can_cast(array.dtype, dtype, "same_kind"):
+        raise IrnError(
+            f"data from {source} has {array.dtype} values but {what} {name} is {spelled}"
+        )
+    return array.astype(dtype)
+
+
+def _model_type(input_type: Any) -> tuple[tuple[int, ...], np.dtype | None, str]:
+    """(shape with DYN for `?`, NumPy dtype or None, the type as `.irn` spells it)."""
+    if hasattr(input_type, "get_shape"):
+        from .params import numpy_dtype  # the compiler's dtype table
+
+        return tuple(input_type.get_shape()), numpy_dtype(input_type), format_type(input_type)
+    shape = tuple(DYN if d is None else d for d in input_type)
+    return shape, None, format_shape(shape)

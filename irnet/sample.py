@@ -1,0 +1,36 @@
+"""`irnet sample`: text from a trained character-level model, one character at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import IrnError
+from .train import Session, load_data
+
+
+def sample(session: Session, prompt: str, length: int, temperature: float, seed: int) -> str:
+    """`prompt` continued by `length` characters drawn from the model's softmax at
+    `temperature`; the vocabulary is the training text's."""
+    dataset = load_data(session)
+    vocabulary = getattr(dataset, "vocabulary", None)
+    if vocabulary is None:
+        raise IrnError("sample needs a model trained on text(...) data")
+    (context_arg,) = session.role("input")
+    context = context_arg.type.get_shape()[-1]
+    unknown = sorted(set(prompt) - set(vocabulary))
+    if unknown:
+        raise IrnError(f"the prompt has characters the model never saw: {''.join(unknown)!r}")
+    if temperature <= 0:
+        raise IrnError("--temperature must be positive")
+    ids = [vocabulary.index(c) for c in prompt]
+    ids = [ids[0]] * max(0, context - len(ids)) + ids
+    rng = np.random.default_rng(seed)
+    text = list(prompt)
+    for _ in range(length):
+        window = np.asarray([ids[-context:]], dtype=np.int32)
+        logits = session.predict([window], 1)[0].astype(np.float64) / temperature
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        ids.append(int(rng.choice(len(probs), p=probs)))
+        text.append(vocabulary[ids[-1]])
+    return "".join(text)

@@ -1,0 +1,340 @@
+"""`irnet train`, `eval`, `predict` and `sample`: run a train block's compiled functions
+(`@m.step`, `@m.eval`, `@m`; see `train_ir`) over real data.
+
+All randomness derives from the seed: parameters from `(seed, name)`, the shuffle of epoch `e`
+from `(seed, e)`, dropout from `(seed, step)`. A checkpoint written after epoch `k` therefore
+resumes bit for bit: training N epochs equals training k, stopping, and resuming for N - k.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects import func
+
+from . import checkpoint as ckpt
+from . import data as datasets
+from . import driver, reference
+from .errors import IrnError
+from .params import Argument, arguments, find_function, initial_parameters, numpy_dtype
+from .progress import Progress
+from .schedules import learning_rate
+from .train_config import TrainConfig
+
+
+@dataclass
+class Session:
+    """A train block compiled for the reference target, with its parameters and state."""
+
+    path: Path
+    model: str
+    config: TrainConfig
+    runner: reference.Reference
+    step_args: list[Argument]
+    source_hash: str
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+    epoch: int = 0
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def role(self, kind: str) -> list[Argument]:
+        return [a for a in self.step_args if a.kind == kind]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return numpy_dtype(self.role("param")[0].type)
+
+    def fit(self, arrays: list[np.ndarray], kind: str, source: str) -> list[np.ndarray]:
+        args = self.role(kind)
+        if len(arrays) != len(args):
+            names = ", ".join(a.name for a in args)
+            raise IrnError(
+                f"{source} gives {len(arrays)} {kind}(s) but {self.model} takes "
+                f"{len(args)} ({names})"
+            )
+        what = "the model's input" if kind == "input" else "the target"
+        return [
+            datasets.fit_to_input(a, arg.type, arg.name, source, what)
+            for a, arg in zip(arrays, args)
+        ]
+
+    def reset(self) -> None:
+        """Fresh parameters from the initialisers, zero optimiser state."""
+        self.params = initial_parameters(
+            self.runner.function(f"{self.model}.step"), self.config.seed
+        )
+        self.state = {
+            a.name: np.zeros(a.type.get_shape(), numpy_dtype(a.type)) for a in self.role("state")
+        }
+        self.epoch = self.step = 0
+        self.history = []
+
+    def train_step(self, inputs, targets, lr: float, detect_anomaly: bool) -> float:
+        args = [
+            *inputs,
+            *targets,
+            *(self.params[a.name] for a in self.role("param")),
+            *(self.state[a.name] for a in self.role("state")),
+            np.asarray(lr, self.dtype),
+        ]
+        loss, *rest = self.runner.run(
+            f"{self.model}.step",
+            args,
+            training=True,
+            step=self.step,
+            seed=self.config.seed,
+            check_finite=detect_anomaly,
+        )
+        names = [a.name for a in self.role("param")] + [a.name for a in self.role("state")]
+        for name, value in zip(names, rest):
+            (self.params if name in self.params else self.state)[name] = value
+        self.step += 1
+        return float(loss)
+
+    def evaluate(self, dataset: datasets.Dataset, batch: int) -> dict[str, float]:
+        """Mean loss, and accuracy if the block asks for it, over `dataset`."""
+        total, correct, count = 0.0, 0, 0
+        params = [self.params[a.name] for a in self.role("param")]
+        for inputs, targets in dataset.batches(batch, None):
+            inputs = self.fit(inputs, "input", dataset.source)
+            targets = self.fit(targets, "target", dataset.source)
+            loss, output = self.runner.run(
+                f"{self.model}.eval", [*inputs, *targets, *params], seed=self.config.seed
+            )
+            n = len(inputs[0])
+            total += float(loss) * n
+            count += n
+            if "accuracy" in self.config.metrics:
+                correct += int(np.sum(np.argmax(output, axis=-1) == targets[0]))
+        metrics = {"loss": total / max(count, 1)}
+        if "accuracy" in self.config.metrics:
+            metrics["accuracy"] = correct / max(count, 1)
+        return metrics
+
+    def predict(self, inputs: list[np.ndarray], batch: int) -> np.ndarray:
+        params = [self.params[a.name] for a in self.role("param")]
+        outputs = []
+        for start in range(0, len(inputs[0]), batch):
+            chunk = [a[start : start + batch] for a in inputs]
+            (out,) = self.runner.run(self.model, [*chunk, *params], seed=self.config.seed)
+            outputs.append(out)
+        return np.concatenate(outputs)
+
+    # --- checkpoints ---
+
+    def checkpoint(self) -> ckpt.Checkpoint:
+        meta = {
+            "model": self.model,
+            "epoch": self.epoch,
+            "step": self.step,
+            "source_hash": self.source_hash,
+            "config": self.config.as_dict(),
+            "rng": {
+                "seed": self.config.seed,
+                "derivation": "params (seed, name); shuffle (seed, epoch); dropout (seed, step)",
+            },
+            "history": self.history,
+        }
+        return ckpt.Checkpoint(dict(self.params), dict(self.state), meta)
+
+    def restore(self, path: Path) -> None:
+        loaded = ckpt.load(path)
+        expected = {
+            a.name: (tuple(a.type.get_shape()), numpy_dtype(a.type)) for a in self.role("param")
+        }
+        ckpt.check_compatible(
+            loaded, path, model=self.model, source_hash=self.source_hash, params=expected
+        )
+        missing = [a.name for a in self.role("state") if a.name not in loaded.state]
+        if missing and self.state:
+            raise IrnError(
+                f"{path}: the checkpoint has no optimizer state {', '.join(missing[:5])}; "
+                "it was written with another optimizer"
+            )
+        self.params = dict(loaded.params)
+        self.state.update({k: v for k, v in loaded.state.items() if k in self.state})
+        self.epoch = int(loaded.meta.get("epoch", 0))
+        self.step = int(loaded.meta.get("step", 0))
+        self.history = list(loaded.meta.get("history", []))
+
+
+def open_session(path: str, overrides: dict | None = None, model: str | None = None) -> Session:
+    compiled = driver.load(path, overrides)
+    if not compiled.trains:
+        raise IrnError(f"{path} has no train block")
+    name = model or next(iter(compiled.trains))
+    if name not in compiled.trains:
+        raise IrnError(
+            f"{path} has no train block for '{name}' (it trains {', '.join(compiled.trains)})"
+        )
+    module = compiled.module
+    driver.run_passes(module, ",".join(driver.PIPELINE))
+    symbol = find_function(module, name).sym_name.data
+    step_fn: func.FuncOp = find_function(module, f"{symbol}.step")
+    session = Session(
+        Path(path),
+        symbol,
+        compiled.trains[name],
+        reference.Reference(module),
+        arguments(step_fn),
+        ckpt.source_hash(*compiled.sources),
+    )
+    session.reset()
+    return session
+
+
+def load_data(session: Session, part: str = "train") -> datasets.Dataset:
+    if session.config.data is None:
+        raise IrnError(
+            f"the train block of {session.model} has no `data = ...` entry; give one with --data"
+        )
+    spec = session.config.data
+    data_spec = datasets.DataSpec(spec.name, spec.args, spec.kwargs, spec.loc)
+    return datasets.load(data_spec, session.path.parent, part)
+
+
+def splits(
+    session: Session,
+) -> tuple[datasets.Dataset, datasets.Dataset | None, datasets.Dataset | None]:
+    """Training, validation (from `val_split`) and test (if the source has a test part) sets."""
+    full = load_data(session)
+    val = None
+    if session.config.val_split > 0:
+        contiguous = session.config.data.name == "text"
+        full, val = full.split(session.config.val_split, session.config.seed, contiguous)
+    has_test = datasets.has_test_part(session.config.data.name)
+    return full, val, load_data(session, "test") if has_test else None
+
+
+def format_metrics(prefix: str, metrics: dict[str, float]) -> str:
+    parts = [f"{prefix} loss {metrics['loss']:.4f}"]
+    if "accuracy" in metrics:
+        parts.append(f"{prefix} acc {100 * metrics['accuracy']:.2f}%")
+    return "  ".join(parts)
+
+
+@dataclass
+class TrainOptions:
+    checkpoint_dir: Path | None = None
+    resume: str | None = None
+    log: Path | None = None
+    plot: Path | None = None
+    detect_anomaly: bool = False
+
+
+def train(session: Session, options: TrainOptions) -> dict[str, float]:
+    config = session.config
+    if options.plot:
+        require_matplotlib()
+    if options.resume:
+        resume_from = resolve_resume(session, options)
+        session.restore(resume_from)
+        print(f"resumed from {resume_from} after epoch {session.epoch} (step {session.step})")
+    train_set, val_set, test_set = splits(session)
+    steps_per_epoch = train_set.num_batches(config.batch)
+    total_steps = steps_per_epoch * config.epochs
+    base_lr = config.hyperparameters["lr"]
+    print(
+        f"training {session.model}: {len(train_set):,} examples, batch {config.batch}, "
+        f"{config.epochs} epochs, {config.optimizer}, schedule {config.schedule}"
+    )
+    for epoch in range(session.epoch, config.epochs):
+        rng = np.random.default_rng([config.seed, epoch])
+        bar = Progress(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
+        running, seen = 0.0, 0
+        for inputs, targets in train_set.batches(config.batch, rng):
+            inputs = session.fit(inputs, "input", train_set.source)
+            targets = session.fit(targets, "target", train_set.source)
+            lr = learning_rate(
+                config.schedule.name, config.schedule_options, base_lr, session.step, total_steps
+            )
+            loss = session.train_step(inputs, targets, lr, options.detect_anomaly)
+            n = len(inputs[0])
+            running += loss * n
+            seen += n
+            bar.update(n, running / seen)
+        seconds = bar.close()
+        session.epoch = epoch + 1
+        record = {
+            "epoch": session.epoch,
+            "step": session.step,
+            "train_loss": running / seen,
+            "lr": lr,
+            "seconds": seconds,
+        }
+        summary = [f"epoch {session.epoch}/{config.epochs}", f"train loss {running / seen:.4f}"]
+        if val_set is not None:
+            metrics = session.evaluate(val_set, config.batch)
+            record.update({f"val_{k}": v for k, v in metrics.items()})
+            summary.append(format_metrics("val", metrics))
+        summary.append(f"{seconds:.1f}s")
+        print("  ".join(summary))
+        session.history.append(record)
+        write_log(options.log, record)
+        save_checkpoint(session, options)
+    final = session.evaluate(test_set, config.batch) if test_set is not None else {}
+    if final:
+        print(format_metrics("test", final))
+    if options.plot:
+        plot(session.history, options.plot)
+    return final
+
+
+def resolve_resume(session: Session, options: TrainOptions) -> Path:
+    if options.resume != "latest":
+        return Path(options.resume)
+    directory = options.checkpoint_dir or Path("checkpoints")
+    found = ckpt.latest(directory, session.model)
+    if found is None:
+        raise IrnError(f"--resume: no checkpoint of {session.model} in {directory}")
+    return found
+
+
+def save_checkpoint(session: Session, options: TrainOptions) -> None:
+    if options.checkpoint_dir is None:
+        return
+    state = session.checkpoint()
+    ckpt.save(options.checkpoint_dir / f"{session.model}-epoch{session.epoch}.npz", state)
+    ckpt.save(options.checkpoint_dir / f"{session.model}-last.npz", state)
+
+
+def write_log(path: Path | None, record: dict) -> None:
+    if path is None:
+        return
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def require_matplotlib():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise IrnError(
+            "--plot needs matplotlib: pip install matplotlib (or pip install 'irnet[plot]')"
+        ) from None
+    return plt
+
+
+def plot(history: list[dict], path: Path) -> None:
+    plt = require_matplotlib()
+    epochs = [r["epoch"] for r in history]
+    keys = [k for k in ("train_loss", "val_loss", "val_accuracy") if all(k in r for r in history)]
+    fig, axes = plt.subplots(1, 2 if "val_accuracy" in keys else 1, figsize=(10, 4), squeeze=False)
+    for key in (k for k in keys if k.endswith("loss")):
+        axes[0][0].plot(epochs, [r[key] for r in history], marker="o", label=key.replace("_", " "))
+    axes[0][0].set(xlabel="epoch", ylabel="loss", title="loss")
+    axes[0][0].legend()
+    if "val_accuracy" in keys:
+        axes[0][1].plot(epochs, [100 * r["val_accuracy"] for r in history], marker="o")
+        axes[0][1].set(xlabel="epoch", ylabel="accuracy (%)", title="validation accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")

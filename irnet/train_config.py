@@ -1,0 +1,206 @@
+"""A `train` block's settings: its entries read as plain values (numbers, strings, lists, and
+calls such as `adam(lr=0.001)`), completed with defaults, overridden by command-line flags, and
+checked against the known optimisers, schedules, metrics and data sources."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ast
+from .builtins import suggest
+from .errors import IrnError
+from .optimizers import OPTIMIZERS
+from .parser import parse_expression
+from .schedules import SCHEDULES, options
+
+ENTRIES = (
+    "data", "loss", "optimizer", "schedule", "batch", "epochs", "metrics", "seed", "val_split",
+)  # fmt: skip
+METRICS = ("accuracy", "loss")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """`name(args..., key=value...)` as written in a train block or a flag."""
+
+    name: str
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    loc: ast.Loc | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{self.name}({', '.join(parts)})"
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    loss: ast.Expr | None = None
+    data: Spec | None = None
+    optimizer: Spec = field(default_factory=lambda: Spec("sgd"))
+    schedule: Spec = field(default_factory=lambda: Spec("constant"))
+    batch: int = 32
+    epochs: int = 1
+    metrics: list[str] = field(default_factory=list)
+    seed: int = 0
+    val_split: float = 0.0
+
+    @property
+    def hyperparameters(self) -> dict[str, float]:
+        return OPTIMIZERS[self.optimizer.name].hyperparameters(self.optimizer.kwargs)
+
+    @property
+    def schedule_options(self) -> dict[str, float]:
+        return options(self.schedule.name, self.schedule.kwargs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as JSON-friendly values (checkpoints record them)."""
+        return {
+            "data": str(self.data) if self.data else None,
+            "optimizer": str(self.optimizer),
+            "schedule": str(self.schedule),
+            **{k: getattr(self, k) for k in ("batch", "epochs", "metrics", "seed", "val_split")},
+        }
+
+
+def value(expr: ast.Expr) -> Any:
+    """A train entry's value: literals, lists, names (`accuracy`) and calls (`adam(lr=1e-3)`)."""
+    match expr:
+        case ast.Number(value=v) | ast.String(value=v) | ast.Bool(value=v):
+            return v
+        case ast.Neg(operand=ast.Number(value=v)):
+            return -v
+        case ast.ListExpr(items=items):
+            return [value(i) for i in items]
+        case ast.Name(id=name):
+            return Spec(name, loc=expr.loc)
+        case ast.Call(func=ast.Name(id=name), args=args, keywords=keywords):
+            kwargs = {k.name: value(k.value) for k in keywords}
+            return Spec(name, tuple(value(a) for a in args), kwargs, expr.loc)
+    raise IrnError(
+        "a train entry is a number, a string, a list, or a call such as adam(lr=0.001)", expr.loc
+    )
+
+
+def from_block(train: ast.Train) -> TrainConfig:
+    config = TrainConfig(train.model)
+    seen: set[str] = set()
+    for entry in train.entries:
+        if entry.name not in ENTRIES:
+            raise IrnError(
+                f"unknown train entry '{entry.name}'{suggest(entry.name, ENTRIES)} "
+                f"(entries: {', '.join(ENTRIES)})",
+                entry.loc,
+            )
+        if entry.name in seen:
+            raise IrnError(f"train entry '{entry.name}' is given twice", entry.loc)
+        seen.add(entry.name)
+        if entry.name == "loss":
+            config.loss = entry.value
+        else:
+            set_entry(config, entry.name, value(entry.value), entry.loc)
+    if config.loss is None:
+        raise IrnError(f"train block for '{train.model}' has no `loss = ...` entry", train.loc)
+    return config
+
+
+def set_entry(config: TrainConfig, name: str, raw: Any, loc: ast.Loc | None) -> None:
+    """Check one setting and store it; `loc` places the error (None for a flag)."""
+    checkers = {
+        "data": lambda v: as_spec(v, "data", loc),
+        "optimizer": lambda v: check_optimizer(as_spec(v, "optimizer", loc)),
+        "schedule": lambda v: check_schedule(as_spec(v, "schedule", loc)),
+        "batch": lambda v: positive_int(v, "batch", loc),
+        "epochs": lambda v: positive_int(v, "epochs", loc),
+        "seed": lambda v: nonnegative_int(v, "seed", loc),
+        "val_split": lambda v: fraction(v, loc),
+        "metrics": lambda v: metric_names(v, loc),
+    }
+    setattr(config, name, checkers[name](raw))
+
+
+def as_spec(raw: Any, what: str, loc: ast.Loc | None) -> Spec:
+    if isinstance(raw, Spec):
+        return raw
+    raise IrnError(f"{what} must be a name or a call such as {what}(...), got {raw!r}", loc)
+
+
+def check_optimizer(spec: Spec) -> Spec:
+    if spec.name not in OPTIMIZERS:
+        hint = suggest(spec.name, list(OPTIMIZERS))
+        known = ", ".join(OPTIMIZERS)
+        raise IrnError(f"unknown optimizer '{spec.name}'{hint} (known: {known})", spec.loc)
+    if spec.args:
+        raise IrnError(f"give {spec.name}'s settings by name, e.g. {spec.name}(lr=0.01)", spec.loc)
+    numbers(spec)
+    try:
+        OPTIMIZERS[spec.name].hyperparameters(spec.kwargs)
+    except ValueError as e:
+        raise IrnError(str(e), spec.loc) from None
+    return spec
+
+
+def check_schedule(spec: Spec) -> Spec:
+    numbers(spec)
+    try:
+        options(spec.name, spec.kwargs)
+    except ValueError as e:
+        raise IrnError(f"{e}{suggest(spec.name, list(SCHEDULES))}", spec.loc) from None
+    return spec
+
+
+def numbers(spec: Spec) -> None:
+    for key, v in spec.kwargs.items():
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise IrnError(f"{spec.name}: {key} must be a number, got {v!r}", spec.loc)
+
+
+def positive_int(v: Any, what: str, loc: ast.Loc | None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise IrnError(f"{what} must be a positive integer, got {v!r}", loc)
+    return v
+
+
+def nonnegative_int(v: Any, what: str, loc: ast.Loc | None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise IrnError(f"{what} must be a non-negative integer, got {v!r}", loc)
+    return v
+
+
+def fraction(v: Any, loc: ast.Loc | None) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
+        raise IrnError(f"val_split must be a fraction in [0, 1), got {v!r}", loc)
+    return float(v)
+
+
+def metric_names(v: Any, loc: ast.Loc | None) -> list[str]:
+    items = v if isinstance(v, list) else [v]
+    names = []
+    for item in items:
+        name = item.name if isinstance(item, Spec) else item
+        if name not in METRICS:
+            raise IrnError(f"unknown metric {name!r} (known: {', '.join(METRICS)})", loc)
+        names.append(name)
+    return names
+
+
+def with_overrides(config: TrainConfig, flags: dict[str, Any]) -> TrainConfig:
+    """A copy with command-line flags applied. `lr` changes the optimizer's learning rate; an
+    optimizer, schedule or data flag is `.irn` text such as `adam(lr=3e-4)` or `sgd`."""
+    config = dataclasses.replace(config)
+    for name, raw in sorted(flags.items(), key=lambda item: item[0] == "lr"):  # lr last
+        if raw is None:
+            continue
+        if name == "lr":
+            kwargs = {**config.optimizer.kwargs, "lr": float(raw)}
+            config.optimizer = check_optimizer(dataclasses.replace(config.optimizer, kwargs=kwargs))
+        elif name in ("data", "optimizer", "schedule", "metrics"):
+            set_entry(
+                config, name, value(parse_expression(raw, f"--{name.replace('_', '-')}")), None
+            )
+        else:
+            set_entry(config, name, raw, None)
+    return config

@@ -1,0 +1,186 @@
+"""The IR of a `train` block: every function training runs, for a model `m`.
+
+- `@m.loss(inputs, targets, params) -> loss`: the block's `loss` entry.
+- `@m.eval(inputs, targets, params) -> (loss, output)`: the loss and the model's output, for
+  validation metrics.
+- `@m.grad(inputs, targets, params) -> (loss, grads...)`: an `ad.value_and_grad` request that
+  the `autodiff` pass expands.
+- `@m.update(params, grads, state, t, lr) -> (params', state', t')`: the optimiser in `nn` ops.
+- `@m.step(inputs, targets, params, state, t, lr) -> (loss, params', state', t')`: `@m.grad`
+  then `@m.update`, as calls that `inline-functions` flattens into one function. Data-parallel
+  training runs the two halves separately and reduces the gradients between them.
+
+Arguments carry their role: `nn.input`, `nn.target`, `nn.param` (with `nn.init`), `nn.grad`,
+`nn.state` (optimiser state such as `m.dense_0.w`, and the step count `t`) and `nn.hyper` (`lr`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import StringAttr, f32, f64
+from xdsl.ir import Attribute, SSAValue
+from xdsl.rewriter import InsertPoint
+
+from irnet.dialects import nn
+from irnet.dialects.ad import ValueAndGradOp
+from irnet.dialects.nn_builder import Emitter
+from irnet.dialects.shapes import format_type
+
+from . import ast
+from .errors import IrnError
+from .irgen import FunctionBuilder, IRGen, evaluate, location, signature_type
+from .optimizers import OPTIMIZERS, apply_updates
+from .train_config import TrainConfig, from_block, with_overrides
+
+
+def generate(gen: IRGen, overrides: dict | None = None) -> dict[str, TrainConfig]:
+    """Add each train block's functions to `gen`'s module; its settings by model name."""
+    configs = {}
+    for train in gen.main.tree.trains:
+        config = with_overrides(from_block(train), overrides or {})
+        TrainBlock(gen, train, config).build()
+        configs[train.model] = config
+    return configs
+
+
+class TrainBlock:
+    def __init__(self, gen: IRGen, train: ast.Train, config: TrainConfig):
+        self.gen, self.train, self.config = gen, train, config
+        self.ref = gen.model_ref(train.model, train.loc)
+        self.model = gen.model_spec(self.ref)
+        self.name = self.model.symbol
+
+    def build(self) -> None:
+        loss_fn, loss_fb = self.loss(with_output=False)
+        self.loss(with_output=True)
+        grad_fn = self.gradient(loss_fn, loss_fb)
+        update_fn = self.update(loss_fn)
+        self.step(loss_fn, grad_fn, update_fn)
+
+    def arguments(self, fb: FunctionBuilder) -> None:
+        """The model's inputs, then the block's targets."""
+        for arg in self.ref.fn.args:
+            type_ = signature_type(fb, arg.type)  # type: ignore[arg-type]
+            attrs = {"nn.input": StringAttr(arg.name)}
+            fb.env[arg.name] = fb.add_argument(arg.name, type_, arg.loc, attrs)
+        for target in self.train.targets:
+            if target.name in fb.env:
+                raise IrnError(
+                    f"train target '{target.name}' has the name of an input of {self.train.model}",
+                    target.loc,
+                )
+            if not isinstance(target.type, ast.TensorTypeExpr):
+                raise IrnError(f"train target '{target.name}' must be a tensor", target.loc)
+            type_ = signature_type(fb, target.type)
+            attrs = {"nn.target": StringAttr(target.name)}
+            fb.env[target.name] = fb.add_argument(target.name, type_, target.loc, attrs)
+
+    def loss(self, with_output: bool) -> tuple[func.FuncOp, FunctionBuilder]:
+        fb = FunctionBuilder(
+            self.gen, self.gen.main, shares_params_of=self.name, instance_prefix="loss."
+        )
+        self.arguments(fb)
+        expr = self.config.loss
+        loss = fb.tensor(evaluate(fb, expr), expr.loc)
+        if loss.type.get_num_dims() != 0 or loss.type.element_type not in (f32, f64):
+            raise IrnError(
+                f"the loss must be a float scalar, but this is {format_type(loss.type)} "
+                "(reduce it with mean or sum)",
+                expr.loc,
+            )
+        results = [loss]
+        if with_output:
+            if not fb.model_outputs:
+                raise IrnError(f"the loss does not call the model {self.train.model}", expr.loc)
+            results.append(fb.model_outputs[0])
+        suffix = ".eval" if with_output else ".loss"
+        symbol = self.gen.unique_symbol(self.name + suffix)
+        return self.gen.finish(fb, symbol, results, self.train.loc, expr.loc, False), fb
+
+    def copy_arguments(
+        self, fb: FunctionBuilder, source: func.FuncOp, keep: Sequence[int] | None = None
+    ) -> list[SSAValue]:
+        attrs = [dict(a.data) for a in source.arg_attrs.data] if source.arg_attrs else []
+        indices = range(len(source.args)) if keep is None else keep
+        copies = []
+        for i in indices:
+            arg = source.args[i]
+            copy = fb.add_argument(arg.name_hint or f"arg{i}", arg.type, self.train.loc, attrs[i])
+            copy.location = arg.location
+            copies.append(copy)
+        return copies
+
+    def gradient(self, loss_fn: func.FuncOp, loss_fb: FunctionBuilder) -> func.FuncOp:
+        fb = FunctionBuilder(self.gen, self.gen.main)
+        args = self.copy_arguments(fb, loss_fn)
+        wrt = [i for i, attrs in enumerate(loss_fb.arg_attrs) if "nn.param" in attrs]
+        if not wrt:
+            raise IrnError(f"{self.train.model} has no parameters to train", self.train.loc)
+        request = ValueAndGradOp.request(loss_fn, args, wrt)
+        request.location = location(self.train.loc)
+        fb.block.add_op(request)
+        symbol = self.gen.unique_symbol(self.name + ".grad")
+        return self.gen.finish(
+            fb, symbol, list(request.results), self.train.loc, self.train.loc, False
+        )
+
+    def param_indices(self, function: func.FuncOp) -> list[int]:
+        return [i for i, a in enumerate(function.arg_attrs.data) if "nn.param" in a.data]
+
+    def update(self, loss_fn: func.FuncOp) -> func.FuncOp:
+        optimizer = OPTIMIZERS[self.config.optimizer.name]
+        hp = self.config.hyperparameters
+        fb = FunctionBuilder(self.gen, self.gen.main)
+        params = self.copy_arguments(fb, loss_fn, self.param_indices(loss_fn))
+        names = [p.name_hint for p in params]
+        loc = self.config.optimizer.loc or self.train.loc
+        grads = [
+            self.extra(fb, f"grad.{n}", p.type, {"nn.grad": n}, loc) for n, p in zip(names, params)
+        ]
+        slots = [
+            {
+                s: self.extra(fb, f"{s}.{n}", p.type, {"nn.state": f"{s}.{n}"}, loc)
+                for s in optimizer.slots
+            }
+            for n, p in zip(names, params)
+        ]
+        scalar = nn.tensor(params[0].type.element_type, [])
+        t = self.extra(fb, "t", scalar, {"nn.state": "t"}, loc)
+        lr = self.extra(fb, "lr", scalar, {"nn.hyper": "lr"}, loc)
+        e = Emitter(InsertPoint.at_end(fb.block), location(loc))
+        t_next = e.add(t, 1.0)
+        new_params, new_slots = apply_updates(e, optimizer, hp, params, grads, slots, lr, t_next)
+        results = [*new_params, *(s[k] for s in new_slots for k in optimizer.slots), t_next]
+        symbol = self.gen.unique_symbol(self.name + ".update")
+        return self.gen.finish(fb, symbol, results, loc, loc, False)
+
+    @staticmethod
+    def extra(
+        fb: FunctionBuilder, name: str, type_, attrs: dict[str, str], loc: ast.Loc
+    ) -> SSAValue:
+        wrapped: dict[str, Attribute] = {k: StringAttr(v) for k, v in attrs.items()}
+        return fb.add_argument(name, type_, loc, wrapped)
+
+    def step(self, loss_fn: func.FuncOp, grad_fn: func.FuncOp, update_fn: func.FuncOp) -> None:
+        fb = FunctionBuilder(self.gen, self.gen.main)
+        data_and_params = self.copy_arguments(fb, loss_fn)
+        n_params = len(self.param_indices(loss_fn))
+        state = self.copy_arguments(fb, update_fn, range(2 * n_params, len(update_fn.args)))
+        params = [data_and_params[i] for i in self.param_indices(loss_fn)]
+        here = location(self.train.loc)
+        grad_call = func.CallOp(
+            grad_fn.sym_name.data, data_and_params, grad_fn.function_type.outputs.data
+        )
+        grad_call.location = here
+        loss, *grads = grad_call.results
+        update_call = func.CallOp(
+            update_fn.sym_name.data, [*params, *grads, *state], update_fn.function_type.outputs.data
+        )
+        update_call.location = here
+        fb.block.add_ops([grad_call, update_call])
+        symbol = self.gen.unique_symbol(self.name + ".step")
+        self.gen.finish(
+            fb, symbol, [loss, *update_call.results], self.train.loc, self.train.loc, False
+        )

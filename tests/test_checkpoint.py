@@ -1,0 +1,374 @@
+"""Training checkpoints: round trip, atomic writes, and every refusal of `load` and
+`check_compatible` as the user reads it."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from irnet import checkpoint
+from irnet.checkpoint import FORMAT, Checkpoint, check_compatible, latest, load, save, source_hash
+from irnet.errors import IrnError
+
+MODEL = "mnist_mlp"
+SOURCE = source_hash("model mnist_mlp(...) { ... }")
+
+
+def sample() -> Checkpoint:
+    rng = np.random.default_rng(7)
+    return Checkpoint(
+        params={
+            "dense_0.w": rng.standard_normal((4, 3)).astype(np.float32),
+            "dense_0.b": np.zeros(3, np.float64),
+            "scale": np.array(2.5, np.float32),  # 0-d
+            "ids": np.arange(5, dtype=np.int32),
+            "mask": np.array([[True, False]]),
+            "empty": np.zeros((0, 3), np.int64),
+        },
+        state={"m.dense_0.w": np.ones((4, 3), np.float32), "t": np.array(12)},
+        meta={
+            "model": MODEL,
+            "source_hash": SOURCE,
+            "epoch": 3,
+            "step": 1200,
+            "config": {"optimizer": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.999]}},
+            "history": [{"epoch": 1, "loss": 2.31}, {"epoch": 2, "loss": float("inf")}],
+            "note": "élan ✓",
+        },
+    )
+
+
+def expected_params(ckpt: Checkpoint) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    return {name: (value.shape, value.dtype) for name, value in ckpt.params.items()}
+
+
+def assert_arrays_equal(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert got.keys() == want.keys()
+    for name, value in want.items():
+        assert got[name].dtype == value.dtype, name
+        assert got[name].shape == value.shape, name
+        np.testing.assert_array_equal(got[name], value)
+
+
+def refusal(action, *args, **kwargs) -> str:
+    """The message of the IrnError that `action` raises, checked to be one paragraph."""
+    with pytest.raises(IrnError) as info:
+        action(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+# --- round trip ---------------------------------------------------------------------------------
+
+
+def test_round_trip(tmp_path):
+    original = sample()
+    save(tmp_path / "run-last.npz", original)
+    loaded = load(tmp_path / "run-last.npz")
+    assert_arrays_equal(loaded.params, original.params)
+    assert_arrays_equal(loaded.state, original.state)
+    assert loaded.meta == original.meta
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.MT19937, np.random.Philox])
+def test_rng_state_round_trips_exactly(tmp_path, bit_generator):
+    rng = np.random.Generator(bit_generator(12345))
+    rng.random(10)  # move away from the seeded state
+    save(tmp_path / "c.npz", Checkpoint({}, {}, {"rng": rng.bit_generator.state}))
+
+    restored = np.random.Generator(bit_generator())
+    restored.bit_generator.state = load(tmp_path / "c.npz").meta["rng"]
+    np.testing.assert_array_equal(restored.random(100), rng.random(100))
+    np.testing.assert_array_equal(restored.integers(0, 2**62, 10), rng.integers(0, 2**62, 10))
+
+
+def test_numpy_values_in_meta_are_stored_as_plain_json(tmp_path):
+    meta = {"loss": np.float32(0.5), "step": np.int64(7), "curve": np.array([1.0, 2.0])}
+    save(tmp_path / "c.npz", Checkpoint({}, {}, meta))
+    assert load(tmp_path / "c.npz").meta == {"loss": 0.5, "step": 7, "curve": [1.0, 2.0]}
+
+
+def test_file_layout(tmp_path):
+    save(tmp_path / "c.npz", sample())
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
+        assert str(npz["format"]) == FORMAT
+        assert npz["meta"].dtype == np.uint8
+        assert json.loads(npz["meta"].tobytes())["model"] == MODEL
+        assert {"param/dense_0.w", "param/scale", "state/t", "state/m.dense_0.w"} <= set(npz.files)
+
+
+def test_save_refuses_unstorable_input_before_touching_the_disk(tmp_path):
+    with pytest.raises(TypeError, match="object array"):
+        save(tmp_path / "c.npz", Checkpoint({"w": np.array([{}], dtype=object)}))
+    with pytest.raises(TypeError, match="JSON"):
+        save(tmp_path / "c.npz", Checkpoint({}, {}, {"when": object()}))
+    assert files_in(tmp_path) == []
+
+
+# --- atomic writes ------------------------------------------------------------------------------
+
+
+def test_save_creates_the_directory_and_replaces_an_existing_checkpoint(tmp_path):
+    path = tmp_path / "runs" / "deep" / "c.npz"
+    save(path, sample())
+    newer = Checkpoint({"w": np.full(2, 9.0)}, {}, {"epoch": 4})
+    save(path, newer)
+    assert_arrays_equal(load(path).params, newer.params)
+    assert load(path).meta == {"epoch": 4}
+    assert files_in(path.parent) == ["c.npz"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_saved_file_has_an_ordinary_mode(tmp_path):
+    save(tmp_path / "c.npz", sample())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_failed_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    save(path, sample())
+    before = path.read_bytes()
+
+    def replace_fails(src, dst):
+        assert Path(src).exists()  # the temporary file was complete when the rename failed
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(checkpoint.os, "replace", replace_fails)
+    message = refusal(save, path, Checkpoint({"w": np.zeros(1)}))
+    assert message == f"error: cannot write checkpoint {path}: Input/output error"
+    assert path.read_bytes() == before
+    assert files_in(tmp_path) == ["c.npz"]
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("disk on fire"), KeyboardInterrupt()])
+def test_failed_write_keeps_the_old_checkpoint(tmp_path, monkeypatch, failure):
+    path = tmp_path / "c.npz"
+    save(path, sample())
+    before = path.read_bytes()
+
+    def savez_fails_halfway(file, *args, **kwargs):
+        file.write(before[: len(before) // 2])
+        raise failure
+
+    monkeypatch.setattr(checkpoint.np, "savez", savez_fails_halfway)
+    with pytest.raises(type(failure)):
+        save(path, Checkpoint({"w": np.zeros(1)}))
+    assert path.read_bytes() == before
+    assert files_in(tmp_path) == ["c.npz"]
+
+
+def test_unwritable_directory_is_an_irn_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    message = refusal(save, tmp_path / "file" / "c.npz", sample())
+    assert message.startswith(f"error: cannot write checkpoint {tmp_path / 'file' / 'c.npz'}: ")
+
+
+# --- load refusals ------------------------------------------------------------------------------
+
+
+def write_npz(path: Path, **entries) -> Path:
+    """An archive as `save` would write it, with `entries` added, replaced or (None) removed."""
+    arrays = {
+        "format": np.array(FORMAT),
+        "meta": np.frombuffer(b'{"epoch": 1}', np.uint8),
+        "param/w": np.zeros(3, np.float32),
+    }
+    arrays.update(entries)
+    with open(path, "wb") as f:
+        np.savez(f, **{key: value for key, value in arrays.items() if value is not None})
+    return path
+
+
+def json_bytes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), np.uint8)
+
+
+def test_write_npz_makes_a_loadable_checkpoint(tmp_path):
+    assert load(write_npz(tmp_path / "c.npz")).meta == {"epoch": 1}
+
+
+BAD_ARCHIVES = {
+    "no format": ({"format": None}, "it has no 'format' entry"),
+    "no meta": ({"meta": None}, "it has no 'meta' entry"),
+    "other version": (
+        {"format": np.array("irnet-checkpoint-2")},
+        "its format is 'irnet-checkpoint-2', and this version of irnet reads 'irnet-checkpoint-1'",
+    ),
+    "format not a string": ({"format": np.array(1)}, "its format is '<int64 array>'"),
+    "meta not JSON": ({"meta": json_bytes("{epoch: 1")}, "its 'meta' entry is not valid JSON ("),
+    "meta not UTF-8": ({"meta": np.array([0xFF, 0xFE], np.uint8)}, "is not valid JSON"),
+    "meta not an object": ({"meta": json_bytes("[1, 2]")}, "is JSON but not an object"),
+    "meta not bytes": ({"meta": np.zeros(3)}, "'meta' entry is not a byte array of JSON text"),
+    "object array": (
+        {"state/t": np.array([{"evil": 1}], dtype=object)},
+        "entry 'state/t' is an object array, which only unpickling could read, "
+        "and irnet never unpickles checkpoint data",
+    ),
+    "unexpected entry": ({"weights": np.zeros(1)}, "it has an unexpected entry 'weights'"),
+}
+
+
+@pytest.mark.parametrize("entries, problem", BAD_ARCHIVES.values(), ids=BAD_ARCHIVES.keys())
+def test_load_refuses_a_bad_archive(tmp_path, entries, problem):
+    path = write_npz(tmp_path / "c.npz", **entries)
+    message = refusal(load, path)
+    assert message.startswith(f"error: {path} is not a usable irnet checkpoint: ")
+    assert problem in message
+
+
+def test_load_refuses_a_member_that_is_not_an_array(tmp_path):
+    path = write_npz(tmp_path / "c.npz")
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("readme.txt", "hello")
+    assert "entry 'readme.txt' is not a NumPy array" in refusal(load, path)
+
+
+def test_load_refuses_a_missing_file(tmp_path):
+    path = tmp_path / "nope.npz"
+    assert refusal(load, path) == f"error: cannot read checkpoint {path}: No such file or directory"
+
+
+def test_load_refuses_a_directory(tmp_path):
+    assert refusal(load, tmp_path).startswith(f"error: cannot read checkpoint {tmp_path}: ")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x04junk", os.urandom(300), b'{"epoch": 1}'])
+def test_load_refuses_what_is_not_an_archive(tmp_path, content):
+    path = tmp_path / "c.npz"
+    path.write_bytes(content)
+    assert refusal(load, path) == (
+        f"error: {path} is not a usable irnet checkpoint: it is not an .npz (zip) archive."
+    )
+
+
+@pytest.mark.parametrize("fraction", [0.001, 0.1, 0.5, 0.9, 0.99])
+def test_load_refuses_a_truncated_checkpoint(tmp_path, fraction):
+    save(tmp_path / "full.npz", sample())
+    data = (tmp_path / "full.npz").read_bytes()
+    path = tmp_path / "cut.npz"
+    path.write_bytes(data[: max(1, int(len(data) * fraction))])
+    message = refusal(load, path)
+    assert message.startswith(f"error: {path} is not a usable irnet checkpoint: ")
+
+
+def test_load_refuses_a_corrupted_entry(tmp_path):
+    path = tmp_path / "c.npz"
+    save(path, Checkpoint({"w": np.zeros(1000, np.float32)}))
+    data = bytearray(path.read_bytes())
+    data[data.index(b"\x00" * 1000) + 500] = 1  # inside param/w's data: its CRC fails
+    path.write_bytes(bytes(data))
+    assert "entry 'param/w' is damaged (Bad CRC-32" in refusal(load, path)
+
+
+# --- compatibility ------------------------------------------------------------------------------
+
+
+def compatibility_refusal(ckpt: Checkpoint, **changes) -> str:
+    expected = {"model": MODEL, "source_hash": SOURCE, "params": expected_params(ckpt)}
+    expected.update(changes)
+    message = refusal(check_compatible, ckpt, Path("runs/c.npz"), **expected)
+    prefix = "error: cannot resume from checkpoint runs/c.npz, which does not match model "
+    assert message.startswith(prefix + f"'{expected['model']}': ")
+    return message.split(": ", 2)[2]
+
+
+def test_compatible_checkpoint_passes():
+    ckpt = sample()
+    check_compatible(
+        ckpt, Path("c.npz"), model=MODEL, source_hash=SOURCE, params=expected_params(ckpt)
+    )
+
+
+def test_other_model_is_refused():
+    assert compatibility_refusal(sample(), model="cifar_cnn", source_hash="0" * 64) == (
+        f"it was written for model '{MODEL}'; "
+        "the model source changed since the checkpoint was written."
+    )
+
+
+def test_meta_without_a_model_name_is_refused():
+    ckpt = sample()
+    del ckpt.meta["model"]
+    assert compatibility_refusal(ckpt) == "it does not record which model it was written for."
+
+
+def test_changed_source_is_refused():
+    assert compatibility_refusal(sample(), source_hash=source_hash("edited")) == (
+        "the model source changed since the checkpoint was written."
+    )
+
+
+def test_parameter_differences_are_named():
+    ckpt = sample()
+    params = expected_params(ckpt)
+    del params["ids"]
+    params["dense_1.w"] = ((3, 2), np.dtype(np.float32))
+    params["dense_0.w"] = ((4, 5), np.dtype(np.float32))
+    params["scale"] = ((), np.dtype(np.float64))
+    assert compatibility_refusal(ckpt, params=params) == (
+        "parameter 'dense_1.w' is missing from the checkpoint; "
+        "the checkpoint has a parameter 'ids' that the model does not; "
+        "parameter 'dense_0.w' has shape [4, 3] in the checkpoint but [4, 5] in the model; "
+        "parameter 'scale' is float32 in the checkpoint but float64 in the model."
+    )
+
+
+def test_many_differences_are_summarised():
+    ckpt = sample()
+    params = {f"layer_{i}.w": ((1,), np.dtype(np.float32)) for i in range(8)}
+    message = compatibility_refusal(ckpt, source_hash="0" * 64, params=params)
+    assert message.count("; ") == 5
+    # the source, 8 missing and 6 unexpected parameters: 15 differences, 5 of them listed
+    assert message.endswith("; and 10 more differences.")
+
+
+# --- source hash and latest ---------------------------------------------------------------------
+
+
+def test_source_hash():
+    assert len(source_hash("a")) == 64 and source_hash("a") == source_hash("a")
+    assert source_hash("a") != source_hash("b")
+    assert source_hash("ab", "c") != source_hash("a", "bc")
+    assert source_hash("main", "lib") != source_hash("lib", "main")
+
+
+def touch(directory: Path, *names: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for age, name in enumerate(names):
+        (directory / name).write_bytes(b"")
+        os.utime(directory / name, (1_000_000 - age, 1_000_000 - age))  # later names are older
+
+
+def test_latest_picks_the_highest_epoch_not_the_newest_file(tmp_path):
+    touch(tmp_path, "run-epoch2.npz", "run-epoch10.npz", "run-epoch9.npz")
+    touch(tmp_path, "other-epoch99.npz", "run-epoch11.npz.tmp", ".run-epoch12.npz.x.tmp")
+    (tmp_path / "run-epoch50.npz").mkdir()
+    assert latest(tmp_path, "run") == tmp_path / "run-epoch10.npz"
+
+
+def test_latest_prefers_the_last_checkpoint(tmp_path):
+    touch(tmp_path, "run-epoch3.npz", "run-last.npz")
+    assert latest(tmp_path, "run") == tmp_path / "run-last.npz"
+
+
+def test_latest_treats_the_prefix_literally(tmp_path):
+    touch(tmp_path, "a.b-epoch1.npz", "axb-epoch7.npz")
+    assert latest(tmp_path, "a.b") == tmp_path / "a.b-epoch1.npz"
+
+
+def test_latest_finds_nothing(tmp_path):
+    assert latest(tmp_path / "missing", "run") is None
+    touch(tmp_path, "run.npz", "run-epoch.npz", "run-epochx.npz")
+    assert latest(tmp_path, "run") is None
