@@ -1,0 +1,292 @@
+"""Training: each optimiser's IR update against its formula in NumPy, schedules, train-block
+settings and flags, determinism, exact resume, refused checkpoints, anomaly detection, and the
+console commands end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import console_script, subprocess_env
+
+from irnet import driver, reference, train
+from irnet.errors import IrnError
+from irnet.schedules import learning_rate, options
+
+TINY = """
+from nn import dense, cross_entropy
+
+model tiny(x: DTYPE[N, 4]) -> DTYPE[N, 3] {
+    return dense(tanh(dense(x, 8)), 3)
+}
+
+train tiny(y: i32[N]) {
+    data      = npz("tiny.npz", x="x", y="y")
+    loss      = cross_entropy(tiny(x), y)
+    optimizer = OPTIMIZER
+    batch     = 16
+    epochs    = 3
+    metrics   = [accuracy]
+    val_split = 0.25
+    seed      = 7
+}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Write the tiny model and a separable data set; return a function giving its path."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype(np.float32)
+    y = np.argmax(x @ rng.normal(size=(4, 3)), axis=1).astype(np.int32)
+    np.savez(tmp_path / "tiny.npz", x=x, y=y)
+
+    def write(optimizer: str = "adam(lr=0.02)", name: str = "tiny.irn", dtype="f32") -> str:
+        path = tmp_path / name
+        path.write_text(TINY.replace("OPTIMIZER", optimizer).replace("DTYPE", dtype))
+        return str(path)
+
+    return write
+
+
+# --- optimisers --------------------------------------------------------------------------------
+
+
+def reference_update(name, hp, p, g, slots, lr, t):
+    """torch.optim's formulas, written directly."""
+    if hp.get("clip_norm"):
+        norm = np.sqrt(sum(np.sum(gi * gi) for gi in g))
+        g = [gi * min(1.0, hp["clip_norm"] / (norm + 1e-6)) for gi in g]
+    new_p, new_slots = [], []
+    for pi, gi, si in zip(p, g, slots):
+        decay = hp.get("weight_decay", 0.0)
+        if name != "adamw":
+            gi = gi + decay * pi
+        if name == "sgd":
+            new_p.append(pi - lr * gi)
+            new_slots.append({})
+        elif name in ("momentum", "nesterov"):
+            v = hp["momentum"] * si["velocity"] + gi
+            step = gi + hp["momentum"] * v if name == "nesterov" else v
+            new_p.append(pi - lr * step)
+            new_slots.append({"velocity": v})
+        else:
+            b1, b2 = hp["beta1"], hp["beta2"]
+            m = b1 * si["m"] + (1 - b1) * gi
+            v = b2 * si["v"] + (1 - b2) * gi * gi
+            m_hat, v_hat = m / (1 - b1 ** (t + 1)), v / (1 - b2 ** (t + 1))
+            q = pi - lr * m_hat / (np.sqrt(v_hat) + hp["eps"])
+            if name == "adamw":
+                q = q - lr * decay * pi
+            new_p.append(q)
+            new_slots.append({"m": m, "v": v})
+    return new_p, new_slots
+
+
+OPTIMIZER_CASES = [
+    "sgd(lr=0.1)",
+    "sgd(lr=0.1, weight_decay=0.01)",
+    "momentum(lr=0.05, momentum=0.8)",
+    "nesterov(lr=0.05, momentum=0.9, weight_decay=0.001)",
+    "adam(lr=0.003, beta1=0.8, beta2=0.99, eps=0.000001)",
+    "adam(lr=0.003, clip_norm=0.5)",
+    "adamw(lr=0.003, weight_decay=0.1)",
+]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZER_CASES)
+def test_update_matches_the_formula(tiny, optimizer):
+    compiled = driver.load(tiny(optimizer, dtype="f64"))  # f64: exact constants
+    config = compiled.trains["tiny"]
+    module = driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
+    update = reference.Reference(module, float_dtype=np.float64)
+    fn = update.function("tiny.update")
+    from irnet.params import arguments
+
+    args = arguments(fn)
+    rng = np.random.default_rng(1)
+    values = {a.name: rng.normal(size=a.type.get_shape()) for a in args}
+    params = [a for a in args if a.kind == "param"]
+    slot_names = [
+        n for n in ("velocity", "m", "v") if any(a.name.startswith(n + ".") for a in args)
+    ]
+    for a in args:
+        if a.name.startswith("v."):
+            values[a.name] = np.abs(values[a.name])  # a second moment is non-negative
+    t, lr = 4.0, 0.003 if "adam" in optimizer else 0.07
+    values["t"], values["lr"] = np.asarray(t), np.asarray(lr)
+    outputs = update.run("tiny.update", [values[a.name] for a in args])
+    hp = config.hyperparameters
+    p = [values[a.name] for a in params]
+    g = [values[f"{a.name}"] for a in args if a.kind == "grad"]
+    slots = [{s: values[f"{s}.{a.name}"] for s in slot_names} for a in params]
+    want_p, want_slots = reference_update(config.optimizer.name, hp, p, g, slots, lr, t)
+    got_p = outputs[: len(params)]
+    got_slots = outputs[len(params) : -1]
+    for got, want in zip(got_p, want_p):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    flat = [s[name] for s in want_slots for name in slot_names]
+    for got, want in zip(got_slots, flat):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    assert outputs[-1] == t + 1
+
+
+@pytest.mark.parametrize(
+    ("name", "opts", "step", "total", "expected"),
+    [
+        ("constant", {}, 50, 100, 0.1),
+        ("constant", {"warmup": 10}, 4, 100, 0.1 * 5 / 10),
+        ("step", {"every": 30, "gamma": 0.5}, 65, 100, 0.1 * 0.25),
+        ("cosine", {}, 0, 100, 0.1),
+        ("cosine", {}, 50, 100, 0.05),
+        ("cosine", {"min_lr": 0.01}, 100, 100, 0.01),
+        ("cosine", {"warmup": 20}, 60, 100, 0.05),
+    ],
+)
+def test_schedules(name, opts, step, total, expected):
+    lr = learning_rate(name, options(name, opts), 0.1, step, total)
+    assert lr == pytest.approx(expected)
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "message"),
+    [
+        ("adamm(lr=0.1)", "unknown optimizer 'adamm'; did you mean 'adam'"),
+        ("adam(momentum=0.9)", "adam has no hyperparameter 'momentum'"),
+        ("sgd(0.1)", "give sgd's settings by name"),
+        ('sgd(lr="fast")', "lr must be a number"),
+    ],
+)
+def test_bad_optimizer_is_a_located_error(tiny, optimizer, message):
+    with pytest.raises(IrnError, match=message) as info:
+        driver.load(tiny(optimizer))
+    assert info.value.loc is not None and info.value.loc.line == 11  # the optimizer line
+
+
+def test_flags_override_the_block(tiny):
+    flags = {"epochs": 5, "lr": 0.5, "optimizer": "momentum", "schedule": "cosine(warmup=3)"}
+    config = driver.load(tiny(), flags).trains["tiny"]
+    assert (config.epochs, config.optimizer.name, config.schedule.name) == (5, "momentum", "cosine")
+    assert config.hyperparameters["lr"] == 0.5
+    with pytest.raises(IrnError, match="batch must be a positive integer"):
+        driver.load(tiny(), {"batch": 0})
+    with pytest.raises(IrnError, match="--optimizer:1:5: error"):
+        driver.load(tiny(), {"optimizer": "adam("})
+
+
+# --- determinism, resume, checkpoints ----------------------------------------------------------
+
+
+def run_training(path, tmp_path, epochs, resume=None, seed=None):
+    session = train.open_session(path, {"epochs": epochs, "seed": seed})
+    options = train.TrainOptions(checkpoint_dir=tmp_path / "ckpt", resume=resume)
+    metrics = train.train(session, options)
+    return session, metrics
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tiny, tmp_path):
+    a, _ = run_training(tiny(), tmp_path, 2)
+    b, _ = run_training(tiny(), tmp_path, 2)
+    c, _ = run_training(tiny(), tmp_path, 2, seed=8)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    assert any(not np.array_equal(a.params[n], c.params[n]) for n in a.params)
+
+
+def test_resume_is_bit_for_bit(tiny, tmp_path):
+    straight, _ = run_training(tiny(), tmp_path / "a", 3)
+    run_training(tiny(), tmp_path / "b", 2)
+    resumed, _ = run_training(tiny(), tmp_path / "b", 3, resume="latest")
+    assert resumed.step == straight.step
+    for name in straight.params:
+        np.testing.assert_array_equal(straight.params[name], resumed.params[name])
+    for name in straight.state:
+        np.testing.assert_array_equal(straight.state[name], resumed.state[name])
+
+
+def test_training_learns(tiny, tmp_path):
+    session, _ = run_training(tiny("adam(lr=0.05)"), tmp_path, 10)
+    history = session.history
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert history[-1]["val_accuracy"] > 0.8
+
+
+def test_checkpoint_of_another_model_is_refused(tiny, tmp_path):
+    run_training(tiny(), tmp_path, 1)
+    other = tiny().replace("tiny.irn", "other.irn")
+    with open(other, "w") as f:
+        f.write(
+            TINY.replace("OPTIMIZER", "adam").replace("DTYPE", "f32").replace("(x, 8)", "(x, 9)")
+        )
+    session = train.open_session(other)
+    before = {k: v.copy() for k, v in session.params.items()}
+    with pytest.raises(IrnError, match="does not match model"):
+        session.restore(tmp_path / "ckpt" / "tiny-last.npz")
+    for name, value in before.items():
+        np.testing.assert_array_equal(session.params[name], value)
+
+
+def test_detect_anomaly_names_the_line(tmp_path):
+    np.savez(
+        tmp_path / "d.npz", x=np.full((8, 2), -1.0, np.float32), y=np.zeros((8, 1), np.float32)
+    )
+    path = tmp_path / "bad.irn"
+    path.write_text(
+        "from nn import dense, mse\n"
+        "model bad(x: f32[N, 2]) -> f32[N, 1] {\n"
+        "    return dense(log(x), 1)\n"
+        "}\n"
+        "train bad(y: f32[N, 1]) {\n"
+        '    data = npz("d.npz", x="x", y="y")\n'
+        "    loss = mse(bad(x), y)\n"
+        "}\n"
+    )
+    session = train.open_session(str(path))
+    with pytest.raises(IrnError, match="nn.log: produced NaN") as info:
+        train.train(session, train.TrainOptions(detect_anomaly=True))
+    assert (info.value.loc.line, info.value.loc.column) == (3, 18)
+
+
+# --- the console commands ----------------------------------------------------------------------
+
+
+def irnet(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [console_script("irnet"), *args],
+        capture_output=True, text=True, timeout=300, env=subprocess_env(), cwd=cwd,
+    )  # fmt: skip
+
+
+def test_train_eval_predict_end_to_end(tiny, tmp_path):
+    path = tiny()
+    ckpt = tmp_path / "ck"
+    log = tmp_path / "log.jsonl"
+    result = irnet("train", path, "--checkpoint-dir", str(ckpt), "--log", str(log),
+                   "--plot", str(tmp_path / "curves.png"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "epoch 3/3" in result.stdout and "val acc" in result.stdout
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2, 3]
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    checkpoint = ckpt / "tiny-last.npz"
+    evaluated = irnet("eval", path, "--checkpoint", str(checkpoint), "--part", "validation")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "validation acc" in evaluated.stdout
+    np.save(tmp_path / "x.npy", np.zeros((5, 4), np.float32))
+    out = tmp_path / "y.npy"
+    predicted = irnet("predict", path, "--checkpoint", str(checkpoint), "--input",
+                      str(tmp_path / "x.npy"), "-o", str(out))  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    assert np.load(out).shape == (5, 3)
+
+
+def test_corrupt_checkpoint_is_a_clean_error(tiny, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a checkpoint")
+    result = irnet("eval", tiny(), "--checkpoint", str(bad))
+    assert result.returncode == 1
+    assert "not a usable irnet checkpoint" in result.stderr and "Traceback" not in result.stderr
