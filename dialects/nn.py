@@ -893,7 +893,7 @@ class Conv2dOp(NNOp):
         o, i, kh, kw = w.get_shape()
         stride, pad, dil = (get_ints(props, k) for k in ("stride", "padding", "dilation"))
         groups = get_int(props, "groups")
-        check_window_props(cls.name, stride, pad, dil)
+        check_window_props(cls.name, stride=stride, padding=pad, dilation=dil)
         if groups < 1 or (c != DYN and c % groups) or (o != DYN and o % groups):
             raise ShapeError(
                 f"nn.conv2d: groups={groups} must divide the {'?' if c == DYN else c} input "
@@ -912,9 +912,8 @@ class Conv2dOp(NNOp):
         return tensor(x.element_type, (n, o, oh, ow))
 
 
-def check_window_props(op: str, *pairs: Sequence[int]) -> None:
-    names = ("stride", "padding", "dilation", "kernel")
-    for name, pair in zip(names, pairs):
+def check_window_props(op: str, **pairs: Sequence[int]) -> None:
+    for name, pair in pairs.items():
         least = 0 if name == "padding" else 1
         if len(pair) != 2 or any(v < least for v in pair):
             raise ShapeError(f"{op}: {name} must be two integers >= {least}, got {list(pair)}")
@@ -933,7 +932,7 @@ class PoolOp(ShapeOp):
         require_float(cls.name, x)
         require_rank(cls.name, x, 4, "NCHW input")
         kernel, stride, pad = (get_ints(props, k) for k in ("kernel", "stride", "padding"))
-        check_window_props(cls.name, stride, pad, (1, 1), kernel)
+        check_window_props(cls.name, kernel=kernel, stride=stride, padding=pad)
         if any(p > k // 2 for p, k in zip(pad, kernel)):
             raise ShapeError(
                 f"{cls.name}: padding {list(pad)} exceeds half the kernel {list(kernel)}"

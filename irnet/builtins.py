@@ -147,7 +147,10 @@ def _broadcast_to(fb: FunctionBuilder, loc: Loc, x, shape, like) -> SSAValue:
         )
     if shape is None:
         raise IrnError("broadcast_to() needs a shape or a `like` tensor", loc)
-    target = TensorType(x.type.element_type, fb.int_list(shape, "shape", loc))
+    sizes = fb.int_list(shape, "shape", loc)
+    if any(s < 0 for s in sizes):
+        raise IrnError(f"broadcast_to(): sizes cannot be negative, got {sizes}", loc)
+    target = TensorType(x.type.element_type, sizes)
     return fb.op(nn.BroadcastToOp, [x], loc, result_type=target)
 
 
@@ -264,7 +267,12 @@ def _training(fb: FunctionBuilder, loc: Loc) -> SSAValue:
 
 @builtin("range", "n")
 def _range(fb: FunctionBuilder, loc: Loc, n) -> list[int]:
-    return list(range(fb.int(n, "n", loc)))
+    from .irgen import UNROLL_LIMIT
+
+    count = fb.int(n, "n", loc)
+    if count > UNROLL_LIMIT:
+        raise IrnError(f"range({count:,}) is longer than the {UNROLL_LIMIT:,} a loop unrolls", loc)
+    return list(range(count))
 
 
 @builtin("len", "items")

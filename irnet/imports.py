@@ -79,7 +79,10 @@ class Program:
             cycle = [p.name for p in self._loading[self._loading.index(key) :]] + [key.name]
             raise IrnError(f"import cycle: {' -> '.join(cycle)}", imp.loc)
         if key not in self.modules:
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise IrnError(f"cannot read {display}: {e}", imp.loc) from None
             self.load_text(text, display, key, prefix)
         imported = self.modules[key]
         if imp.names is None:

@@ -51,6 +51,9 @@ from .indexing import ELLIPSIS, Bounds, index
 from .initializers import INITIALIZERS, complete_arguments
 
 DTYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
+CONSTANT_LIMITS = {"f32": 3.4e38, "f64": 1.79e308, "i32": 2**31 - 1, "i64": 2**63 - 1}
+UNROLL_LIMIT = 10_000
+"""The most iterations a compile-time `for` (and `range`) may unroll."""
 BINARY_OPS = {
     "+": (nn.AddOp, operator.add), "-": (nn.SubOp, operator.sub),
     "*": (nn.MulOp, operator.mul), "/": (nn.DivOp, operator.truediv),
@@ -180,6 +183,9 @@ class FunctionBuilder:
     # --- compile-time values and conversions ---
 
     def constant(self, value: int | float | bool, element: Attribute, loc: ast.Loc) -> SSAValue:
+        limit = CONSTANT_LIMITS.get(dtype_name(element))
+        if limit is not None and not -limit <= value <= limit:
+            raise IrnError(f"the constant {value} does not fit in {dtype_name(element)}", loc)
         return self.emit(nn.ConstantOp.scalar(value, element), loc)
 
     def tensor(self, value: Any, loc: ast.Loc, like: TensorType | None = None) -> SSAValue:
@@ -222,13 +228,15 @@ class FunctionBuilder:
             )
         if isinstance(value, bool) or not isinstance(value, int):
             raise IrnError(f"{what} must be an integer, got {describe(value)}", loc)
+        if not -(2**62) < value < 2**62:
+            raise IrnError(f"{what} is out of range: {value}", loc)
         return value
 
     def int_list(
         self, value: Any, what: str, loc: ast.Loc, scalar_ok: bool = False, dims: bool = False
     ) -> list[int]:
         if scalar_ok and isinstance(value, int) and not isinstance(value, bool):
-            return [value]
+            return [self.int(value, what, loc)]
         if not isinstance(value, list):
             raise IrnError(f"{what} must be a list of integers, got {describe(value)}", loc)
         return [
@@ -252,13 +260,14 @@ class FunctionBuilder:
         if isinstance(bound, DTypeValue):
             return DTYPES[bound.name]
         raise IrnError(
-            f"unknown dtype '{name}' (a dtype variable must first appear in an argument's type)",
+            f"unknown dtype '{name}': the dtypes are f32, f64, i32, i64 and bool, and a dtype "
+            "variable (such as F) must first appear in an argument's type",
             type_expr.loc,
         )
 
     def dtype(self, value: Any, loc: ast.Loc) -> Attribute:
         name = value.name if isinstance(value, DTypeValue) else value
-        if name not in DTYPES:
+        if not isinstance(name, str) or name not in DTYPES:
             raise IrnError(
                 f"expected a dtype (f32, f64, i32, i64, bool), got {describe(value)}", loc
             )
@@ -380,6 +389,7 @@ class IRGen:
         key = ("model", symbol)
         if key in self.in_progress:
             raise IrnError(f"model '{ref.fn.name}' calls itself", ref.fn.loc)
+        check_unique_arguments(ref.fn)
         self.in_progress.add(key)
         fb = FunctionBuilder(self, ref.module)
         for arg in ref.fn.args:
@@ -401,9 +411,16 @@ class IRGen:
 
     def specialise(self, ref: FunctionRef, bound: dict[str, Any], call_loc: ast.Loc) -> Spec:
         fn = ref.fn
+        check_unique_arguments(fn)
         for arg in fn.args:  # compile-time values first: tensor types may use them
+            value = bound[arg.name]
             if not isinstance(arg.type, ast.TensorTypeExpr):
-                bound[arg.name] = compile_time_argument(fn.name, arg, bound[arg.name], call_loc)
+                bound[arg.name] = compile_time_argument(fn.name, arg, value, call_loc)
+            elif not isinstance(value, SSAValue):
+                raise IrnError(
+                    f"argument '{arg.name}' of {fn.name} must be a tensor, got {describe(value)}",
+                    call_loc,
+                )
         key = (id(fn), tuple(specialisation_key(bound[a.name]) for a in fn.args))
         if key in self.specs:
             return self.specs[key]
@@ -569,6 +586,12 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
             return evaluate(fb, value), value.loc
         case ast.For(var=var, iterable=iterable, body=body):
             items = evaluate(fb, iterable)
+            if isinstance(items, list) and len(items) > UNROLL_LIMIT:
+                raise IrnError(
+                    f"a `for` loop is unrolled at compile time; {len(items):,} iterations is "
+                    f"more than {UNROLL_LIMIT:,}",
+                    iterable.loc,
+                )
             if not isinstance(items, list):
                 raise IrnError(
                     f"`for` loops run over a compile-time list, got {describe(items)}", iterable.loc
@@ -642,7 +665,10 @@ def signature_type(fb: FunctionBuilder, type_expr: ast.TensorTypeExpr) -> Tensor
             raise IrnError("`...` is not allowed in a model signature; give every dim", dim.loc)
         if isinstance(dim, ast.Name) and dim.id not in fb.dims and dim.id not in fb.env:
             fb.dims[dim.id] = DYN
-        shape.append(evaluate_dim(fb, dim))
+        size = evaluate_dim(fb, dim)
+        if size < 0 and size != DYN:
+            raise IrnError(f"a negative dimension ({size}) is not allowed", dim.loc)
+        shape.append(size)
     return TensorType(fb.element_type(type_expr), shape)
 
 
@@ -650,6 +676,8 @@ def expand_ellipsis(dims: list[ast.Expr], rank: int) -> list[ast.Expr | None] | 
     """The declared dims aligned to `rank` actual dims (None where `...` matches), or None if
     the ranks cannot agree."""
     ellipses = [i for i, d in enumerate(dims) if isinstance(d, ast.Ellipsis)]
+    if len(ellipses) > 1:
+        raise IrnError("only one `...` is allowed in a type", dims[ellipses[1]].loc)
     if not ellipses:
         return list(dims) if len(dims) == rank else None
     i = ellipses[0]
@@ -770,16 +798,33 @@ def scalar_kind_ok(kind: str, value: Any) -> bool:
     return isinstance(value, int) if kind == "int" else isinstance(value, int | float)
 
 
+def check_unique_arguments(fn: ast.Function) -> None:
+    seen: set[str] = set()
+    for arg in fn.args:
+        if arg.name in seen:
+            raise IrnError(
+                f"'{arg.name}' is defined twice in the arguments of '{fn.name}'", arg.loc
+            )
+        seen.add(arg.name)
+
+
 def tensor_names(fn: ast.Function) -> set[str]:
     return {a.name for a in fn.args if isinstance(a.type, ast.TensorTypeExpr)}
 
 
 def fill_defaults(fb_caller: FunctionBuilder, ref: FunctionRef, bound: dict[str, Any]) -> None:
-    """Evaluate missing arguments' defaults; a default may use the arguments before it."""
-    scope = FunctionBuilder(fb_caller.gen, ref.module)
+    """Evaluate missing arguments' defaults at the call site; a default may use the arguments
+    before it (`def f(a: F[...], b: F[...] = relu(a))`)."""
+    scope = FunctionBuilder(fb_caller.gen, ref.module, block=fb_caller.block)
     for arg in ref.fn.args:
         if arg.name not in bound and arg.default is not None:
             bound[arg.name] = evaluate(scope, arg.default)
+            if scope.params:
+                raise IrnError(
+                    f"the default of '{arg.name}' calls a layer with parameters; "
+                    "pass that value explicitly",
+                    arg.default.loc,
+                )
         scope.env[arg.name] = bound[arg.name]
 
 
@@ -860,6 +905,8 @@ def binary(fb: FunctionBuilder, op: str, lhs: Any, rhs: Any, loc: ast.Loc) -> An
         if isinstance(lhs, SSAValue) or isinstance(rhs, SSAValue):
             a, b = fb.promote_pair(lhs, rhs, loc)
             return fb.op(nn.CmpOp, [a, b], loc, **comparison_props(op))
+        if not (is_number(lhs) and is_number(rhs)):
+            raise IrnError(f"cannot apply '{op}' to {describe(lhs)} and {describe(rhs)}", loc)
         return COMPARE_OPS[op](lhs, rhs)
     op_class, python_op = BINARY_OPS[op]
     if isinstance(lhs, SSAValue) or isinstance(rhs, SSAValue):
@@ -872,8 +919,12 @@ def binary(fb: FunctionBuilder, op: str, lhs: Any, rhs: Any, loc: ast.Loc) -> An
         return lhs + rhs
     if python_op is None or not (is_number(lhs) and is_number(rhs)):
         raise IrnError(f"cannot apply '{op}' to {describe(lhs)} and {describe(rhs)}", loc)
+    if op == "**" and isinstance(lhs, int) and isinstance(rhs, int) and abs(rhs) > 64:
+        lhs = float(lhs)  # keep exact integer powers small: 9 ** 9 ** 9 must not hang
     try:
         result = python_op(lhs, rhs)
+        if isinstance(result, int) and not -(2**63) <= result < 2**63:
+            raise OverflowError("the integer is too large")
     except (ZeroDivisionError, OverflowError) as e:
         raise IrnError(f"compile-time arithmetic failed: {e}", loc) from None
     if isinstance(result, complex):

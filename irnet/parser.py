@@ -114,9 +114,18 @@ def _parse(text: str, filename: str, start: str):
     except VisitError as e:
         if isinstance(e.orig_exc, IrnError):
             raise e.orig_exc from None
+        if isinstance(e.orig_exc, RecursionError):
+            raise _too_deep(text, filename) from None
         raise
     except RecursionError:
-        raise IrnError("expression nested too deeply", ast.Loc(filename, 1, 1)) from None
+        raise _too_deep(text, filename) from None
+
+
+def _too_deep(text: str, filename: str) -> IrnError:
+    """Recursion leaves no position behind: blame the longest line, where deep nesting is."""
+    lines = text.split("\n")
+    line = max(range(len(lines)), key=lambda i: len(lines[i]))
+    return IrnError("expression nested too deeply", ast.Loc(filename, line + 1, 1))
 
 
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
