@@ -13,20 +13,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+from ir_helpers import attr, mentions, ty
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     Builtin,
     DenseIntOrFPElementsAttr,
     ModuleOp,
-    StringAttr,
     TensorType,
-    UnitAttr,
     f32,
-    f64,
-    i1,
     i32,
-    i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.parser import Parser
@@ -35,34 +31,11 @@ from xdsl.transforms.canonicalize import CanonicalizePass
 from xdsl.utils.exceptions import VerifyException
 
 from irnet.dialects import nn
-from irnet.dialects.shapes import DYN, ShapeError
+from irnet.dialects.shapes import ShapeError
 
 END = nn.SLICE_END
 
 # --- helpers -----------------------------------------------------------------------------------
-
-DTYPES = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
-
-
-def ty(spec: str) -> TensorType:
-    """`"f32[?, 10]"` -> `tensor<?x10xf32>`."""
-    dtype, _, dims = spec.partition("[")
-    shape = [DYN if d.strip() == "?" else int(d) for d in dims.rstrip("]").split(",") if d.strip()]
-    return TensorType(DTYPES[dtype], shape)
-
-
-def attr(value: object) -> Attribute:
-    """A property from a Python value: list -> i64 array, int -> i64, str -> string."""
-    if isinstance(value, Attribute):
-        return value
-    if value is True:
-        return UnitAttr()
-    if isinstance(value, int):
-        return nn.int_attr(value)
-    if isinstance(value, str):
-        return StringAttr(value)
-    assert isinstance(value, list | tuple)
-    return nn.int_array(value)
 
 
 def props_of(**values: object) -> dict[str, Attribute]:
@@ -92,11 +65,6 @@ def group_operands(op: type[nn.NNOp], values: Sequence[SSAValue]) -> list:
 
 def infer(op: type[nn.NNOp], operands: Sequence[str], result: str | None, **props) -> TensorType:
     return op.infer([ty(s) for s in operands], props_of(**props), result and ty(result))
-
-
-def mentions(*fragments: str) -> str:
-    """A regex for `pytest.raises(match=...)` that needs every fragment, in any order."""
-    return "(?s)" + "".join(f"(?=.*{re.escape(f)})" for f in fragments)
 
 
 def context() -> Context:

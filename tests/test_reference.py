@@ -16,18 +16,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 from conftest import PROGRAMS
+from ir_helpers import DTYPES, attr, mentions, ty
 from xdsl.dialects import func, test
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     ModuleOp,
-    StringAttr,
-    TensorType,
-    UnitAttr,
-    f32,
-    f64,
-    i1,
-    i32,
-    i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
@@ -42,28 +35,6 @@ NP = {"f32": np.float32, "f64": np.float64}
 FLOATS = pytest.mark.parametrize("dt", ["f32", "f64"])
 
 # --- building one-op functions (as in test_dialect.py) ------------------------------------------
-
-DTYPES = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
-
-
-def ty(spec: str) -> TensorType:
-    """`"f32[?, 10]"` -> `tensor<?x10xf32>`."""
-    dtype, _, dims = spec.partition("[")
-    shape = [DYN if d.strip() == "?" else int(d) for d in dims.rstrip("]").split(",") if d.strip()]
-    return TensorType(DTYPES[dtype], shape)
-
-
-def attr(value: object) -> Attribute:
-    """A property from a Python value: list -> i64 array, int -> i64, str -> string."""
-    if isinstance(value, Attribute):
-        return value
-    if value is True:
-        return UnitAttr()
-    if isinstance(value, int):
-        return nn.int_attr(value)
-    if isinstance(value, str):
-        return StringAttr(value)
-    return nn.int_array(value)
 
 
 def function_module(
@@ -98,11 +69,6 @@ def run_op(op: type[nn.NNOp], *operands: tuple[str, object], float_dtype=None, *
     module = module_with(op, [spec for spec, _ in operands], **kw)
     (value,) = reference.run(module, "f", [v for _, v in operands], float_dtype=float_dtype)
     return value
-
-
-def mentions(*fragments: str) -> str:
-    """A regex that needs every fragment, in any order."""
-    return "(?s)" + "".join(f"(?=.*{re.escape(f)})" for f in fragments)
 
 
 def run_error(fn: Callable[[], object]) -> str:
