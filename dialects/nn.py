@@ -8,6 +8,11 @@ Every op keeps its rules in one place, on its class:
 - canonicalisation patterns (see the bottom of this file), named by `get_canonicalization_patterns`.
 
 Dynamic dimensions print as `?`. Properties print in the attribute dictionary.
+
+Broadcasting is NumPy's, made static: a dimension stretches only where the operand's *type* has
+size 1 (or lacks the dimension). A `?` dimension never stretches; at run time it must equal the
+result's size (the reference target checks it). So the axes a broadcast added are known from
+the types alone, and the autodiff pass can sum a gradient back over exactly those axes.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ def shapes_compatible(a: Sequence[int], b: Sequence[int]) -> bool:
 
 
 def broadcast_shapes(*shapes: Sequence[int]) -> Shape:
-    """NumPy broadcasting; a `?` against a static `k != 1` is assumed to be `k`."""
+    """NumPy broadcasting on types; a `?` against a static `k != 1` must be `k` at run time
+    (a `?` never stretches: see the `nn` module docstring)."""
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
     result = []
