@@ -61,7 +61,7 @@ def function_kind(function: func.FuncOp) -> str:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    compiled = driver.load(args.file)
+    compiled = driver.load(args.file, distributed=args.distributed)
     passes = [p for p in args.pipeline.split(",") if p] if args.pipeline else []
     names = [p.split("{")[0] for p in passes]
     show = lambda module: sys.stdout.write(print_ir(module, not args.no_locations, args.generic))  # noqa: E731
@@ -128,17 +128,24 @@ def overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import world
     from .train import TrainOptions, open_session, train
 
-    session = open_session(args.file, overrides(args), args.model)
+    processes = world(args.distributed)
     options = TrainOptions(
         checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
         resume=args.resume,
         log=Path(args.log) if args.log else None,
         plot=Path(args.plot) if args.plot else None,
         detect_anomaly=args.detect_anomaly,
+        stop_after=args.stop_after,
     )
-    train(session, options)
+    try:
+        train(open_session(args.file, overrides(args), args.model, processes), options)
+    except Exception as e:
+        if processes.size > 1:  # stop every rank, not only this one
+            processes.abort(str(e))
+        raise
     return 0
 
 
@@ -232,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"passes to run (default: {','.join(driver.PIPELINE)})",
     )  # fmt: skip
     add_print_flags(dump)
+    dump.add_argument(
+        "--distributed", action="store_true",
+        help="train-block steps for data-parallel training (a dist.allreduce per step)",
+    )  # fmt: skip
     dump.set_defaults(run=cmd_dump)
 
     opt = sub.add_parser("opt", help="run a pass pipeline on .irn or .mlir input")
@@ -254,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CKPT",
         help="continue from a checkpoint (default: the latest in --checkpoint-dir)",
     )
+    train_cmd.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="EPOCHS",
+        help="train at most this many epochs now; --resume continues",
+    )
     train_cmd.add_argument("--log", help="append one JSON line per epoch to this file")
     train_cmd.add_argument("--plot", help="write loss and accuracy curves to this PNG")
     train_cmd.add_argument(
@@ -261,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop at the first NaN or Inf and name the .irn line that made it",
     )
+    train_cmd.add_argument(
+        "--distributed", action="store_true",
+        help="data-parallel over MPI (automatic under mpirun)",
+    )  # fmt: skip
     train_cmd.set_defaults(run=cmd_train)
 
     eval_cmd = sub.add_parser("eval", help="loss and metrics of a checkpoint on data")
@@ -297,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--training", action="store_true", help="run in training mode (dropout on)")
     run.add_argument("-o", "--output", help="save the result (.npy, or .npz for several)")
     run.set_defaults(run=cmd_run)
+
 
     check_grads = sub.add_parser(
         "gradcheck", help="compare autodiff gradients with finite differences (float64)"

@@ -21,6 +21,7 @@ from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from irnet.dialects.ad import AD
+from irnet.dialects.dist import DIST
 from irnet.dialects.nn import NN
 from irnet.lowering.autodiff import AutodiffPass
 from irnet.lowering.inline import InlineFunctionsPass
@@ -48,7 +49,7 @@ IRNET_PASSES = ("inline-functions", "autodiff")
 
 def context() -> Context:
     ctx = Context()
-    for dialect in (Builtin, Func, NN, AD):
+    for dialect in (Builtin, Func, NN, AD, DIST):
         ctx.load_dialect(dialect)
     return ctx
 
@@ -65,20 +66,25 @@ class Compiled:
 
 
 def compile_source(
-    text: str, name: str, path: Path | None = None, overrides: dict | None = None
+    text: str,
+    name: str,
+    path: Path | None = None,
+    overrides: dict | None = None,
+    distributed: bool = False,
 ) -> Compiled:
-    """Frontend: `.irn` text to verified IR. `overrides` are command-line train settings."""
+    """Frontend: `.irn` text to verified IR. `overrides` are command-line train settings;
+    `distributed` makes each training step reduce its gradients across processes."""
     program = Program()
     main = program.load_text(text, name, (path or Path(name)).resolve())
     gen = IRGen(program, main)
     gen.generate()
-    trains = train_ir.generate(gen, overrides)
+    trains = train_ir.generate(gen, overrides, distributed)
     gen.module_op.verify()
     sources = [m.text for m in program.modules.values()]
     return Compiled(gen.module_op, main, trains, sources)
 
 
-def load(path: str | Path, overrides: dict | None = None) -> Compiled:
+def load(path: str | Path, overrides: dict | None = None, distributed: bool = False) -> Compiled:
     """A `.irn` file through the frontend, or a `.mlir` file through xDSL's parser."""
     path = Path(path)
     try:
@@ -87,7 +93,7 @@ def load(path: str | Path, overrides: dict | None = None) -> Compiled:
         raise IrnError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if path.suffix == ".mlir":
         return Compiled(parse_mlir(text, str(path)))
-    return compile_source(text, str(path), path, overrides)
+    return compile_source(text, str(path), path, overrides, distributed)
 
 
 def parse_mlir(text: str, name: str) -> ModuleOp:

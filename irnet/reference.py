@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,9 +39,10 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, im
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Attribute, Operation
 
-from irnet.dialects import nn
+from irnet.dialects import dist, nn
 from irnet.dialects.shapes import DYN, format_shape, format_type
 
+from .distributed import World
 from .errors import IrnError
 from .locations import error_at
 
@@ -518,8 +519,21 @@ def slices(op: Operation) -> tuple[slice, ...]:
     )
 
 
+@register_impls
+@dataclass
+class DistFunctions(InterpreterFunctions):
+    """The `dist` collectives, over the processes of `world` (one process by default)."""
+
+    world: World = field(default_factory=World)
+
+    @impl(dist.AllReduceOp)
+    def run_allreduce(self, interpreter: Interpreter, op: dist.AllReduceOp, args: PythonValues):
+        *values, share = args
+        return tuple(self.world.allreduce(values, float(share)))
+
+
 IMPLEMENTED_OPS: frozenset[type[Operation]] = frozenset(
-    op for functions in (NNFunctions, FuncFunctions) for op, _ in functions._impls()
+    op for functions in (NNFunctions, FuncFunctions, DistFunctions) for op, _ in functions._impls()
 )
 """The ops the reference interpreter runs (read back from the registered `@impl`s)."""
 
@@ -557,11 +571,14 @@ class Reference:
     f64 -> float64, i32, i64, i1 -> bool).
     """
 
-    def __init__(self, module: ModuleOp, *, float_dtype: ArrayLike = None):
+    def __init__(
+        self, module: ModuleOp, *, float_dtype: ArrayLike = None, world: World | None = None
+    ):
         if float_dtype is not None and np.dtype(float_dtype).kind != "f":
             raise IrnError(f"float_dtype must be a floating-point dtype, got {float_dtype}")
         self.module = module
         self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
+        self.world = world or World()
 
     def run(
         self,
@@ -586,6 +603,7 @@ class Reference:
         interpreter = Interpreter(self.module, listeners=listeners)
         interpreter.register_implementations(FuncFunctions())
         interpreter.register_implementations(functions)
+        interpreter.register_implementations(DistFunctions(self.world))
         try:
             with np.errstate(all="ignore"):
                 results = interpreter.call_op(fn, values)

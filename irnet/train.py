@@ -4,11 +4,17 @@
 All randomness derives from the seed: parameters from `(seed, name)`, the shuffle of epoch `e`
 from `(seed, e)`, dropout from `(seed, step)`. A checkpoint written after epoch `k` therefore
 resumes bit for bit: training N epochs equals training k, stopping, and resuming for N - k.
+
+Data-parallel (under `mpirun`): every process shuffles the same way, takes its slice of each
+global batch, and the step's `dist.allreduce` sums the loss and gradients weighted by each
+slice's share, so K processes follow one process's trajectory up to summation order. Rank 0
+alone prints, evaluates, logs, plots and writes checkpoints.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +24,7 @@ from xdsl.dialects import func
 from . import checkpoint as ckpt
 from . import data as datasets
 from . import driver, reference
+from .distributed import World
 from .errors import IrnError
 from .params import Argument, arguments, find_function, initial_parameters, numpy_dtype
 from .progress import Progress
@@ -35,11 +42,13 @@ class Session:
     runner: reference.Reference
     step_args: list[Argument]
     source_hash: str
+    world: World = field(default_factory=World)
     params: dict[str, np.ndarray] = field(default_factory=dict)
     state: dict[str, np.ndarray] = field(default_factory=dict)
     epoch: int = 0
     step: int = 0
     history: list[dict] = field(default_factory=list)
+    checkpoint_config: dict | None = None
 
     def role(self, kind: str) -> list[Argument]:
         return [a for a in self.step_args if a.kind == kind]
@@ -73,13 +82,25 @@ class Session:
         self.epoch = self.step = 0
         self.history = []
 
+    @property
+    def distributed(self) -> bool:
+        return any(a.name == "share" for a in self.role("hyper"))
+
     def train_step(self, inputs, targets, lr: float, detect_anomaly: bool) -> float:
+        """One step on a global batch (this process's slice of it when distributed); the
+        batch's mean loss."""
+        extra = [np.asarray(lr, self.dtype)]
+        if self.distributed:
+            rows = len(inputs[0])
+            mine = self.world.slice(rows)
+            inputs, targets = [a[mine] for a in inputs], [a[mine] for a in targets]
+            extra.append(np.asarray(len(inputs[0]) / rows, self.dtype))
         args = [
             *inputs,
             *targets,
             *(self.params[a.name] for a in self.role("param")),
             *(self.state[a.name] for a in self.role("state")),
-            np.asarray(lr, self.dtype),
+            *extra,
         ]
         loss, *rest = self.runner.run(
             f"{self.model}.step",
@@ -141,6 +162,12 @@ class Session:
         }
         return ckpt.Checkpoint(dict(self.params), dict(self.state), meta)
 
+    def share_state(self) -> None:
+        """Rank 0's parameters, optimiser state and position on every process."""
+        self.params = self.world.broadcast(self.params)
+        self.state = self.world.broadcast(self.state)
+        self.epoch, self.step = self.world.broadcast_ints(self.epoch, self.step)
+
     def restore(self, path: Path) -> None:
         loaded = ckpt.load(path)
         expected = {
@@ -157,13 +184,17 @@ class Session:
             )
         self.params = dict(loaded.params)
         self.state.update({k: v for k, v in loaded.state.items() if k in self.state})
+        self.checkpoint_config = loaded.meta.get("config")
         self.epoch = int(loaded.meta.get("epoch", 0))
         self.step = int(loaded.meta.get("step", 0))
         self.history = list(loaded.meta.get("history", []))
 
 
-def open_session(path: str, overrides: dict | None = None, model: str | None = None) -> Session:
-    compiled = driver.load(path, overrides)
+def open_session(
+    path: str, overrides: dict | None = None, model: str | None = None, world: World | None = None
+) -> Session:
+    world = world or World()
+    compiled = driver.load(path, overrides, distributed=world.comm is not None)
     if not compiled.trains:
         raise IrnError(f"{path} has no train block")
     name = model or next(iter(compiled.trains))
@@ -179,9 +210,10 @@ def open_session(path: str, overrides: dict | None = None, model: str | None = N
         Path(path),
         symbol,
         compiled.trains[name],
-        reference.Reference(module),
+        reference.Reference(module, world=world),
         arguments(step_fn),
         ckpt.source_hash(*compiled.sources),
+        world,
     )
     session.reset()
     return session
@@ -224,64 +256,99 @@ class TrainOptions:
     log: Path | None = None
     plot: Path | None = None
     detect_anomaly: bool = False
+    stop_after: int | None = None
+    """Train at most this many epochs in this run (a job's time limit); `--resume` goes on."""
 
 
 def train(session: Session, options: TrainOptions) -> dict[str, float]:
-    config = session.config
-    if options.plot:
+    config, root = session.config, session.world.is_root
+    say = print if root else lambda *args: None
+    if options.plot and root:
         require_matplotlib()
-    if options.resume:
+    if options.resume and root:
         resume_from = resolve_resume(session, options)
         session.restore(resume_from)
-        print(f"resumed from {resume_from} after epoch {session.epoch} (step {session.step})")
+        say(f"resumed from {resume_from} after epoch {session.epoch} (step {session.step})")
+        for note in changed_settings(session):
+            say(f"note: {note}")
+    session.share_state()
     train_set, val_set, test_set = splits(session)
     steps_per_epoch = train_set.num_batches(config.batch)
     total_steps = steps_per_epoch * config.epochs
     base_lr = config.hyperparameters["lr"]
-    print(
+    processes = f" on {session.world.size} processes" if session.world.size > 1 else ""
+    say(
         f"training {session.model}: {len(train_set):,} examples, batch {config.batch}, "
-        f"{config.epochs} epochs, {config.optimizer}, schedule {config.schedule}"
+        f"{config.epochs} epochs, {config.optimizer}, schedule {config.schedule}{processes}"
     )
-    for epoch in range(session.epoch, config.epochs):
-        rng = np.random.default_rng([config.seed, epoch])
-        bar = Progress(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
-        running, seen = 0.0, 0
-        for inputs, targets in train_set.batches(config.batch, rng):
-            inputs = session.fit(inputs, "input", train_set.source)
-            targets = session.fit(targets, "target", train_set.source)
-            lr = learning_rate(
-                config.schedule.name, config.schedule_options, base_lr, session.step, total_steps
-            )
-            loss = session.train_step(inputs, targets, lr, options.detect_anomaly)
-            n = len(inputs[0])
-            running += loss * n
-            seen += n
-            bar.update(n, running / seen)
-        seconds = bar.close()
+    last = (
+        config.epochs
+        if options.stop_after is None
+        else min(config.epochs, session.epoch + options.stop_after)
+    )
+    for epoch in range(session.epoch, last):
+        loss, seconds, lr = train_epoch(session, train_set, epoch, steps_per_epoch, total_steps,
+                                        base_lr, options)  # fmt: skip
         session.epoch = epoch + 1
-        record = {
-            "epoch": session.epoch,
-            "step": session.step,
-            "train_loss": running / seen,
-            "lr": lr,
-            "seconds": seconds,
-        }
-        summary = [f"epoch {session.epoch}/{config.epochs}", f"train loss {running / seen:.4f}"]
+        if not root:
+            continue
+        record = {"epoch": session.epoch, "step": session.step, "train_loss": loss, "lr": lr,
+                  "seconds": seconds}  # fmt: skip
+        summary = [f"epoch {session.epoch}/{config.epochs}", f"train loss {loss:.4f}"]
         if val_set is not None:
             metrics = session.evaluate(val_set, config.batch)
             record.update({f"val_{k}": v for k, v in metrics.items()})
             summary.append(format_metrics("val", metrics))
-        summary.append(f"{seconds:.1f}s")
-        print("  ".join(summary))
+        say("  ".join([*summary, f"{seconds:.1f}s"]))
         session.history.append(record)
         write_log(options.log, record)
         save_checkpoint(session, options)
-    final = session.evaluate(test_set, config.batch) if test_set is not None else {}
+    if session.epoch < config.epochs:
+        say(f"stopped after epoch {session.epoch} of {config.epochs}; continue with --resume")
+        return {}
+    final = session.evaluate(test_set, config.batch) if test_set is not None and root else {}
     if final:
-        print(format_metrics("test", final))
-    if options.plot:
+        say(format_metrics("test", final))
+    if options.plot and root:
         plot(session.history, options.plot)
     return final
+
+
+def train_epoch(session, train_set, epoch, steps, total_steps, base_lr, options):
+    """One pass over the shuffled training set: the mean loss, the seconds, the last lr."""
+    config = session.config
+    rng = np.random.default_rng([config.seed, epoch])
+    quiet = open(os.devnull, "w") if not session.world.is_root else None  # noqa: SIM115
+    bar = Progress(f"epoch {epoch + 1}/{config.epochs}", steps, quiet)
+    running, seen, lr = 0.0, 0, base_lr
+    for inputs, targets in train_set.batches(config.batch, rng):
+        if len(inputs[0]) < session.world.size:
+            continue  # a last batch smaller than the number of processes cannot be split
+        inputs = session.fit(inputs, "input", train_set.source)
+        targets = session.fit(targets, "target", train_set.source)
+        lr = learning_rate(
+            config.schedule.name, config.schedule_options, base_lr, session.step, total_steps
+        )
+        loss = session.train_step(inputs, targets, lr, options.detect_anomaly)
+        n = len(inputs[0])
+        running += loss * n
+        seen += n
+        bar.update(n, running / seen)
+    seconds = bar.close()
+    if quiet is not None:
+        quiet.close()
+    return running / max(seen, 1), seconds, lr
+
+
+def changed_settings(session: Session) -> list[str]:
+    """The settings that differ from those the checkpoint was trained with."""
+    recorded = session.checkpoint_config or {}
+    current = session.config.as_dict()
+    return [
+        f"{key} was {recorded[key]} and is now {current[key]}"
+        for key in current
+        if key in recorded and recorded[key] != current[key]
+    ]
 
 
 def resolve_resume(session: Session, options: TrainOptions) -> Path:

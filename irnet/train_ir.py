@@ -7,8 +7,10 @@
   the `autodiff` pass expands.
 - `@m.update(params, grads, state, t, lr) -> (params', state', t')`: the optimiser in `nn` ops.
 - `@m.step(inputs, targets, params, state, t, lr) -> (loss, params', state', t')`: `@m.grad`
-  then `@m.update`, as calls that `inline-functions` flattens into one function. Data-parallel
-  training runs the two halves separately and reduces the gradients between them.
+  then `@m.update`, as calls that `inline-functions` flattens into one function. For
+  data-parallel training (`distributed`) the step takes this process's `share` of the global
+  batch too, and a `dist.allreduce` between the two halves sums the weighted loss and gradients
+  across processes.
 
 Arguments carry their role: `nn.input`, `nn.target`, `nn.param` (with `nn.init`), `nn.grad`,
 `nn.state` (optimiser state such as `m.dense_0.w`, and the step count `t`) and `nn.hyper` (`lr`).
@@ -25,6 +27,7 @@ from xdsl.rewriter import InsertPoint
 
 from irnet.dialects import nn
 from irnet.dialects.ad import ValueAndGradOp
+from irnet.dialects.dist import AllReduceOp
 from irnet.dialects.nn_builder import Emitter
 from irnet.dialects.shapes import format_type
 
@@ -35,19 +38,22 @@ from .optimizers import OPTIMIZERS, apply_updates
 from .train_config import TrainConfig, from_block, with_overrides
 
 
-def generate(gen: IRGen, overrides: dict | None = None) -> dict[str, TrainConfig]:
+def generate(
+    gen: IRGen, overrides: dict | None = None, distributed: bool = False
+) -> dict[str, TrainConfig]:
     """Add each train block's functions to `gen`'s module; its settings by model name."""
     configs = {}
     for train in gen.main.tree.trains:
         config = with_overrides(from_block(train), overrides or {})
-        TrainBlock(gen, train, config).build()
+        TrainBlock(gen, train, config, distributed).build()
         configs[train.model] = config
     return configs
 
 
 class TrainBlock:
-    def __init__(self, gen: IRGen, train: ast.Train, config: TrainConfig):
+    def __init__(self, gen: IRGen, train: ast.Train, config: TrainConfig, distributed: bool):
         self.gen, self.train, self.config = gen, train, config
+        self.distributed = distributed
         self.ref = gen.model_ref(train.model, train.loc)
         self.model = gen.model_spec(self.ref)
         self.name = self.model.symbol
@@ -174,12 +180,20 @@ class TrainBlock:
             grad_fn.sym_name.data, data_and_params, grad_fn.function_type.outputs.data
         )
         grad_call.location = here
+        fb.block.add_op(grad_call)
         loss, *grads = grad_call.results
+        if self.distributed:
+            share = self.extra(fb, "share", loss.type, {"nn.hyper": "share"}, self.train.loc)
+            types = [v.type for v in grad_call.results]
+            reduce = AllReduceOp(operands=[list(grad_call.results), share], result_types=[types])
+            reduce.location = here
+            fb.block.add_op(reduce)
+            loss, *grads = reduce.results
         update_call = func.CallOp(
             update_fn.sym_name.data, [*params, *grads, *state], update_fn.function_type.outputs.data
         )
         update_call.location = here
-        fb.block.add_ops([grad_call, update_call])
+        fb.block.add_op(update_call)
         symbol = self.gen.unique_symbol(self.name + ".step")
         self.gen.finish(
             fb, symbol, [loss, *update_call.results], self.train.loc, self.train.loc, False

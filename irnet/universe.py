@@ -44,8 +44,14 @@ def _ad_dialect():
     return AD
 
 
+def _dist_dialect():
+    from irnet.dialects.dist import DIST
+
+    return DIST
+
+
 IRNET_UNIVERSE = Universe(
-    all_dialects={"nn": _nn_dialect, "ad": _ad_dialect},
+    all_dialects={"nn": _nn_dialect, "ad": _ad_dialect, "dist": _dist_dialect},
     all_passes={name: driver.PASSES[name] for name in driver.IRNET_PASSES},
     all_frontends={"irn": lambda: IrnFrontend},
 )

@@ -182,9 +182,11 @@ def test_flags_override_the_block(tiny):
 # --- determinism, resume, checkpoints ----------------------------------------------------------
 
 
-def run_training(path, tmp_path, epochs, resume=None, seed=None):
+def run_training(path, tmp_path, epochs, resume=None, seed=None, stop_after=None):
     session = train.open_session(path, {"epochs": epochs, "seed": seed})
-    options = train.TrainOptions(checkpoint_dir=tmp_path / "ckpt", resume=resume)
+    options = train.TrainOptions(
+        checkpoint_dir=tmp_path / "ckpt", resume=resume, stop_after=stop_after
+    )
     metrics = train.train(session, options)
     return session, metrics
 
@@ -199,9 +201,15 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tiny, tmp_path):
 
 
 def test_resume_is_bit_for_bit(tiny, tmp_path):
-    straight, _ = run_training(tiny(), tmp_path / "a", 3)
-    run_training(tiny(), tmp_path / "b", 2)
-    resumed, _ = run_training(tiny(), tmp_path / "b", 3, resume="latest")
+    """With a schedule that depends on the total length: stopping must not change it."""
+    path = tiny("adam(lr=0.02)").replace("tiny.irn", "cosine.irn")
+    with open(path, "w") as f:
+        f.write(TINY.replace("OPTIMIZER", "adam(lr=0.02)\n    schedule = cosine()")
+                .replace("DTYPE", "f32"))  # fmt: skip
+    straight, _ = run_training(path, tmp_path / "a", 3)
+    stopped, _ = run_training(path, tmp_path / "b", 3, stop_after=2)
+    assert stopped.epoch == 2
+    resumed, _ = run_training(path, tmp_path / "b", 3, resume="latest")
     assert resumed.step == straight.step
     for name in straight.params:
         np.testing.assert_array_equal(straight.params[name], resumed.params[name])
