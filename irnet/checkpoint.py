@@ -265,7 +265,7 @@ def check_compatible(
     ]
     if differences:
         raise IrnError(
-            f"cannot resume from checkpoint {path}, which does not match model '{model}': "
+            f"cannot use checkpoint {path}, which does not match model '{model}': "
             + _summarise(differences)
         )
 

@@ -51,13 +51,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_FUNCTIONS = ("loss", "eval", "grad", "update", "step")
+
+
 def function_kind(function: func.FuncOp) -> str:
-    """model, loss (a train block's loss) or grad (the loss and its parameter gradients)."""
+    """`model`, or which function of a train block (`loss`, `grad`, `step`, ...) it is."""
     name = function.sym_name.data  # the frontend's suffixes; `.` is not in `.irn` names
-    for suffix, kind in ((".loss", "loss "), (".grad", "grad ")):
-        if suffix in name:
-            return kind
-    return "model"
+    suffix = name.rsplit(".", 1)[-1].split("_")[0] if "." in name else ""
+    return suffix if suffix in TRAIN_FUNCTIONS else "model"
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -161,12 +162,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .train import format_metrics, load_data, splits
 
     session = trained_session(args)
-    if args.part == "validation":
-        _, dataset, _ = splits(session)
+    if args.part == "test":
+        dataset = load_data(session, "test")
+    else:
+        train_part, validation, _ = splits(session)
+        dataset = train_part if args.part == "train" else validation
         if dataset is None:
             raise IrnError("no validation split: give --val-split or train with val_split")
-    else:
-        dataset = load_data(session, args.part)
     metrics = session.evaluate(dataset, session.config.batch)
     print(
         f"{dataset.source} ({args.part}, {len(dataset):,} examples): "

@@ -52,6 +52,8 @@ from .initializers import INITIALIZERS, complete_arguments
 
 DTYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
 CONSTANT_LIMITS = {"f32": 3.4e38, "f64": 1.79e308, "i32": 2**31 - 1, "i64": 2**63 - 1}
+AUTO_SEEDS = 1_000_000
+"""Seeds irnet picks for `random_uniform` start here, away from the small ones people choose."""
 UNROLL_LIMIT = 10_000
 """The most iterations a compile-time `for` (and `range`) may unroll."""
 BINARY_OPS = {
@@ -157,7 +159,7 @@ class FunctionBuilder:
 
     def next_seed(self) -> int:
         self.gen.seed_counter += 1
-        return self.gen.seed_counter
+        return AUTO_SEEDS + self.gen.seed_counter
 
     # --- emitting ops ---
 
@@ -782,7 +784,7 @@ def compile_time_argument(fname: str, arg: ast.Argument, value: Any, loc: ast.Lo
         spelled = f"[{kind}]"
     else:
         ok = scalar_kind_ok(kind, value)
-        spelled = kind
+        spelled = "a dtype" if kind == "dtype" else kind
     if not ok:
         raise IrnError(
             f"argument '{arg.name}' of {fname} must be {spelled}, got {describe(value)}", loc

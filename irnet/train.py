@@ -279,7 +279,8 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
     processes = f" on {session.world.size} processes" if session.world.size > 1 else ""
     say(
         f"training {session.model}: {len(train_set):,} examples, batch {config.batch}, "
-        f"{config.epochs} epochs, {config.optimizer}, schedule {config.schedule}{processes}"
+        f"{config.epochs} epoch{'s' * (config.epochs != 1)}, {config.optimizer}, "
+        f"schedule {config.schedule}{processes}"
     )
     last = (
         config.epochs

@@ -1,10 +1,12 @@
 """A `train` block's settings: its entries read as plain values (numbers, strings, lists, and
 calls such as `adam(lr=0.001)`), completed with defaults, overridden by command-line flags, and
-checked against the known optimisers, schedules, metrics and data sources."""
+checked against the known optimisers, schedules and metrics (the data source is checked when it
+is loaded, at the `data` entry's location)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +33,24 @@ class Spec:
     loc: ast.Loc | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        """The `.irn` spelling: `adam(lr=0.001)`, `csv("a.csv", normalize=true)`."""
+        parts = [literal(a) for a in self.args] + [
+            f"{k}={literal(v)}" for k, v in self.kwargs.items()
+        ]
         return f"{self.name}({', '.join(parts)})"
+
+
+def literal(value: Any) -> str:
+    """A value as a `.irn` author writes it: `"a"`, `true`, `-1`, `[1, 2]`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, Spec):
+        return str(value)
+    return str(value)
 
 
 @dataclass
@@ -148,7 +166,8 @@ def check_schedule(spec: Spec) -> Spec:
     try:
         options(spec.name, spec.kwargs)
     except ValueError as e:
-        raise IrnError(f"{e}{suggest(spec.name, list(SCHEDULES))}", spec.loc) from None
+        hint = suggest(spec.name, list(SCHEDULES)) if spec.name not in SCHEDULES else ""
+        raise IrnError(f"{e}{hint}", spec.loc) from None
     return spec
 
 

@@ -44,6 +44,8 @@ def generate(
     """Add each train block's functions to `gen`'s module; its settings by model name."""
     configs = {}
     for train in gen.main.tree.trains:
+        if train.model in configs:
+            raise IrnError(f"a second train block for '{train.model}'", train.loc)
         config = with_overrides(from_block(train), overrides or {})
         TrainBlock(gen, train, config, distributed).build()
         configs[train.model] = config

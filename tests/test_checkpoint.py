@@ -279,7 +279,7 @@ def compatibility_refusal(ckpt: Checkpoint, **changes) -> str:
     expected = {"model": MODEL, "source_hash": SOURCE, "params": expected_params(ckpt)}
     expected.update(changes)
     message = refusal(check_compatible, ckpt, Path("runs/c.npz"), **expected)
-    prefix = "error: cannot resume from checkpoint runs/c.npz, which does not match model "
+    prefix = "error: cannot use checkpoint runs/c.npz, which does not match model "
     assert message.startswith(prefix + f"'{expected['model']}': ")
     return message.split(": ", 2)[2]
 

@@ -35,7 +35,7 @@ def test_check_prints_signature_and_parameter_table():
     assert "model mnist_mlp(x: f32[?, 784]) -> f32[?, 10]" in out
     assert "dense_0.w  [784, 256]  f32    200,704  glorot_uniform" in out
     assert "total: 235,146 parameters in 6 tensors" in out
-    assert "loss  mnist_mlp.loss(x: f32[?, 784], y: i32[?]) -> f32[]" in out
+    assert "loss mnist_mlp.loss(x: f32[?, 784], y: i32[?]) -> f32[]" in out
 
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=str)
