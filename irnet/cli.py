@@ -193,7 +193,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if missing:
         raise IrnError(f"predict needs the input(s) {', '.join(missing)}")
     inputs = session.fit([given[n] for n in names], "input", args.input)
-    output = session.predict(inputs, session.config.batch)
+    output = session.predict(session.normalized(inputs), session.config.batch)
     if args.output:
         save(Path(args.output), (output,))
         print(f"wrote {args.output}: {output.dtype}{list(output.shape)}")

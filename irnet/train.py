@@ -136,6 +136,13 @@ class Session:
             metrics["accuracy"] = correct / max(count, 1)
         return metrics
 
+    def normalized(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """New inputs scaled as the training data was (`csv(..., normalize=true)`)."""
+        if self.config.data is None:
+            return inputs
+        stats = load_data(self).feature_stats
+        return inputs if stats is None else [stats.apply(inputs[0]), *inputs[1:]]
+
     def predict(self, inputs: list[np.ndarray], batch: int) -> np.ndarray:
         params = [self.params[a.name] for a in self.role("param")]
         outputs = []

@@ -4,12 +4,13 @@ console commands end to end on a tiny model."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 
 import numpy as np
 import pytest
-from conftest import console_script, subprocess_env
+from conftest import ROOT, console_script, subprocess_env
 
 from irnet import driver, reference, train
 from irnet.errors import IrnError
@@ -298,3 +299,15 @@ def test_corrupt_checkpoint_is_a_clean_error(tiny, tmp_path):
     result = irnet("eval", tiny(), "--checkpoint", str(bad))
     assert result.returncode == 1
     assert "not a usable irnet checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_scales_inputs_as_the_training_data(tmp_path):
+    """linreg's data is csv(..., normalize=true): raw rows given to predict are standardised
+    with the training data's statistics before the model sees them."""
+    session, _ = run_training(str(ROOT / "examples" / "linreg.irn"), tmp_path, 1)
+    dataset = train.load_data(session)
+    with gzip.open(ROOT / "data" / "diabetes" / "diabetes_data_raw.csv.gz") as f:
+        raw = np.loadtxt(f)[:5]
+    expected = session.predict([dataset.inputs[0][:5]], 8)
+    got = session.predict(session.normalized([raw.astype(np.float32)]), 8)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)  # float32 rounding
