@@ -69,7 +69,8 @@ class GradRequestOp(IRDLOperation):
         seed: SSAValue | None = None,
     ) -> GradRequestOp:
         result = callee.function_type.outputs.data
-        grads = [args[i].type for i in wrt]
+        # The callee's types, not the arguments': the gradient is computed in the callee.
+        grads = [callee.function_type.inputs.data[i] for i in wrt]
         return cls(
             operands=[list(args), [seed] if seed is not None else []],
             result_types=[[*(result if cls.WITH_VALUE else []), *grads]],

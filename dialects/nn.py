@@ -529,6 +529,7 @@ class SelectOp(NNOp):
 @irdl_op_definition
 class CastOp(ShapeOp):
     """Convert the element type; the shape is unchanged. Float to int truncates toward zero.
+    The result may have `?` where the input is static (like MLIR's `tensor.cast`).
 
     ```mlir
     %1 = nn.cast %0 : tensor<?xi64> -> tensor<?xf32>
@@ -546,7 +547,7 @@ class CastOp(ShapeOp):
             raise ShapeError(
                 f"nn.cast cannot change the shape: {format_type(x)} to {format_type(result_type)}"
             )
-        return tensor(result_type.element_type, x.get_shape())
+        return result_type
 
 
 @irdl_op_definition

@@ -114,6 +114,12 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in rows) else 1
 
 
+def cmd_repl(args: argparse.Namespace) -> int:
+    from .repl.terminal import run_repl
+
+    return run_repl(args.file)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_file
 
@@ -321,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="save the result (.npy, or .npz for several)")
     run.set_defaults(run=cmd_run)
 
+    repl = sub.add_parser("repl", help="an interactive session: evaluate .irn expressions")
+    repl.add_argument("file", nargs="?", help="a .irn file to load first")
+    repl.set_defaults(run=cmd_repl)
 
     check_grads = sub.add_parser(
         "gradcheck", help="compare autodiff gradients with finite differences (float64)"

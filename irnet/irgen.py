@@ -484,10 +484,22 @@ class IRGen:
 
     def call(self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords):
         spec, operands = self.instantiate(fb, ref, node, args, keywords)
+        operands = self.fit_operands(fb, spec, operands, node.loc)
         result = fb.emit(func.CallOp(spec.symbol, operands, [spec.result_type]), node.loc)
         if spec.symbol == fb.shares_params_of:
             fb.model_outputs.append(result)
         return result
+
+    def fit_operands(
+        self, fb: FunctionBuilder, spec: Spec, operands: list[SSAValue], loc: ast.Loc
+    ) -> list[SSAValue]:
+        """A model's inputs may be `?` where the call's tensors are static: `nn.cast` relaxes
+        those types (as MLIR's `tensor.cast`), so call and callee agree exactly."""
+        inputs = self.functions[spec.symbol].function_type.inputs.data
+        return [
+            v if v.type == t else fb.emit(nn.CastOp(operands=[v], result_types=[t]), loc)
+            for v, t in zip(operands, inputs)
+        ]
 
     def derivative(self, fb: FunctionBuilder, grad: GradFn, node: ast.Call, args, keywords):
         """`grad(f, wrt=...)(args)`: an `ad.grad` (or `ad.value_and_grad`) request. One
@@ -512,6 +524,7 @@ class IRGen:
                     node.loc,
                 )
         request_class = ValueAndGradOp if grad.with_value else GradOp
+        operands = self.fit_operands(fb, spec, operands, node.loc)
         request = request_class.request(self.functions[spec.symbol], operands, wrt)
         fb.emit(request, node.loc)
         results = tuple(request.results)
