@@ -10,9 +10,16 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "diabetes"
-x = np.loadtxt(gzip.open(DATA / "diabetes_data_raw.csv.gz"))
-y = np.loadtxt(gzip.open(DATA / "diabetes_target.csv.gz"))
+
+
+def load(name: str) -> np.ndarray:
+    with gzip.open(DATA / name) as f:
+        return np.loadtxt(f)
+
+
+x, y = load("diabetes_data_raw.csv.gz"), load("diabetes_target.csv.gz")
 x = (x - x.mean(axis=0)) / x.std(axis=0)
 design = np.c_[x, np.ones(len(x))]
 weights, *_ = np.linalg.lstsq(design, y, rcond=None)
-print(f"closed-form least-squares MSE on all {len(y)} rows: {np.mean((design @ weights - y) ** 2):.4f}")
+mse = np.mean((design @ weights - y) ** 2)
+print(f"closed-form least-squares MSE on all {len(y)} rows: {mse:.4f}")

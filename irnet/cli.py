@@ -121,9 +121,21 @@ def cmd_repl(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.target == "cpu":
+        from .cpu import run_file as run_cpu
+
+        run_cpu(args)
+        return 0
     from .runner import run_file
 
     run_file(args)
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .cpu import compile_file
+
+    compile_file(args)
     return 0
 
 
@@ -148,7 +160,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         stop_after=args.stop_after,
     )
     try:
-        train(open_session(args.file, overrides(args), args.model, processes), options)
+        session = open_session(args.file, overrides(args), args.model, processes, args.target)
+        train(session, options)
     except Exception as e:
         if processes.size > 1:  # stop every rank, not only this one
             processes.abort(str(e))
@@ -159,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def trained_session(args: argparse.Namespace):
     from .train import open_session
 
-    session = open_session(args.file, overrides(args), args.model)
+    session = open_session(args.file, overrides(args), args.model, target=args.target)
     session.restore(Path(args.checkpoint))
     return session
 
@@ -316,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a model on inputs from .npy/.npz files")
     run.add_argument("file")
     run.add_argument("--function", help="the function to run (default: the first model)")
-    run.add_argument("--target", choices=["reference"], default="reference")
+    run.add_argument("--target", choices=["reference", "cpu"], default="reference")
     run.add_argument(
         "-i", "--input", action="append", default=[], metavar="NAME=FILE.npy | FILE.npz",
         help="an input array by argument name, or an .npz of arrays named like the arguments",
@@ -330,6 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     repl = sub.add_parser("repl", help="an interactive session: evaluate .irn expressions")
     repl.add_argument("file", nargs="?", help="a .irn file to load first")
     repl.set_defaults(run=cmd_repl)
+
+    compile_cmd = sub.add_parser(
+        "compile", help="write the compiled module (Numba kernels) of a file's functions"
+    )
+    compile_cmd.add_argument("file")
+    compile_cmd.add_argument("--target", choices=["cpu"], default="cpu")
+    compile_cmd.add_argument("-o", "--output", help="write the module here instead of stdout")
+    compile_cmd.add_argument("--f64", action="store_true", help="compute in float64")
+    compile_cmd.add_argument(
+        "--parallel", action=argparse.BooleanOptionalAction, default=None,
+        help="parallel loops in large kernels (default: with 4 cores or more)",
+    )  # fmt: skip
+    compile_cmd.set_defaults(run=cmd_compile)
 
     check_grads = sub.add_parser(
         "gradcheck", help="compare autodiff gradients with finite differences (float64)"
@@ -355,6 +381,12 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--data", help="e.g. 'mnist(\"data/mnist\")', relative to the .irn file")
     p.add_argument("--val-split", type=float, dest="val_split")
+    p.add_argument(
+        "--target",
+        choices=["reference", "cpu"],
+        default="reference",
+        help="run on NumPy (reference) or compiled with Numba (cpu)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

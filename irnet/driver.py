@@ -22,9 +22,13 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 
 from irnet.dialects.ad import AD
 from irnet.dialects.dist import DIST
+from irnet.dialects.kernel import KERNEL
 from irnet.dialects.nn import NN
 from irnet.lowering.autodiff import AutodiffPass
+from irnet.lowering.emit_cpu import EmitCpuPass
+from irnet.lowering.fusion import FuseElementwisePass
 from irnet.lowering.inline import InlineFunctionsPass
+from irnet.lowering.memplan import PlanMemoryPass
 
 from . import train_ir
 from .errors import IrnError, remember_source
@@ -38,18 +42,25 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "canonicalize": lambda: CanonicalizePass,
     "cse": lambda: CommonSubexpressionElimination,
     "dce": lambda: DeadCodeElimination,
+    "fuse-elementwise": lambda: FuseElementwisePass,
+    "plan-memory": lambda: PlanMemoryPass,
+    "emit-cpu": lambda: EmitCpuPass,
 }
 
 PIPELINE = ("inline-functions", "canonicalize", "cse", "dce", "autodiff")
 """What `irnet dump` runs after the frontend; later stages (autodiff, lowering) join here."""
 
-IRNET_PASSES = ("inline-functions", "autodiff")
+CPU_PIPELINE = (*PIPELINE, "fuse-elementwise", "plan-memory", "emit-cpu")
+"""What the CPU target (`irnet/cpu.py`) runs: the default pipeline, then the lowering passes
+(`irnet dump FILE -p <CPU_PIPELINE> --after fuse-elementwise` prints each stage)."""
+
+IRNET_PASSES = ("inline-functions", "autodiff", "fuse-elementwise", "plan-memory", "emit-cpu")
 """The passes irnet defines (the others are xDSL's), registered with `xdsl-opt`."""
 
 
 def context() -> Context:
     ctx = Context()
-    for dialect in (Builtin, Func, NN, AD, DIST):
+    for dialect in (Builtin, Func, NN, AD, DIST, KERNEL):
         ctx.load_dialect(dialect)
     return ctx
 

@@ -198,9 +198,18 @@ class Session:
 
 
 def open_session(
-    path: str, overrides: dict | None = None, model: str | None = None, world: World | None = None
+    path: str,
+    overrides: dict | None = None,
+    model: str | None = None,
+    world: World | None = None,
+    target: str = "reference",
 ) -> Session:
     world = world or World()
+    if target == "cpu" and world.comm is not None:
+        raise IrnError(
+            "data-parallel training runs on the reference target for now: the cpu target does "
+            "not compile dist.allreduce yet (use --target reference under mpirun)"
+        )
     compiled = driver.load(path, overrides, distributed=world.comm is not None)
     if not compiled.trains:
         raise IrnError(f"{path} has no train block")
@@ -217,13 +226,22 @@ def open_session(
         Path(path),
         symbol,
         compiled.trains[name],
-        reference.Reference(module, world=world),
+        runner(module, target, path, world),
         arguments(step_fn),
         ckpt.source_hash(*compiled.sources),
         world,
     )
     session.reset()
     return session
+
+
+def runner(module, target: str, path: str, world: World):
+    """What runs the compiled functions: NumPy op by op, or the Numba module."""
+    if target == "cpu":
+        from .cpu import CpuRunner
+
+        return CpuRunner(module, source_name=path)
+    return reference.Reference(module, world=world)
 
 
 def load_data(session: Session, part: str = "train") -> datasets.Dataset:

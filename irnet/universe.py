@@ -1,6 +1,6 @@
 """irnet's plug-in for xDSL's tools (entry point `xdsl.universe`): with irnet installed, stock
-`xdsl-opt examples/mnist_mlp.irn -p inline-functions,canonicalize,cse` parses `.irn` files and
-knows the `nn` dialect and irnet's passes."""
+`xdsl-opt examples/mnist_mlp.irn -p inline-functions,canonicalize,cse,dce,autodiff -t numba-cpu`
+parses `.irn` files, knows irnet's dialects and passes, and writes the Numba module."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.universe import Universe
 from xdsl.utils.exceptions import DiagnosticException
 from xdsl.utils.frontend import Frontend
+from xdsl.utils.target import Target
 
 from . import driver
 from .errors import IrnError
@@ -30,6 +31,34 @@ class IrnFrontend(Frontend):
             return driver.compile_source(text, input_name, Path(input_name)).module
         except IrnError as e:
             raise DiagnosticException(str(e)) from None
+
+
+@dataclass(frozen=True)
+class NumbaCpuTarget(Target):
+    """Writes the cpu target's Python module (what `irnet compile --target cpu` writes) for IR
+    whose derivative requests are expanded (after `autodiff`)."""
+
+    name = "numba-cpu"
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        from irnet.lowering.emit_cpu import emit_module
+
+        from .cpu import lower
+
+        try:
+            emitted = emit_module(lower(module))
+            errors = [e.error for e in emitted.entries.values() if e.error is not None]
+            if errors:
+                raise errors[0]
+        except IrnError as e:
+            raise DiagnosticException(str(e)) from None
+        output.write(emitted.source)
+
+    def run(self, module: ModuleOp, function: str, args, seed: int = 0):
+        """Evaluate `@function` compiled (the REPL's `:target cpu`)."""
+        from .cpu import CpuRunner
+
+        return CpuRunner(module).run(function, args, seed=seed)
 
 
 def _nn_dialect():
@@ -50,8 +79,20 @@ def _dist_dialect():
     return DIST
 
 
+def _kernel_dialect():
+    from irnet.dialects.kernel import KERNEL
+
+    return KERNEL
+
+
 IRNET_UNIVERSE = Universe(
-    all_dialects={"nn": _nn_dialect, "ad": _ad_dialect, "dist": _dist_dialect},
+    all_dialects={
+        "nn": _nn_dialect,
+        "ad": _ad_dialect,
+        "dist": _dist_dialect,
+        "kernel": _kernel_dialect,
+    },
+    all_targets={"numba-cpu": lambda: NumbaCpuTarget},
     all_passes={name: driver.PASSES[name] for name in driver.IRNET_PASSES},
     all_frontends={"irn": lambda: IrnFrontend},
 )

@@ -1,0 +1,376 @@
+"""The `cpu` target: IR -> `fuse-elementwise`, `plan-memory` -> a Python module of Numba kernels
+(`lowering/emit_cpu.py`), cached on disk and imported; `CpuRunner` runs its entry points with
+the interface of the reference interpreter (`reference.Reference`), so the trainer can use either.
+
+The compile cache lives in `$IRNET_CACHE_DIR` (default `$XDG_CACHE_HOME/irnet`, else
+`~/.cache/irnet`), one folder per key: `cpu/<key>/model_cpu.py`, with Numba's own cache of the
+compiled kernels beside it (`__pycache__`, `@njit(cache=True)`). The key hashes the lowered IR
+(locations included), the target and its options, and the versions of irnet, the emitter,
+Python, NumPy, Numba and llvmlite; a second run of the same model imports the same file and
+loads its machine code instead of compiling it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import platform
+import sys
+import time
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.printer import Printer
+
+from irnet.dialects.shapes import DYN
+from irnet.lowering.emit_cpu import EMITTER_VERSION, CpuOptions, EmittedModule, emit_module
+
+from . import __version__, driver, reference
+from .errors import IrnError
+from .locations import error_at
+
+CACHE_ENV = "IRNET_CACHE_DIR"
+PARALLEL_ENV = "IRNET_CPU_PARALLEL"
+LOWERING = ("fuse-elementwise", "plan-memory")
+"""The passes after `driver.PIPELINE` that the cpu target runs before emission."""
+
+ArrayLike = Any
+
+
+def cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "irnet"
+
+
+def default_parallel() -> bool:
+    """Parallel loops pay with four cores or more; `IRNET_CPU_PARALLEL=0/1` decides."""
+    setting = os.environ.get(PARALLEL_ENV)
+    if setting is not None:
+        return setting.strip().lower() not in ("", "0", "false", "no")
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores >= 4
+
+
+def versions() -> dict[str, str]:
+    import llvmlite
+    import numba
+
+    return {
+        "irnet": __version__,
+        "emit_cpu": EMITTER_VERSION,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "machine": platform.machine(),
+    }
+
+
+def print_ir(module: ModuleOp) -> str:
+    out = io.StringIO()
+    Printer(out, print_debuginfo=True).print_op(module)
+    return out.getvalue()
+
+
+def lower(module: ModuleOp) -> ModuleOp:
+    """A copy of `module` (after `driver.PIPELINE`) through the cpu target's passes."""
+    lowered = module.clone()
+    driver.run_passes(lowered, ",".join(LOWERING))
+    return lowered
+
+
+def cache_key(ir_text: str, options: CpuOptions) -> str:
+    blob = json.dumps(
+        {"target": "cpu", "options": options.key(), "versions": versions(), "ir": ir_text},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class CompiledCpu:
+    """An emitted module, imported: `module.FUNCTIONS[name](*args)` runs a function."""
+
+    module: types.ModuleType
+    emitted: EmittedModule
+    lowered: ModuleOp
+    path: Path
+    key: str
+    created: bool
+    """Whether this call wrote the module (a cold cache entry)."""
+
+
+_LOADED: dict[str, types.ModuleType] = {}
+
+
+def load_module(path: Path, name: str) -> types.ModuleType:
+    """Import the emitted file `path` as module `name` (once per process)."""
+    if name in _LOADED:
+        return _LOADED[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _LOADED[name] = module
+    return module
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def compile_module(
+    module: ModuleOp,
+    options: CpuOptions | None = None,
+    *,
+    source_name: str = "",
+    cache: Path | None = None,
+) -> CompiledCpu:
+    """Lower, emit, and import `module` (after `driver.PIPELINE`) through the disk cache."""
+    options = options or CpuOptions(parallel=default_parallel())
+    lowered = lower(module)
+    emitted = emit_module(lowered, options, source_name)
+    key = cache_key(print_ir(lowered), options)
+    folder = (cache or cache_root()) / "cpu" / key[:32]
+    path = folder / "model_cpu.py"
+    created = False
+    if not path.exists() or path.read_text(encoding="utf-8") != emitted.source:
+        try:
+            write_atomically(path, emitted.source)
+        except OSError as e:
+            raise IrnError(f"cannot write the compile cache {folder}: {e.strerror or e}") from None
+        created = True
+    loaded = load_module(path, f"irnet_cpu_{key[:32]}")
+    return CompiledCpu(loaded, emitted, lowered, path, key, created)
+
+
+def compile_stats(module: types.ModuleType) -> dict[str, int]:
+    """Numba's cache hits and misses (compilations) over the module's kernels so far."""
+    from numba.core.dispatcher import Dispatcher
+
+    hits = misses = 0
+    for value in vars(module).values():
+        if isinstance(value, Dispatcher):
+            hits += sum(value.stats.cache_hits.values())
+            misses += sum(value.stats.cache_misses.values())
+    return {"cache_hits": hits, "compiled": misses}
+
+
+class CpuRunner:
+    """Runs functions of one module on the cpu target; `run` as `reference.Reference.run`.
+
+    `float_dtype=np.float64` computes every float in float64 (as the reference's option);
+    `parallel` turns on parallel loops (default: `default_parallel()`); `cache` overrides the
+    cache folder. Kernels compile on their first call (or load from the cache)."""
+
+    def __init__(
+        self,
+        module: ModuleOp,
+        *,
+        float_dtype: ArrayLike = None,
+        parallel: bool | None = None,
+        cache: Path | str | None = None,
+        source_name: str = "",
+    ):
+        self.reference = reference.Reference(module, float_dtype=float_dtype)
+        self.module = module
+        self.float_dtype = self.reference.float_dtype
+        options = CpuOptions(
+            float_dtype=self.float_dtype.name if self.float_dtype is not None else None,
+            parallel=default_parallel() if parallel is None else bool(parallel),
+        )
+        self.options = options
+        self.compiled = compile_module(
+            module, options, source_name=source_name, cache=Path(cache) if cache else None
+        )
+        self._signatures: dict[str, tuple[func.FuncOp, list[tuple[np.dtype, tuple]]]] = {}
+
+    def function(self, name: str) -> func.FuncOp:
+        return self.signature(name)[0]
+
+    def signature(self, name: str) -> tuple[func.FuncOp, list[tuple[np.dtype, tuple]]]:
+        """The function, and the dtype and shape (-1 for `?`) of each argument."""
+        if name not in self._signatures:
+            fn = self.reference.function(name)
+            types = []
+            for arg in fn.args:
+                t = arg.type
+                if not isinstance(t, TensorType):
+                    types = []
+                    break
+                dtype = reference.numpy_dtype(t.element_type, self.float_dtype)
+                types.append((dtype, tuple(t.get_shape())))
+            self._signatures[name] = (fn, types)
+        return self._signatures[name]
+
+    def fits(self, args: Any, types: list[tuple[np.dtype, tuple]]) -> bool:
+        """Whether `args` are already arrays of the argument types (no checks to redo)."""
+        if not isinstance(args, list | tuple) or len(args) != len(types) or not types:
+            return False
+        for a, (dtype, shape) in zip(args, types):
+            if (
+                not isinstance(a, np.ndarray | np.generic)
+                or a.dtype != dtype
+                or a.ndim != len(shape)
+            ):
+                return False
+            if any(s != d and s != DYN for s, d in zip(shape, a.shape)):
+                return False
+        return True
+
+    def run(
+        self,
+        function_name: str,
+        args: Sequence[ArrayLike] | Mapping[str, ArrayLike],
+        *,
+        training: bool = False,
+        step: int = 0,
+        seed: int = 0,
+        check_finite: bool = False,
+    ) -> tuple[np.ndarray, ...]:
+        """The results of `@function_name` on `args` (positional, or by argument name), as
+        `Reference.run`: `training` is what `nn.training` returns, `seed` and `step` pick the
+        stream of `nn.random_uniform`, `check_finite` stops at the first kernel that makes a
+        NaN or an infinity and names the op (and its source line) that made it."""
+        fn, types = self.signature(function_name)
+        name = fn.sym_name.data
+        entry = self.compiled.emitted.entries.get(name)
+        if entry is None:
+            raise IrnError(f"@{name} is private; the cpu target compiles public functions only")
+        if entry.error is not None:
+            raise entry.error
+        values = args if self.fits(args, types) else self.reference.arguments(fn, args)
+        kernels = self.compiled.module
+        try:
+            with np.errstate(all="ignore"):
+                return kernels.FUNCTIONS[name](
+                    *values,
+                    training=bool(training),
+                    step=int(step),
+                    seed=int(seed),
+                    check_finite=bool(check_finite),
+                )
+        except kernels.NonFiniteError as e:
+            raise self.blame(e, training, step, seed) from None
+        except kernels.KernelError as e:
+            site = self.compiled.emitted.sites[e.site]
+            ops = [o for o in site.ops if o.name != "nn.constant"] or [site.op]
+            raise error_at(f"{ops[-1].name}: {e.message}", ops[-1].location) from None
+
+    def blame(self, e: Any, training: bool, step: int, seed: int) -> IrnError:
+        """The first op of the kernel whose value is not finite, found by running the kernel's
+        ops one by one with the reference's NumPy implementations on the kernel's inputs."""
+        site = self.compiled.emitted.sites[e.site]
+        message = f"produced {e.kind} (stopped by --detect-anomaly)"
+        blamed = site.outputs[e.output].owner
+        functions = reference.NNFunctions(self.float_dtype, bool(training), int(seed), int(step))
+        impls = dict(reference.NNFunctions._impls())
+        values = dict(zip(site.inputs, e.inputs))
+        try:
+            with np.errstate(all="ignore"):
+                for op in site.ops:
+                    if type(op) not in impls:
+                        continue
+                    args = tuple(values[v] for v in op.operands)
+                    done = impls[type(op)](functions, None, op, args)  # type: ignore[arg-type]
+                    results = tuple(getattr(done, "values", done))
+                    values.update(zip(op.results, results))
+                    floats = [r for r in results if r.dtype.kind == "f"]
+                    if any(not np.all(np.isfinite(r)) for r in floats):
+                        kind = "NaN" if any(np.isnan(r).any() for r in floats) else "an infinity"
+                        return error_at(
+                            f"{op.name}: produced {kind} (stopped by --detect-anomaly)",
+                            op.location,
+                        )
+        except (IrnError, KeyError, ValueError):
+            pass
+        return error_at(f"{blamed.name}: {message}", blamed.location)
+
+    def stats(self) -> dict[str, int]:
+        return compile_stats(self.compiled.module)
+
+
+# --- the CLI's `compile` and `run --target cpu` ------------------------------------------------
+
+
+def compile_file(args: argparse.Namespace) -> None:
+    """`irnet compile FILE --target cpu [-o OUT]`: the emitted module, to a file or stdout."""
+    compiled = driver.load(args.file)
+    driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
+    lowered = lower(compiled.module)
+    parallel = default_parallel() if args.parallel is None else args.parallel
+    options = CpuOptions(float_dtype="float64" if args.f64 else None, parallel=parallel)
+    emitted = emit_module(lowered, options, args.file)
+    errors = [e.error for e in emitted.entries.values() if e.error is not None]
+    if errors:
+        raise errors[0]
+    if args.output:
+        Path(args.output).write_text(emitted.source, encoding="utf-8")
+        kernels = sum(1 for line in emitted.source.splitlines() if line.startswith("def k"))
+        print(
+            f"wrote {args.output}: {len(emitted.entries)} entry points, {kernels} kernels, "
+            f"{len(emitted.sites)} kernel calls"
+        )
+    else:
+        sys.stdout.write(emitted.source)
+
+
+def run_file(args: argparse.Namespace) -> None:
+    """`irnet run FILE --target cpu`: as `runner.run_file`, on the cpu target."""
+    from .params import arguments, find_function, initial_parameters
+    from .runner import default_function, input_arrays, save
+
+    module = driver.load(args.file).module
+    driver.run_passes(module, ",".join(driver.PIPELINE))
+    function = find_function(module, args.function) if args.function else default_function(module)
+    name = function.sym_name.data
+    given = input_arrays(args.input)
+    params = initial_parameters(function, args.seed)
+    values = []
+    for arg in arguments(function):
+        if arg.kind == "param":
+            values.append(params[arg.name])
+        elif arg.name in given:
+            values.append(given.pop(arg.name))
+        else:
+            raise IrnError(
+                f"{name} needs the {arg.kind} '{arg.name}' (give -i {arg.name}=FILE.npy)"
+            )
+    if given:
+        raise IrnError(f"{name} has no input named {', '.join(sorted(given))}")
+    start = time.perf_counter()
+    runner = CpuRunner(module, float_dtype=np.float64 if args.f64 else None, source_name=args.file)
+    outputs = runner.run(name, values, training=args.training, seed=args.seed)
+    if os.environ.get("IRNET_CPU_VERBOSE"):
+        stats = runner.stats()
+        print(
+            f"cpu: {time.perf_counter() - start:.2f} s to compile and run; "
+            f"{stats['compiled']} kernels compiled, {stats['cache_hits']} loaded from "
+            f"{runner.compiled.path.parent}",
+            file=sys.stderr,
+        )
+    if args.output:
+        save(Path(args.output), outputs)
+    else:
+        for i, out in enumerate(outputs):
+            label = f"result {i}: " if len(outputs) > 1 else ""
+            print(f"{label}{out.dtype}{list(out.shape)}\n{np.array2string(out, threshold=200)}")
