@@ -29,12 +29,26 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 ROOT = Path(__file__).resolve().parent.parent
+# key -> (file, model name). The issue's four workloads first (the default run), then the
+# examples (`--models mnist_mlp,...`; `linreg_example` is examples/linreg.irn).
 MODELS = {
-    "mnist_mlp": "examples/mnist_mlp.irn",
-    "mnist_cnn": "examples/mnist_cnn.irn",
-    "char_mlp": "examples/char_mlp.irn",
-    "linreg": "examples/linreg.irn",
+    "mlp_small": ("benchmarks/models/mlp_small.irn", "mlp_small"),
+    "mlp_large": ("benchmarks/models/mlp_large.irn", "mlp_large"),
+    "lenet": ("benchmarks/models/lenet.irn", "lenet"),
+    "linreg": ("benchmarks/models/linreg.irn", "linreg"),
+    "mnist_mlp": ("examples/mnist_mlp.irn", "mnist_mlp"),
+    "mnist_cnn": ("examples/mnist_cnn.irn", "mnist_cnn"),
+    "char_mlp": ("examples/char_mlp.irn", "char_mlp"),
+    "linreg_example": ("examples/linreg.irn", "linreg"),
 }
+WORKLOADS = ["mlp_small", "mlp_large", "lenet", "linreg"]
+# The issue's targets: step time as a fraction of the hand-written NumPy step's.
+TARGET_RATIO = {"mlp_small": 0.70, "linreg": 0.50, "lenet": 0.50}
+SGEMM_FRACTION = 0.85  # mlp_large: at least this share of the machine's SGEMM rate
+COMPILE_TARGETS = {"cold": 3.0, "warm": 0.3}  # mlp_small, seconds
+# Fewer timed steps for the big ones (a step of mlp_large is ~60 GFLOP).
+REPEAT_CAP = {"mlp_large": 5}
+REFERENCE_REPEAT_CAP = {"mlp_large": 2}
 
 
 # --- hand-written NumPy steps (the same maths as the IR the examples compile to) ---------------
@@ -160,7 +174,44 @@ def mnist_cnn_step(x, y, cw0, cb0, cw1, cb1, w0, b0, w1, b1, w2, b2, *rest):
     return [loss, *momentum(params, grads, state, t, lr)]
 
 
+def sgd(params, grads, t, lr):
+    return [*(p - g * lr for p, g in zip(params, grads)), t + 1]
+
+
+def mlp_step(optimizer: str):
+    """The step of `dense -> relu -> ... -> dense` with softmax cross-entropy, for any depth."""
+    slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
+
+    def step(x, y, *rest):
+        count = (len(rest) - 2) // (1 + slots)
+        params, state, (t, lr) = rest[:count], rest[count:-2], rest[-2:]
+        ws, bs = params[0::2], params[1::2]
+        inputs, pre = [x], []
+        for k, (w, b) in enumerate(zip(ws, bs)):
+            z = inputs[-1] @ w + b
+            if k == len(ws) - 1:
+                break
+            pre.append(z)
+            inputs.append(np.maximum(z, 0))
+        loss, g = softmax_cross_entropy(z, y)
+        grads = [None] * len(params)
+        for k in reversed(range(len(ws))):
+            grads[2 * k], grads[2 * k + 1] = inputs[k].T @ g, g.sum(0)
+            if k:
+                g = (g @ ws[k].T) * (pre[k - 1] > 0)
+        if optimizer == "sgd":
+            return [loss, *sgd(params, grads, t, lr)]
+        update = adam if optimizer == "adam" else momentum
+        return [loss, *update(list(params), grads, state, t, lr)]
+
+    return step
+
+
 HANDWRITTEN = {
+    "mlp_small": mlp_step("adam"),
+    "mlp_large": mlp_step("sgd"),
+    "lenet": mnist_cnn_step,
+    "linreg_example": linreg_step,
     "mnist_mlp": mnist_mlp_step,
     "mnist_cnn": mnist_cnn_step,
     "char_mlp": char_mlp_step,
@@ -168,21 +219,77 @@ HANDWRITTEN = {
 }
 
 
+# --- PyTorch eager steps (autograd + torch.optim, the same maths), when torch is installed ----
+
+
+def torch_step(key: str, args: list[np.ndarray]):
+    """A closure running one PyTorch eager training step on copies of `args`, and its loss."""
+    import torch
+    import torch.nn.functional as F
+
+    model = MODELS[key][1]
+    optimizer = {"mlp_small": "adam", "mlp_large": "sgd", "lenet": "momentum"}.get(key, "sgd")
+    optimizer = {"mnist_mlp": "adam", "char_mlp": "adam", "mnist_cnn": "momentum"}.get(
+        key, optimizer
+    )
+    if key in ("char_mlp",):
+        return None
+    x = torch.from_numpy(args[0])
+    y = torch.from_numpy(args[1])
+    y = y.long() if y.dtype != torch.float32 else y
+    rest = args[2:]
+    slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
+    count = (len(rest) - 2) // (1 + slots)
+    params = [torch.tensor(p, requires_grad=True) for p in rest[:count]]
+    lr = float(rest[-1])
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9 if optimizer == "momentum" else 0)
+
+    def dense_stack(h, ps):
+        for k in range(0, len(ps), 2):
+            h = h @ ps[k] + ps[k + 1]
+            if k + 2 < len(ps):
+                h = torch.relu(h)
+        return h
+
+    def loss_fn():
+        if model in ("lenet", "mnist_cnn"):
+            cw0, cb0, cw1, cb1, *ps = params
+            h = F.max_pool2d(torch.relu(F.conv2d(x, cw0, cb0, padding=2)), 2)
+            h = F.max_pool2d(torch.relu(F.conv2d(h, cw1, cb1)), 2)
+            return F.cross_entropy(dense_stack(h.flatten(1), ps), y)
+        if model == "linreg":
+            return F.mse_loss(x @ params[0] + params[1], y)
+        return F.cross_entropy(dense_stack(x, params), y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return step
+
+
 # --- setup -------------------------------------------------------------------------------------
 
 
-def load(model: str):
+def load(key: str):
     from irnet import driver
 
-    compiled = driver.load(ROOT / MODELS[model])
+    compiled = driver.load(ROOT / MODELS[key][0])
     driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
     return compiled
 
 
-def step_arguments(compiled, model: str) -> list[np.ndarray]:
+def step_arguments(compiled, key: str) -> list[np.ndarray]:
     from irnet import reference
     from irnet.params import arguments, find_function, initial_parameters
 
+    model = MODELS[key][1]
     config = compiled.trains[model]
     fn = find_function(compiled.module, f"{model}.step")
     params = initial_parameters(fn, 0)
@@ -204,35 +311,48 @@ def step_arguments(compiled, model: str) -> list[np.ndarray]:
     return values
 
 
-def compile_probe(model: str) -> dict:
-    """Run in a subprocess: the time to compile (or load) and run one step."""
+def compile_probe(key: str) -> dict:
+    """Run in a subprocess: the time to compile (or load from the cache) and run one step.
+
+    `compile_s` = parse + passes (`load_s`) + lowering/emission/import (`emit_s`) + the first
+    step minus a second step's time (Numba compiling, or loading, the kernels it calls).
+    Python's own imports (`import_s`) are not counted."""
     start = time.perf_counter()
+    from irnet import driver  # noqa: F401
     from irnet.cpu import CpuRunner
 
-    compiled = load(model)
-    args = step_arguments(compiled, model)
     imported = time.perf_counter()
-    runner = CpuRunner(compiled.module, source_name=MODELS[model])
+    compiled = load(key)
+    loaded = time.perf_counter()
+    args = step_arguments(compiled, key)
+    before_emit = time.perf_counter()
+    runner = CpuRunner(compiled.module, source_name=MODELS[key][0])
     emitted = time.perf_counter()
-    runner.run(f"{model}.step", args, training=True)
+    name = f"{MODELS[key][1]}.step"
+    runner.run(name, args, training=True)
     done = time.perf_counter()
+    runner.run(name, args, training=True)
+    second = time.perf_counter() - done
     stats = runner.stats()
+    first = done - emitted
     return {
-        "load_s": imported - start,
-        "emit_s": emitted - imported,
-        "first_step_s": done - emitted,
+        "import_s": imported - start,
+        "load_s": loaded - imported,
+        "emit_s": emitted - before_emit,
+        "first_step_s": first,
+        "compile_s": (loaded - imported) + (emitted - before_emit) + first - second,
         "kernels_compiled": stats["compiled"],
         "kernels_loaded": stats["cache_hits"],
     }
 
 
-def compile_times(model: str) -> tuple[dict, dict]:
+def compile_times(key: str) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "IRNET_CACHE_DIR": cache}
         runs = []
         for _ in range(2):
             out = subprocess.run(
-                [sys.executable, __file__, "--probe", model],
+                [sys.executable, __file__, "--probe", key],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -243,105 +363,311 @@ def compile_times(model: str) -> tuple[dict, dict]:
     return runs[0], runs[1]
 
 
+def vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timing_probe(key: str, impl: str, repeat: int) -> dict:
+    """Run in a subprocess, one per implementation (NumPy's OpenBLAS, Numba's BLAS and
+    PyTorch's thread pools slow each other down when they share a process): the median step
+    time over `repeat` steps after warm-up, and the peak resident memory (VmHWM) before the
+    first step (imports, model, data, parameters) and after all of them."""
+    compiled = load(key)
+    args = step_arguments(compiled, key)
+    name = f"{MODELS[key][1]}.step"
+    if impl == "cpu":
+        from irnet.cpu import CpuRunner
+
+        runner = CpuRunner(compiled.module, source_name=MODELS[key][0])
+
+        def run():
+            return runner.run(name, args, training=True)
+    elif impl == "reference":
+        from irnet import reference
+
+        ref = reference.Reference(compiled.module)
+
+        def run():
+            return ref.run(name, args, training=True)
+    elif impl == "torch":
+        run = torch_step(key, args)
+    else:
+        handwritten = HANDWRITTEN[key]
+
+        def run():
+            return handwritten(*args)
+
+    del compiled
+    setup = vm_hwm_mb()
+    for _ in range(1 if key in REPEAT_CAP else 3):
+        run()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - start)
+    return {"ms": median_ms(samples), "setup_mb": setup, "peak_mb": vm_hwm_mb()}
+
+
+def timed(key: str, impl: str, repeat: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--time", f"{key}:{impl}:{repeat}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def median_ms(samples: list[float]) -> float:
     return float(np.median(samples)) * 1e3
 
 
-def bench(model: str, repeat: int, reference_repeat: int) -> dict:
-    from irnet import reference
+def check_probe(key: str, with_torch: bool) -> dict:
+    """Run in a subprocess (so that no BLAS or OpenMP threads linger in the parent while the
+    timing children run): compile, and compare the hand-written and PyTorch steps with it."""
     from irnet.cpu import CpuRunner
 
-    compiled = load(model)
-    args = step_arguments(compiled, model)
-    name = f"{model}.step"
-    cpu = CpuRunner(compiled.module, source_name=MODELS[model])
-    ref = reference.Reference(compiled.module)
-    handwritten = HANDWRITTEN[model]
-
+    compiled = load(key)
+    args = step_arguments(compiled, key)
+    name = f"{MODELS[key][1]}.step"
+    cpu = CpuRunner(compiled.module, source_name=MODELS[key][0])  # also warms the cache
     compiled_out = cpu.run(name, args, training=True)
-    numpy_out = handwritten(*args)
+    numpy_out = HANDWRITTEN[key](*args)
     agreement = max(
         float(np.max(np.abs(np.asarray(a, np.float64) - b) / (np.abs(b) + 1e-3)))
         for a, b in zip(numpy_out, compiled_out)
     )
-    runs = {
-        "reference": lambda: ref.run(name, args, training=True),
-        "numpy": lambda: handwritten(*args),
-        "cpu": lambda: cpu.run(name, args, training=True),
+    torch_loss_diff = None
+    if with_torch and torch_step(key, args) is not None:
+        first_loss = torch_step(key, args)()  # the same first step: compare the loss
+        torch_loss_diff = abs(first_loss - float(numpy_out[0])) / (abs(first_loss) + 1e-3)
+    return {
+        "agreement": agreement,
+        "torch_loss_diff": torch_loss_diff,
+        "batch": compiled.trains[MODELS[key][1]].batch,
+        "flops": step_matmul_flops(args, key) if key == "mlp_large" else None,
     }
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for key, run in runs.items():  # in blocks: BLAS thread pools that spin after a call
-        count = reference_repeat if key == "reference" else repeat  # slow down the next one
-        for _ in range(3):
-            run()
-        for _ in range(count):
-            start = time.perf_counter()
-            run()
-            times[key].append(time.perf_counter() - start)
-    result = {k: median_ms(v) for k, v in times.items()}
-    result["batch"] = compiled.trains[model].batch
-    result["agreement"] = agreement
-    return result
+
+
+def bench(key: str, repeat: int, reference_repeat: int, with_torch: bool) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--check", f"{key}:{int(with_torch)}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout
+    check = json.loads(out.strip().splitlines()[-1])
+    impls = ["cpu", "numpy", "reference"]
+    if check["torch_loss_diff"] is not None:
+        impls.append("torch")
+    result = {}
+    for impl in impls:
+        probe = timed(key, impl, reference_repeat if impl == "reference" else repeat)
+        result[impl] = probe["ms"]
+        result[f"{impl}_mem"] = probe
+    return {**result, **check}
+
+
+# --- mlp_large: GFLOP/s against the machine's SGEMM rate --------------------------------------
+
+
+def mlp_layers(args: list[np.ndarray]) -> tuple[int, list[tuple[int, int]]]:
+    """The batch and the (in, out) of each dense layer, from an MLP step's arguments."""
+    n = args[0].shape[0]
+    return n, [a.shape for a in args[2:] if a.ndim == 2][:3]
+
+
+def step_matmul_flops(args: list[np.ndarray], key: str) -> float:
+    """2*N*in*out for each of a layer's three matmuls (forward, input gradient, weight
+    gradient), less the first layer's input gradient, which no step needs."""
+    n, layers = mlp_layers(args)
+    total = sum(3 * 2 * n * i * o for i, o in layers)
+    return float(total - 2 * n * layers[0][0] * layers[0][1])
+
+
+def sgemm_rate(repeat: int = 5) -> tuple[float, float]:
+    """GFLOP/s of NumPy's float32 `np.dot` on mlp_large's matmuls (the same shapes and flop
+    count as one step: forward, input and weight gradients), best and median of `repeat`."""
+    compiled = load("mlp_large")
+    args = step_arguments(compiled, "mlp_large")
+    n, layers = mlp_layers(args)
+    rng = np.random.default_rng(1)
+    products = []
+    for k, (i, o) in enumerate(layers):
+        a = rng.standard_normal((n, i), np.float32)
+        w = rng.standard_normal((i, o), np.float32)
+        g = rng.standard_normal((n, o), np.float32)
+        products += [(a, w), (a.T, g)] + ([(g, w.T)] if k else [])
+    flops = step_matmul_flops(args, "mlp_large")
+
+    def once():
+        for a, b in products:
+            np.dot(a, b)
+
+    once()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        once()
+        samples.append(time.perf_counter() - start)
+    return flops / min(samples) / 1e9, flops / float(np.median(samples)) / 1e9
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("met" if ok else "NOT met")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--repeat", type=int, default=30, help="timed steps per implementation")
-    parser.add_argument("--reference-repeat", type=int, default=10)
+    parser.add_argument("--models", default=",".join(WORKLOADS), help=", ".join(MODELS))
+    parser.add_argument("--repeat", type=int, default=20, help="timed steps per implementation")
+    parser.add_argument("--reference-repeat", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true", help="skip the cold/warm timing")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
+    parser.add_argument("--time", help=argparse.SUPPRESS)
+    parser.add_argument("--check", help=argparse.SUPPRESS)
+    parser.add_argument("--sgemm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         print(json.dumps(compile_probe(args.probe)))
         return
-
-    import numba
-
-    from irnet.cpu import default_parallel
-
-    models = [m for m in args.models.split(",") if m]
-    others = [m for m in ("torch", "jax") if _installed(m)]
-    print(
-        f"irnet cpu target: numba {numba.__version__}, numpy {np.__version__}, "
-        f"{len(os.sched_getaffinity(0))} cores, parallel loops "
-        f"{'on' if default_parallel() else 'off'}; "
-        + (
-            f"{', '.join(others)} installed but not benchmarked"
-            if others
-            else "PyTorch and JAX not installed"
-        )
-    )
-    print()
-    header = (
-        f"{'@model.step':<16}{'batch':>6}{'reference':>11}{'numpy':>9}{'cpu':>9}"
-        f"{'ref/cpu':>9}{'numpy/cpu':>11}{'agree':>10}"
-    )
-    print(header + "   (median ms per step)")
-    for model in models:
-        r = bench(model, args.repeat, args.reference_repeat)
-        print(
-            f"{model:<16}{r['batch']:>6}{r['reference']:>11.2f}{r['numpy']:>9.2f}{r['cpu']:>9.2f}"
-            f"{r['reference'] / r['cpu']:>8.1f}x{r['numpy'] / r['cpu']:>10.1f}x"
-            f"{r['agreement']:>10.1e}"
-        )
-    if args.no_compile:
+    if args.sgemm:
+        print(json.dumps(sgemm_rate()))
         return
-    print()
-    print(f"{'compile':<16}{'cold: emit':>12}{'first step':>12}{'kernels':>9}"
-          f"{'warm: emit':>12}{'first step':>12}{'loaded':>8}")  # fmt: skip
-    for model in models:
-        cold, warm = compile_times(model)
-        print(
-            f"{model:<16}{cold['emit_s']:>11.2f}s{cold['first_step_s']:>11.2f}s"
-            f"{cold['kernels_compiled']:>9}{warm['emit_s']:>11.2f}s{warm['first_step_s']:>11.2f}s"
-            f"{warm['kernels_loaded']:>8}"
-        )
+    if args.check:
+        key, with_torch = args.check.split(":")
+        print(json.dumps(check_probe(key, with_torch == "1")))
+        return
+    if args.time:
+        key, impl, steps = args.time.split(":")
+        print(json.dumps(timing_probe(key, impl, int(steps))))
+        return
+
+    from importlib.metadata import version  # the parent imports neither Numba nor torch:
+
+    models = [m for m in args.models.split(",") if m]  # their idle threads would slow the
+    with_torch = _installed("torch") and not args.no_torch
+    torch_note = "PyTorch not installed"
+    if with_torch:
+        torch_note = f"torch {version('torch')} eager"
     print(
-        "\ncold: empty cache, a new process (emit = lowering + emission + import; first step "
-        "= Numba compiling the kernels it calls, then running);\nwarm: the same, in a second "
-        "process, the kernels loaded from the cache (`kernels_compiled` 0)."
+        f"irnet cpu target: numba {version('numba')}, numpy {np.__version__}, "
+        f"{len(os.sched_getaffinity(0))} cores; {torch_note}"
     )
+
+    results = {}
+    for key in models:
+        results[key] = bench(
+            key,
+            min(args.repeat, REPEAT_CAP.get(key, args.repeat)),
+            min(args.reference_repeat, REFERENCE_REPEAT_CAP.get(key, args.reference_repeat)),
+            with_torch,
+        )
+    memory = {k: {i: r[f"{i}_mem"] for i in ("cpu", "numpy")} for k, r in results.items()}
+    sgemm = None
+    if "mlp_large" in models:  # in a child, like the steps
+        out = subprocess.run(
+            [sys.executable, __file__, "--sgemm"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        ).stdout
+        sgemm = json.loads(out.strip().splitlines()[-1])
+    compile_runs = None
+    if not args.no_compile and "mlp_small" in models:
+        compile_runs = compile_times("mlp_small")
+
+    print()
+    torch_head = f"{'torch':>9}" if with_torch else ""
+    header = (
+        f"{'workload':<15}{'batch':>6}{'cpu':>9}{'numpy':>9}{torch_head}{'reference':>11}"
+        f"{'cpu/numpy':>11}{'target':>16}{'':>9}{'RSS cpu':>9}{'RSS numpy':>10}{'agree':>9}"
+    )
+    print(header)
+    print(f"{'':<15}{'':>6}{'(median ms per step)':>{18 + len(torch_head) + 11}}"
+          f"{'':>36}{'(peak MB)':>19}")  # fmt: skip
+    gflops = None
+    for key in models:
+        r = results[key]
+        ratio = r["cpu"] / r["numpy"]
+        if key in TARGET_RATIO:
+            target, ok = f"<= {TARGET_RATIO[key]:.2f}x numpy", ratio <= TARGET_RATIO[key]
+        elif key == "mlp_large" and sgemm:
+            gflops = r["flops"] / (r["cpu"] / 1e3) / 1e9
+            target, ok = f">= {SGEMM_FRACTION:.0%} SGEMM", gflops >= SGEMM_FRACTION * sgemm[0]
+        else:
+            target, ok = "", None
+        torch_col = ""
+        if with_torch:
+            torch_col = f"{r['torch']:>9.2f}" if "torch" in r else f"{'-':>9}"
+        mem = memory.get(key)
+        mem_cols = (
+            f"{mem['cpu']['peak_mb']:>9.0f}{mem['numpy']['peak_mb']:>10.0f}"
+            if mem
+            else f"{'-':>9}{'-':>10}"
+        )
+        print(
+            f"{key:<15}{r['batch']:>6}{r['cpu']:>9.2f}{r['numpy']:>9.2f}{torch_col}"
+            f"{r['reference']:>11.2f}{ratio:>10.2f}x{target:>16}{verdict(ok):>9}{mem_cols}"
+            f"{r['agreement']:>9.1e}"
+        )
+    if sgemm and gflops is not None:
+        r = results["mlp_large"]
+        print(
+            f"\nmlp_large: {r['flops'] / 1e9:.1f} GFLOP of matmul per step (forward, input and "
+            f"weight gradients, no input gradient for layer 0): cpu {gflops:.1f} GFLOP/s = "
+            f"{gflops / sgemm[0]:.0%} of SGEMM; numpy step "
+            f"{r['flops'] / (r['numpy'] / 1e3) / 1e9:.1f} GFLOP/s"
+            + (
+                f"; torch {r['flops'] / (r['torch'] / 1e3) / 1e9:.1f} GFLOP/s"
+                if "torch" in r
+                else ""
+            )
+            + f".\n  SGEMM rate (np.dot, float32, the step's shapes): best {sgemm[0]:.1f}, "
+            f"median {sgemm[1]:.1f} GFLOP/s; target >= {SGEMM_FRACTION:.0%} = "
+            f"{SGEMM_FRACTION * sgemm[0]:.1f} GFLOP/s."
+        )
+    if compile_runs:
+        cold, warm = compile_runs
+        print("\nmlp_small compile (parse + passes + emission + Numba, excluding Python imports):")
+        for label, run in (("cold", cold), ("warm", warm)):
+            limit = COMPILE_TARGETS[label]
+            print(
+                f"  {label}: {run['compile_s']:.2f} s (target <= {limit} s: "
+                f"{verdict(run['compile_s'] <= limit)}; parse+passes {run['load_s']:.2f} s, "
+                f"emit {run['emit_s']:.2f} s, first step {run['first_step_s']:.2f} s, kernels "
+                f"compiled {run['kernels_compiled']}, loaded {run['kernels_loaded']}; "
+                f"imports {run['import_s']:.2f} s not counted)"
+            )
+    if memory:
+        print(
+            "\nEach implementation is timed in its own child process (median of --repeat steps,"
+            " --reference-repeat for the reference; mlp_large capped at 5 and 2).\nRSS: VmHWM "
+            "of that child (it loads the model, builds the arguments, then runs the steps); the "
+            "cpu child also holds Numba/LLVM and its kernels (loaded from the cache here)."
+        )
+        print(
+            "  before the first step (cpu / numpy, MB): "
+            + ", ".join(
+                f"{k} {m['cpu']['setup_mb']:.0f} / {m['numpy']['setup_mb']:.0f}"
+                for k, m in memory.items()
+            )
+        )
+    if with_torch:
+        diffs = [r["torch_loss_diff"] for r in results.values() if r["torch_loss_diff"] is not None]
+        if diffs:
+            print(f"\ntorch: first-step loss agrees with numpy to {max(diffs):.1e} (relative).")
 
 
 def _installed(name: str) -> bool:

@@ -121,11 +121,6 @@ def cmd_repl(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.target == "cpu":
-        from .cpu import run_file as run_cpu
-
-        run_cpu(args)
-        return 0
     from .runner import run_file
 
     run_file(args)

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import sys
-import time
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -332,45 +331,3 @@ def compile_file(args: argparse.Namespace) -> None:
         )
     else:
         sys.stdout.write(emitted.source)
-
-
-def run_file(args: argparse.Namespace) -> None:
-    """`irnet run FILE --target cpu`: as `runner.run_file`, on the cpu target."""
-    from .params import arguments, find_function, initial_parameters
-    from .runner import default_function, input_arrays, save
-
-    module = driver.load(args.file).module
-    driver.run_passes(module, ",".join(driver.PIPELINE))
-    function = find_function(module, args.function) if args.function else default_function(module)
-    name = function.sym_name.data
-    given = input_arrays(args.input)
-    params = initial_parameters(function, args.seed)
-    values = []
-    for arg in arguments(function):
-        if arg.kind == "param":
-            values.append(params[arg.name])
-        elif arg.name in given:
-            values.append(given.pop(arg.name))
-        else:
-            raise IrnError(
-                f"{name} needs the {arg.kind} '{arg.name}' (give -i {arg.name}=FILE.npy)"
-            )
-    if given:
-        raise IrnError(f"{name} has no input named {', '.join(sorted(given))}")
-    start = time.perf_counter()
-    runner = CpuRunner(module, float_dtype=np.float64 if args.f64 else None, source_name=args.file)
-    outputs = runner.run(name, values, training=args.training, seed=args.seed)
-    if os.environ.get("IRNET_CPU_VERBOSE"):
-        stats = runner.stats()
-        print(
-            f"cpu: {time.perf_counter() - start:.2f} s to compile and run; "
-            f"{stats['compiled']} kernels compiled, {stats['cache_hits']} loaded from "
-            f"{runner.compiled.path.parent}",
-            file=sys.stderr,
-        )
-    if args.output:
-        save(Path(args.output), outputs)
-    else:
-        for i, out in enumerate(outputs):
-            label = f"result {i}: " if len(outputs) > 1 else ""
-            print(f"{label}{out.dtype}{list(out.shape)}\n{np.array2string(out, threshold=200)}")

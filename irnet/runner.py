@@ -1,5 +1,6 @@
 """`irnet run`: compile a file, bind its function's inputs from .npy/.npz files and its
-parameters from their initialisers, evaluate on the reference target, print or save."""
+parameters from their initialisers, evaluate on the reference or the cpu target, print or
+save."""
 
 from __future__ import annotations
 
@@ -72,9 +73,13 @@ def run_file(args: argparse.Namespace) -> None:
     if given:
         raise IrnError(f"{name} has no input named {', '.join(sorted(given))}")
     float_dtype = np.float64 if args.f64 else None
-    outputs = reference.run(
-        module, name, values, training=args.training, seed=args.seed, float_dtype=float_dtype
-    )
+    if args.target == "cpu":
+        from .cpu import CpuRunner
+
+        runner = CpuRunner(module, float_dtype=float_dtype, source_name=args.file)
+    else:
+        runner = reference.Reference(module, float_dtype=float_dtype)
+    outputs = runner.run(name, values, training=args.training, seed=args.seed)
     if args.output:
         save(Path(args.output), outputs)
     else:
