@@ -90,31 +90,37 @@ class Session:
         """One step on a global batch (this process's slice of it when distributed); the
         batch's mean loss."""
         extra = [np.asarray(lr, self.dtype)]
+        options = dict(
+            training=True, step=self.step, seed=self.config.seed, check_finite=detect_anomaly
+        )
+        params = [self.params[a.name] for a in self.role("param")]
+        state = [self.state[a.name] for a in self.role("state")]
         if self.distributed:
             rows = len(inputs[0])
             mine = self.world.slice(rows)
             inputs, targets = [a[mine] for a in inputs], [a[mine] for a in targets]
             extra.append(np.asarray(len(inputs[0]) / rows, self.dtype))
-        args = [
-            *inputs,
-            *targets,
-            *(self.params[a.name] for a in self.role("param")),
-            *(self.state[a.name] for a in self.role("state")),
-            *extra,
-        ]
-        loss, *rest = self.runner.run(
-            f"{self.model}.step",
-            args,
-            training=True,
-            step=self.step,
-            seed=self.config.seed,
-            check_finite=detect_anomaly,
-        )
+        if self.distributed and not isinstance(self.runner, reference.Reference):
+            loss, *rest = self.split_step(inputs, targets, params, state, extra, options)
+        else:
+            args = [*inputs, *targets, *params, *state, *extra]
+            loss, *rest = self.runner.run(f"{self.model}.step", args, **options)
         names = [a.name for a in self.role("param")] + [a.name for a in self.role("state")]
         for name, value in zip(names, rest):
             (self.params if name in self.params else self.state)[name] = value
         self.step += 1
         return float(loss)
+
+    def split_step(self, inputs, targets, params, state, extra, options) -> list[np.ndarray]:
+        """The step as a compiled target runs it in parallel: `@m.grad`, the allreduce of the
+        loss and gradients between processes (the step's `dist.allreduce`), then `@m.update`."""
+        lr, share = extra
+        loss, *grads = self.runner.run(
+            f"{self.model}.grad", [*inputs, *targets, *params], **options
+        )
+        loss, *grads = self.world.allreduce([loss, *grads], float(share))
+        updated = self.runner.run(f"{self.model}.update", [*params, *grads, *state, lr], **options)
+        return [loss, *updated]
 
     def evaluate(self, dataset: datasets.Dataset, batch: int) -> dict[str, float]:
         """Mean loss, and accuracy if the block asks for it, over `dataset`."""
@@ -205,11 +211,6 @@ def open_session(
     target: str = "reference",
 ) -> Session:
     world = world or World()
-    if target == "cpu" and world.comm is not None:
-        raise IrnError(
-            "data-parallel training runs on the reference target for now: the cpu target does "
-            "not compile dist.allreduce yet (use --target reference under mpirun)"
-        )
     compiled = driver.load(path, overrides, distributed=world.comm is not None)
     if not compiled.trains:
         raise IrnError(f"{path} has no train block")

@@ -128,3 +128,11 @@ def test_a_failing_rank_ends_the_job(tmp_path):
     assert time.monotonic() - start < 120
     assert "nn.log: produced NaN" in result.stderr
     assert not (tmp_path / "checkpoints" / "bad-last.npz").exists()
+
+
+def test_two_processes_on_the_cpu_target(digits):
+    """Compiled, the step runs split at its allreduce: @m.grad, the reduction, @m.update."""
+    _, two, single, double = run_both(digits, "mnist_mlp", "--target", "cpu")
+    for name in single:
+        np.testing.assert_allclose(double[name], single[name], rtol=1e-4, atol=1e-6)
+    assert "on 2 processes" in two.stdout
