@@ -864,8 +864,19 @@ class LogSoftmaxOp(SoftmaxLikeOp):
 # --- convolution and pooling -------------------------------------------------------------------
 
 
+class ConvWindowOp(NNOp):
+    """A convolution or one of its gradients: two tensors in, the window's properties."""
+
+    res = result_def(TensorType)
+    stride = prop_def(DenseArrayBase[I64])
+    padding = prop_def(DenseArrayBase[I64])
+    dilation = prop_def(DenseArrayBase[I64])
+    groups = prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+
+
 @irdl_op_definition
-class Conv2dOp(NNOp):
+class Conv2dOp(ConvWindowOp):
     """2-D convolution (cross-correlation, as in PyTorch): input NCHW, weight OIHW with
     `I = C / groups`; `stride`, `padding` (symmetric, per spatial axis) and `dilation` are
     `[h, w]` pairs.
@@ -880,12 +891,6 @@ class Conv2dOp(NNOp):
     name = "nn.conv2d"
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
-    res = result_def(TensorType)
-    stride = prop_def(DenseArrayBase[I64])
-    padding = prop_def(DenseArrayBase[I64])
-    dilation = prop_def(DenseArrayBase[I64])
-    groups = prop_def(IntegerAttr[I64])
-    traits = traits_def(Pure())
     assembly_format = "$input `,` $weight attr-dict `:` functional-type(operands, results)"
 
     @classmethod
@@ -1148,7 +1153,7 @@ WINDOW_PROPS = ("stride", "padding", "dilation", "groups")
 
 
 @irdl_op_definition
-class Conv2dGradInputOp(NNOp):
+class Conv2dGradInputOp(ConvWindowOp):
     """Gradient of `nn.conv2d` with respect to its input (a transposed convolution of `grad`
     with `weight`). The result type is the forward input's type.
 
@@ -1162,12 +1167,6 @@ class Conv2dGradInputOp(NNOp):
     name = "nn.conv2d_grad_input"
     grad = operand_def(TensorType)
     weight = operand_def(TensorType)
-    res = result_def(TensorType)
-    stride = prop_def(DenseArrayBase[I64])
-    padding = prop_def(DenseArrayBase[I64])
-    dilation = prop_def(DenseArrayBase[I64])
-    groups = prop_def(IntegerAttr[I64])
-    traits = traits_def(Pure())
     assembly_format = "$grad `,` $weight attr-dict `:` functional-type(operands, results)"
 
     @classmethod
@@ -1179,7 +1178,7 @@ class Conv2dGradInputOp(NNOp):
 
 
 @irdl_op_definition
-class Conv2dGradWeightOp(NNOp):
+class Conv2dGradWeightOp(ConvWindowOp):
     """Gradient of `nn.conv2d` with respect to its weight (a correlation of the forward input
     with `grad`, summed over the batch). The result type is the weight's type.
 
@@ -1193,12 +1192,6 @@ class Conv2dGradWeightOp(NNOp):
     name = "nn.conv2d_grad_weight"
     input = operand_def(TensorType)
     grad = operand_def(TensorType)
-    res = result_def(TensorType)
-    stride = prop_def(DenseArrayBase[I64])
-    padding = prop_def(DenseArrayBase[I64])
-    dilation = prop_def(DenseArrayBase[I64])
-    groups = prop_def(IntegerAttr[I64])
-    traits = traits_def(Pure())
     assembly_format = "$input `,` $grad attr-dict `:` functional-type(operands, results)"
 
     @classmethod
