@@ -416,6 +416,57 @@ class ModuleEmitter:
 # --- one loop nest -----------------------------------------------------------------------------
 
 
+def reduction_identity(is_max: bool, np_type: str) -> float | int:
+    if not is_max:
+        return 0
+    return -math.inf if "float" in np_type else int(np.iinfo(np_type.removeprefix("np.")).min)
+
+
+@dataclass
+class Reduction:
+    """The reduction that ends a loop nest, as source pieces."""
+
+    value: str
+    """The reduced operand at the current point."""
+    out: str
+    """The output array."""
+    axes: list[int]
+    keep: bool
+    dtype: str
+    kind: str
+    """"sum" or "max"."""
+    mean: bool
+    """Divide the sum by `cnt` (set in the nest's `pre`)."""
+    init: str
+
+    def combine(self, acc: str, value: str) -> str:
+        if self.kind == "max":  # NaN wins, as in NumPy
+            return f"{value} if ({value} > {acc}) | ({value} != {value}) else {acc}"
+        return f"{acc} + {value}"
+
+    def finish(self, acc: str) -> str:
+        return f"{acc} / cnt" if self.mean else acc
+
+    def index(self, loop_vars: Sequence[str]) -> list[str]:
+        """The output's index at a point of the nest."""
+        idx = [("0" if self.keep else "") if d in self.axes else v for d, v in enumerate(loop_vars)]
+        return [i for i in idx if i]
+
+
+@dataclass
+class NestCode:
+    """A loop nest's code without its loops (`LoopNest.code`)."""
+
+    pre: list[str]
+    """Before the loops: sizes, invariant loads, axis sizes."""
+    sizes: list[str]
+    """The length of each loop (names that `pre` sets)."""
+    loop_vars: list[str]
+    body: list[str]
+    """At each point: loads, computations, stores (not the reduction's update)."""
+    reduction: Reduction | None
+
+
 class LoopNest:
     """The elementwise ops of a kernel over one iteration domain, ended by at most one
     reduction. Values read from arrays are loaded first in the loop body, results stored last,
@@ -504,10 +555,8 @@ class LoopNest:
 
     # source
 
-    def lines(
-        self, names: dict[SSAValue, str], out_names: Sequence[str], parallel: bool
-    ) -> tuple[list[str], bool]:
-        """The kernel body lines (indented once) and whether the outer loop is a prange."""
+    def code(self, names: dict[SSAValue, str], out_names: Sequence[str]) -> NestCode:
+        """The nest's code without its loops: what each target wraps in its own loops."""
         flat = self.flat()
         rank = self.rank
         pre: list[str] = []
@@ -590,6 +639,34 @@ class LoopNest:
                 continue
             stores.append(f"{oname}{index_src(loop_vars)} = {local[value]}")
 
+        reduction = None
+        if self.reduction is not None:
+            red = self.reduction
+            dtype = self.m.np_type(red.results[0].type)
+            reduction = Reduction(
+                value=read(red, red.operands[0]),
+                out=out_of[red.results[0]],
+                axes=axes_of(red, rank),
+                keep="keepdims" in red.properties,
+                dtype=dtype,
+                kind="max" if isinstance(red, nn.ReduceMaxOp) else "sum",
+                mean=isinstance(red, nn.ReduceMeanOp),
+                init=self.m.literal(
+                    reduction_identity(isinstance(red, nn.ReduceMaxOp), dtype), dtype
+                ),
+            )
+            if reduction.mean:
+                count = " * ".join(sizes[d] for d in reduction.axes) or "1"
+                pre.append(f"cnt = {dtype}({count})")
+        return NestCode(pre, sizes, loop_vars, [*load_lines, *compute, *stores], reduction)
+
+    def lines(
+        self, names: dict[SSAValue, str], out_names: Sequence[str], parallel: bool
+    ) -> tuple[list[str], bool]:
+        """The kernel body lines (indented once) and whether the outer loop is a prange."""
+        code = self.code(names, out_names)
+        rank = self.rank
+        pre, sizes, loop_vars = list(code.pre), code.sizes, code.loop_vars
         # the reduction: a scalar accumulator when it reduces the innermost axes, else an
         # update of the output at each point
         red_pre: list[str] = []
@@ -597,58 +674,33 @@ class LoopNest:
         red_post: list[str] = []
         post: list[str] = []
         suffix, kept = True, rank
-        if self.reduction is not None:
-            red = self.reduction
-            v = read(red, red.operands[0])
-            r_out = out_of[red.results[0]]
-            axes = axes_of(red, rank)
-            keep = "keepdims" in red.properties
-            dtype = self.m.np_type(red.results[0].type)
-            is_max = isinstance(red, nn.ReduceMaxOp)
-            is_mean = isinstance(red, nn.ReduceMeanOp)
-            if is_max:
-                init = f"{dtype}(-np.inf)" if "float" in dtype else f"np.iinfo({dtype}).min"
-            else:
-                init = f"{dtype}(0)"
-            ridx = [("0" if keep else "") if d in axes else ivar(d) for d in range(rank)]
-            ridx = [i for i in ridx if i]
-            if is_mean:
-                pre.append(f"cnt = {dtype}({' * '.join(sizes[d] for d in axes) or '1'})")
-            suffix = axes == list(range(rank - len(axes), rank))
+        red = code.reduction
+        if red is not None:
+            ridx = red.index(loop_vars)
+            suffix = red.axes == list(range(rank - len(red.axes), rank))
             if suffix:
-                kept = rank - len(axes)
-                red_pre.append(f"acc = {init}")
-                if is_max:
-                    red_update.append(f"acc = {v} if ({v} > acc) | ({v} != {v}) else acc")
-                else:
-                    red_update.append(f"acc = acc + {v}")
-                red_post.append(f"{r_out}{index_src(ridx)} = {'acc / cnt' if is_mean else 'acc'}")
+                kept = rank - len(red.axes)
+                red_pre.append(f"acc = {red.init}")
+                red_update.append(f"acc = {red.combine('acc', red.value)}")
+                red_post.append(f"{red.out}{index_src(ridx)} = {red.finish('acc')}")
             else:
-                pre.append(f"{r_out}[...] = {init}")
-                target = f"{r_out}{index_src(ridx)}"
-                if is_max:
-                    red_update.append(
-                        f"{target} = {v} if ({v} > {target}) | ({v} != {v}) else {target}"
-                    )
-                else:
-                    red_update.append(f"{target} += {v}")
-                if is_mean:
+                pre.append(f"{red.out}[...] = {red.init}")
+                target = f"{red.out}{index_src(ridx)}"
+                red_update.append(f"{target} = {red.combine(target, red.value)}")
+                if red.mean:
                     post += [
-                        f"{r_out}f = {r_out}.reshape(-1)",
-                        f"for j in range({r_out}f.shape[0]):",
-                        f"    {r_out}f[j] = {r_out}f[j] / cnt",
+                        f"{red.out}f = {red.out}.reshape(-1)",
+                        f"for j in range({red.out}f.shape[0]):",
+                        f"    {red.out}f[j] = {red.out}f[j] / cnt",
                     ]
 
         # parallel outer loop: only where iterations write disjoint elements
         use_prange = parallel and rank > 0 and self.volume() >= PARALLEL_VOLUME
-        if self.reduction is not None:
-            if suffix:
-                use_prange = use_prange and kept > 0
-            else:
-                use_prange = use_prange and 0 not in axes_of(self.reduction, rank)
+        if red is not None:
+            use_prange = use_prange and (kept > 0 if suffix else 0 not in red.axes)
 
-        lines = list(pre)
-        inner = [*load_lines, *compute, *stores, *red_update]
+        lines = pre
+        inner = [*code.body, *red_update]
         depth = 0
         for d, var in enumerate(loop_vars):
             if d == kept:
