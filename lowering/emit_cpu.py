@@ -56,7 +56,7 @@ from irnet.locations import error_at, source_loc
 from . import cpu_runtime
 from .fusion import ELEMENTWISE, REDUCTIONS, is_inlined_constant
 
-EMITTER_VERSION = "1"
+EMITTER_VERSION = "2"
 """Part of the compile cache key: bump when the emitted code changes for the same IR."""
 
 PARALLEL_VOLUME = 1 << 17
@@ -191,6 +191,9 @@ def unsupported(op: Operation) -> IrnError:
 
 
 class ModuleEmitter:
+    runtime = cpu_runtime
+    """The target's fixed parts: PRELUDE, HELPERS and their DEPENDS."""
+
     def __init__(self, module: ModuleOp, options: CpuOptions, source_name: str = ""):
         self.module = module
         self.options = options
@@ -255,8 +258,19 @@ class ModuleEmitter:
     def tanh(self, np_type: str) -> str:
         return self.helper("_tanh32") if np_type == "np.float32" else "np.tanh"
 
+    def math(self, name: str, np_type: str) -> str:
+        """The scalar function `name` (exp, log, sqrt, tanh, power) for `np_type`."""
+        if name in ("exp", "tanh"):
+            return getattr(self, name)(np_type)
+        return f"np.{name}"
+
+    def kernel_head(self, params: Sequence[str], parallel: bool = False) -> list[str]:
+        """A kernel's decorator and `def` line; `{name}` stands for its name."""
+        deco = "@njit(**JIT, parallel=True)" if parallel else "@njit(**JIT)"
+        return [deco, f"def {{name}}({', '.join(params)}):"]
+
     def helper(self, name: str) -> str:
-        for dep in cpu_runtime.DEPENDS.get(name, ()):
+        for dep in self.runtime.DEPENDS.get(name, ()):
             self.helper(dep)
         if name not in self.helpers:
             self.helpers.append(name)
@@ -288,6 +302,9 @@ class ModuleEmitter:
 
     # the whole module
 
+    def function_emitter(self, fn: func.FuncOp, pyname: str) -> FunctionEmitter:
+        return FunctionEmitter(self, fn, pyname)
+
     def emit(self) -> EmittedModule:
         functions = [
             op
@@ -302,7 +319,7 @@ class ModuleEmitter:
             self.entries[symbol] = entry
             mark = (len(self.sites), len(self.site_rows))
             try:
-                lines = FunctionEmitter(self, fn, pyname).emit()
+                lines = self.function_emitter(fn, pyname).emit()
             except IrnError as e:
                 del self.sites[mark[0] :]
                 del self.site_rows[mark[1] :]
@@ -319,13 +336,13 @@ class ModuleEmitter:
         return EmittedModule(self.render(), self.sites, self.entries)
 
     def render(self) -> str:
-        out: list[str] = [self.header(), cpu_runtime.PRELUDE.strip("\n"), ""]
+        out: list[str] = [self.header(), self.runtime.PRELUDE.strip("\n"), ""]
         if self.constants:
             out += ["", "# --- constants " + "-" * 80, *self.constants]
         if self.helpers:
             out += ["", "", "# --- helpers and hand-written kernels " + "-" * 58]
             for name in self.helpers:
-                out.append(cpu_runtime.HELPERS[name].strip("\n"))
+                out.append(self.runtime.HELPERS[name].strip("\n"))
                 out += ["", ""]
         out += ["", "# --- generated kernels " + "-" * 72]
         for name, (body, summary) in self.kernel_defs.items():
@@ -749,23 +766,23 @@ class LoopNest:
             case nn.AbsOp():
                 return f"abs({a})"
             case nn.ExpOp():
-                return f"{self.m.exp(t)}({a})"
+                return f"{self.m.math('exp', t)}({a})"
             case nn.LogOp():
-                return f"np.log({a})"
+                return f"{self.m.math('log', t)}({a})"
             case nn.SqrtOp():
-                return f"np.sqrt({a})"
+                return f"{self.m.math('sqrt', t)}({a})"
             case nn.TanhOp():
-                return f"{self.m.tanh(t)}({a})"
+                return f"{self.m.math('tanh', t)}({a})"
             case nn.SigmoidOp():
                 one = lit(1, t)
-                return f"{one} / ({one} + {self.m.exp(t)}(-{a}))"
+                return f"{one} / ({one} + {self.m.math('exp', t)}(-{a}))"
             case nn.ReluOp():
                 zero = lit(0, t)
                 return f"({zero} if {a} <= {zero} else {a})"
             case nn.GeluOp():
                 c = lit(math.sqrt(2 / math.pi), t)
                 return (
-                    f"{lit(0.5, t)} * {a} * ({lit(1, t)} + {self.m.tanh(t)}({c} * "
+                    f"{lit(0.5, t)} * {a} * ({lit(1, t)} + {self.m.math('tanh', t)}({c} * "
                     f"({a} + {lit(0.044715, t)} * {a} * {a} * {a})))"
                 )
             case nn.AddOp():
@@ -777,7 +794,7 @@ class LoopNest:
             case nn.DivOp():
                 return f"{a} / {b}"
             case nn.PowOp():
-                return f"np.power({a}, {b})"
+                return f"{self.m.math('power', t)}({a}, {b})"
             case nn.MaximumOp():
                 return f"({a} if ({a} >= {b}) | ({a} != {a}) else {b})"
             case nn.MinimumOp():
@@ -811,6 +828,12 @@ class LoopNest:
 
 
 class FunctionEmitter:
+    EMPTY = "np.empty"
+    """How the entry points allocate a fresh array."""
+    TRAINING = "np.array(bool(training))"
+    """The array that `nn.training` reads."""
+    nest_class = LoopNest
+
     def __init__(self, module: ModuleEmitter, fn: func.FuncOp, pyname: str):
         self.m = module
         self.fn = fn
@@ -873,7 +896,7 @@ class FunctionEmitter:
         elif plan.startswith("in"):
             self.line(f"{name} = {self.name(op.operands[int(plan[2:])])}")
         else:
-            self.line(f"{name} = np.empty({tuple_src(shape)}, {dtype})")
+            self.line(f"{name} = {self.EMPTY}({tuple_src(shape)}, {dtype})")
         return name
 
     def scratch(self, site: int, k: int, shape: Sequence[str], dtype: str) -> str:
@@ -915,10 +938,20 @@ class FunctionEmitter:
         for where, names in groups:
             self.line(f"#   {', '.join(names)}  at {where}")
 
+    def copy_of(self, name: str) -> str:
+        return f"{name}.copy()"
+
     def call(
-        self, site: int, kernel: str, args: Sequence[str], outs: Sequence[str], ins: Sequence[str]
+        self,
+        site: int,
+        kernel: str,
+        args: Sequence[str],
+        outs: Sequence[str],
+        ins: Sequence[str],
+        launch: str = "",
     ) -> None:
-        self.line(f"{kernel}({', '.join(args)})")
+        """Call `kernel`; `launch` is what the target puts between its name and arguments."""
+        self.line(f"{kernel}{launch}({', '.join(args)})")
         self.line(f"if check_finite: _finite({site}, {tuple_src(outs)}, {tuple_src(ins)})")
 
     def check_same(self, site: int, exprs: Sequence[str], what: str) -> None:
@@ -962,7 +995,7 @@ class FunctionEmitter:
         if self.uses_ws:
             body.append(f"    ws = _WORKSPACES.setdefault({symbol!r}, {{}})")
         if self.uses_training:
-            body.append("    v_training = np.array(bool(training))")
+            body.append(f"    v_training = {self.TRAINING}")
         return [*head, *body, *self.lines]
 
     def emit_op(self, op: Operation) -> None:
@@ -970,7 +1003,7 @@ class FunctionEmitter:
             values = []
             for v in op.arguments:
                 name = self.name(v)
-                values.append(f"{name}.copy()" if v in self.const_roots else name)
+                values.append(self.copy_of(name) if v in self.const_roots else name)
             self.line(f"return {tuple_src(values)}")
             return
         if isinstance(op, FusedOp):
@@ -1052,7 +1085,7 @@ class FunctionEmitter:
             if isinstance(last, REDUCTIONS)
             else shape_of(last.results[0])
         )
-        nest = LoopNest(self.m, domain, ops, inner_outputs)
+        nest = self.nest_class(self.m, domain, ops, inner_outputs)
         inputs = nest.inputs
         site = len(self.m.sites)
         sizes = self.domain_sizes(site, domain, nest.bindings, outer)
@@ -1065,10 +1098,8 @@ class FunctionEmitter:
         kin = {v: f"a{i}" for i, v in enumerate(inputs)}
         kout = [f"o{i}" for i in range(len(inner_outputs))]
         body, par = nest.lines(kin, kout, self.m.options.parallel)
-        params = ", ".join([*kin.values(), *kout])
         base = "_".join(dict.fromkeys(o.name.removeprefix("nn.") for o in real))[:40]
-        deco = "@njit(**JIT, parallel=True)" if par else "@njit(**JIT)"
-        text = "\n".join([deco, f"def {{name}}({params}):", *body])
+        text = "\n".join([*self.m.kernel_head([*kin.values(), *kout], par), *body])
         kernel = self.m.kernel(text, base, ops)
         index = self.new_site(kernel, op, ops, inputs, inner_outputs)
         assert index == site
@@ -1080,7 +1111,11 @@ class FunctionEmitter:
 
         args = [flat_arg(n, v) for n, v in zip(in_names, inputs)]
         args += [flat_arg(n, v) for n, v in zip(out_names, inner_outputs)]
-        self.call(site, kernel, args, out_names, in_names)
+        self.call(site, kernel, args, out_names, in_names, self.nest_launch(nest, sizes))
+
+    def nest_launch(self, nest: LoopNest, sizes: Sequence[str]) -> str:
+        """The launch of a loop nest's kernel over the domain of run-time `sizes`."""
+        return ""
 
     # --- matmul with epilogue ---
 
@@ -1102,7 +1137,7 @@ class FunctionEmitter:
             t = transposes.get(value)
             operands.append((t.operands[0], True) if t is not None else (value, False))
         # the product's buffer: its own output, else a domain-shaped output of its dtype
-        nest = LoopNest(
+        nest = self.nest_class(
             self.m, domain, epilogue, inner_outputs, preset={product: "P"}, allow_flat=False
         )
         buffer_output = None
@@ -1158,11 +1193,10 @@ class FunctionEmitter:
         body = self.dot_lines(kin[lv], lt, ls, kin[rv], rt, rs, pname, domain, product)
         nest.preset = {product: pname}
         loop, par = nest.lines(kin, kout, self.m.options.parallel) if nest.ops else ([], False)
-        params = ", ".join([*kin.values(), *kout, *(["p0"] if scratch_names else [])])
+        params = [*kin.values(), *kout, *(["p0"] if scratch_names else [])]
         real = [o for o in ops if not is_inlined_constant(o) and o not in transposes.values()]
         base = "_".join(dict.fromkeys(o.name.removeprefix("nn.") for o in real))[:40]
-        deco = "@njit(**JIT, parallel=True)" if par else "@njit(**JIT)"
-        text = "\n".join([deco, f"def {{name}}({params}):", *body, *loop])
+        text = "\n".join([*self.m.kernel_head(params, par), *body, *loop])
         kernel = self.m.kernel(text, base, ops)
         index = self.new_site(kernel, op, ops, inputs, inner_outputs)
         assert index == site
@@ -1220,7 +1254,7 @@ class FunctionEmitter:
         self.call(site, kernel, args, outs, [self.name(v) for v in ins])
 
     def generated(self, op: Operation, base: str, params: Sequence[str], body: list[str]) -> str:
-        text = "\n".join(["@njit(**JIT)", f"def {{name}}({', '.join(params)}):", *body])
+        text = "\n".join([*self.m.kernel_head(params), *body])
         return self.m.kernel(text, base, [op])
 
     def op_reshape(self, op: nn.ReshapeOp) -> None:
@@ -1247,12 +1281,27 @@ class FunctionEmitter:
         kernel = self.generated(op, "transpose", ["a", "o"], body)
         self.simple_site(op, kernel, [self.name(op.input), out], [out], [op.input])
 
-    def loops(self, sized: str, rank: int, inner: list[str], var: str = "i") -> list[str]:
+    def loops(self, sized: str, rank: int, inner: list[str]) -> list[str]:
+        """Kernel lines running `inner` at every index (i0, i1, ...) of array `sized`."""
+        return self.loops_over([f"{sized}.shape[{d}]" for d in range(rank)], inner)
+
+    def loops_over(self, sizes: Sequence[str], inner: list[str]) -> list[str]:
+        """Kernel lines running `inner` at every (i0, i1, ...) below `sizes`."""
         lines = []
-        for d in range(rank):
-            lines.append("    " * (d + 1) + f"for {var}{d} in range({sized}.shape[{d}]):")
-        lines += ["    " * (rank + 1) + s for s in inner]
+        for d, size in enumerate(sizes):
+            lines.append("    " * (d + 1) + f"for i{d} in range({size}):")
+        lines += ["    " * (len(sizes) + 1) + s for s in inner]
         return lines
+
+    def zero_first(self, out: str, param: str) -> list[str]:
+        """Kernel lines that zero output `param` (the entry's `out`) before the kernel adds
+        into it."""
+        return [f"    {param}[...] = 0"]
+
+    def accumulate(self, target: str, value: str) -> str:
+        """A kernel line adding `value` to element `target`, which other iterations may add
+        to as well."""
+        return f"{target} += {value}"
 
     def op_concat(self, op: nn.ConcatOp) -> None:
         inputs = list(op.inputs)
@@ -1347,7 +1396,7 @@ class FunctionEmitter:
         rank = len(shape)
         params = ["g", "o", *(f"s{d}" for d in range(rank)), *(f"t{d}" for d in range(rank))]
         idx = [f"s{d} + i{d} * t{d}" for d in range(rank)]
-        body = ["    o[...] = 0"]
+        body = self.zero_first(out, "o")
         body += self.loops(
             "g", rank, [f"o{index_src(idx)} = g{index_src([f'i{d}' for d in range(rank)])}"]
         )
@@ -1403,8 +1452,8 @@ class FunctionEmitter:
         gv = [f"i{d}" for d in range(grank)]
         iv = gv[axis : axis + len(qs)]
         oi = [*gv[:axis], f"q{index_src(iv)}", *gv[axis + len(qs) :]]
-        body = ["    o[...] = 0"]
-        body += self.loops("g", grank, [f"o{index_src(oi)} += g{index_src(gv)}"])
+        body = self.zero_first(out, "o")
+        body += self.loops("g", grank, [self.accumulate(f"o{index_src(oi)}", f"g{index_src(gv)}")])
         kernel = self.generated(op, "scatter_add", ["g", "q", "o"], body)
         self.simple_site(op, kernel, [self.name(g), self.name(idx), out], [out], [g, idx])
 
@@ -1443,13 +1492,11 @@ class FunctionEmitter:
         out = self.alloc(op, 0, op.results[0], self.dims(x))
         dtype = self.m.np_type(x.type)
         lit = self.m.literal
-        if rank == 0:
-            expr = (
-                "(x[()] - x[()]) - np.log(np.exp(x[()] - x[()]))"
-                if log
-                else ("np.exp(x[()] - x[()]) / np.exp(x[()] - x[()])")
-            )
-            body = [f"    o[()] = {expr}"]
+        exp, ln = self.m.math("exp", dtype), self.m.math("log", dtype)
+        if rank == 0:  # 1 (0 for log) where x is finite
+            e = f"{exp}(x[()] - x[()])"
+            expr = f"(x[()] - x[()]) - {ln}({e})" if log else f"{e} / {e}"
+            body = self.loops_over([], [f"o[()] = {expr}"])
         else:
             axis = nn.get_int(op.properties, "axis") % rank
             ov = [f"i{d}" for d in range(rank - 1)]
@@ -1461,14 +1508,14 @@ class FunctionEmitter:
                 "    m = v if (v > m) | (v != v) else m",
                 f"s = {lit(0, dtype)}",
                 f"for t in range(x.shape[{axis}]):",
-                f"    e = {self.m.exp(dtype)}(x{at('t')} - m)",
+                f"    e = {exp}(x{at('t')} - m)",
                 "    s += e",
             ]
             if not log:
                 inner.append(f"    o{at('t')} = e")
             if log:
                 inner += [
-                    "ls = np.log(s)",
+                    f"ls = {ln}(s)",
                     f"for t in range(x.shape[{axis}]):",
                     f"    o{at('t')} = (x{at('t')} - m) - ls",
                 ]
@@ -1477,12 +1524,8 @@ class FunctionEmitter:
                     f"for t in range(x.shape[{axis}]):",
                     f"    o{at('t')} = o{at('t')} / s",
                 ]
-            lines = []
-            for d in range(rank - 1):
-                src = d if d < axis else d + 1
-                lines.append("    " * (d + 1) + f"for i{d} in range(x.shape[{src}]):")
-            lines += ["    " * rank + s for s in inner]
-            body = lines
+            rows = [f"x.shape[{d if d < axis else d + 1}]" for d in range(rank - 1)]
+            body = self.loops_over(rows, inner)
         kernel = self.generated(op, "log_softmax" if log else "softmax", ["x", "o"], body)
         self.simple_site(op, kernel, [self.name(x), out], [out], [x])
 
