@@ -56,7 +56,7 @@ from irnet.locations import error_at, source_loc
 from . import cpu_runtime
 from .fusion import ELEMENTWISE, REDUCTIONS, is_inlined_constant
 
-EMITTER_VERSION = "2"
+EMITTER_VERSION = "3"
 """Part of the compile cache key: bump when the emitted code changes for the same IR."""
 
 PARALLEL_VOLUME = 1 << 17
