@@ -4,15 +4,17 @@ the interface of the reference interpreter (`reference.Reference`), so the train
 
 The compile cache lives in `$IRNET_CACHE_DIR` (default `$XDG_CACHE_HOME/irnet`, else
 `~/.cache/irnet`), one folder per key: `cpu/<key>/model_cpu.py`, with Numba's own cache of the
-compiled kernels beside it (`__pycache__`, `@njit(cache=True)`). The key hashes the lowered IR
-(locations included), the target and its options, and the versions of irnet, the emitter,
-Python, NumPy, Numba and llvmlite; a second run of the same model imports the same file and
-loads its machine code instead of compiling it.
+compiled kernels beside it (`__pycache__`, `@njit(cache=True)`). The key hashes the IR before
+lowering (locations included), the source name, the target and its options, the text of the
+modules that lower and emit (`GENERATOR`), and the versions of irnet, the emitter, Python,
+NumPy, Numba and llvmlite; so a second run of the same model neither lowers nor emits: it
+imports the same file and loads its machine code instead of compiling it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib.util
 import io
@@ -93,9 +95,31 @@ def lower(module: ModuleOp) -> ModuleOp:
     return lowered
 
 
-def cache_key(ir_text: str, options: CpuOptions) -> str:
+GENERATOR = ("fusion", "memplan", "emit_cpu", "cpu_runtime")
+"""The modules of `irnet.lowering` that turn IR into the emitted file. The cache key is taken
+before lowering, so it hashes their text: an edit to any of them makes a new entry."""
+
+
+@functools.cache
+def generator_digest() -> str:
+    digest = hashlib.sha256()
+    for name in GENERATOR:
+        path = importlib.util.find_spec(f"irnet.lowering.{name}").origin  # type: ignore[union-attr]
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(ir_text: str, options: CpuOptions, source_name: str = "") -> str:
+    """The key of the module emitted from IR `ir_text` (printed before lowering)."""
     blob = json.dumps(
-        {"target": "cpu", "options": options.key(), "versions": versions(), "ir": ir_text},
+        {
+            "target": "cpu",
+            "options": options.key(),
+            "versions": versions(),
+            "generator": generator_digest(),
+            "source": source_name,
+            "ir": ir_text,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -112,6 +136,25 @@ class CompiledCpu:
     key: str
     created: bool
     """Whether this call wrote the module (a cold cache entry)."""
+
+
+class CachedCpu(CompiledCpu):
+    """A module found in the cache, imported without lowering or emitting anything; `lowered`
+    and `emitted` (the sites that errors map back to) are computed when first asked for."""
+
+    def __init__(
+        self, module: types.ModuleType, path: Path, key: str, source: ModuleOp, **emit: Any
+    ):
+        self.module, self.path, self.key, self.created = module, path, key, False
+        self.source, self.emit = source, emit
+
+    @functools.cached_property
+    def lowered(self) -> ModuleOp:  # type: ignore[override]
+        return lower(self.source)
+
+    @functools.cached_property
+    def emitted(self) -> EmittedModule:  # type: ignore[override]
+        return emit_module(self.lowered, **self.emit)
 
 
 _LOADED: dict[str, types.ModuleType] = {}
@@ -144,22 +187,23 @@ def compile_module(
     source_name: str = "",
     cache: Path | None = None,
 ) -> CompiledCpu:
-    """Lower, emit, and import `module` (after `driver.PIPELINE`) through the disk cache."""
+    """Import `module` (after `driver.PIPELINE`) from the disk cache, or lower, emit, write
+    and import it."""
     options = options or CpuOptions(parallel=default_parallel())
-    lowered = lower(module)
-    emitted = emit_module(lowered, options, source_name)
-    key = cache_key(print_ir(lowered), options)
+    key = cache_key(print_ir(module), options, source_name)
     folder = (cache or cache_root()) / "cpu" / key[:32]
     path = folder / "model_cpu.py"
-    created = False
-    if not path.exists() or path.read_text(encoding="utf-8") != emitted.source:
-        try:
-            write_atomically(path, emitted.source)
-        except OSError as e:
-            raise IrnError(f"cannot write the compile cache {folder}: {e.strerror or e}") from None
-        created = True
-    loaded = load_module(path, f"irnet_cpu_{key[:32]}")
-    return CompiledCpu(loaded, emitted, lowered, path, key, created)
+    name = f"irnet_cpu_{key[:32]}"
+    if path.exists():
+        emit = {"options": options, "source_name": source_name}
+        return CachedCpu(load_module(path, name), path, key, module, **emit)
+    lowered = lower(module)
+    emitted = emit_module(lowered, options, source_name)
+    try:
+        write_atomically(path, emitted.source)
+    except OSError as e:
+        raise IrnError(f"cannot write the compile cache {folder}: {e.strerror or e}") from None
+    return CompiledCpu(load_module(path, name), emitted, lowered, path, key, True)
 
 
 def compile_stats(module: types.ModuleType) -> dict[str, int]:
@@ -222,18 +266,22 @@ class CpuRunner:
         return self._signatures[name]
 
     def fits(self, args: Any, types: list[tuple[np.dtype, tuple]]) -> bool:
-        """Whether `args` are already arrays of the argument types (no checks to redo)."""
-        if not isinstance(args, list | tuple) or len(args) != len(types) or not types:
+        """Whether `args` are already arrays of the argument types (no conversion to do).
+        Called on every step: plain loops, identity before equality."""
+        if type(args) not in (list, tuple) or len(args) != len(types) or not types:
             return False
         for a, (dtype, shape) in zip(args, types):
-            if (
-                not isinstance(a, np.ndarray | np.generic)
-                or a.dtype != dtype
-                or a.ndim != len(shape)
-            ):
+            if type(a) is not np.ndarray and not isinstance(a, np.generic):
                 return False
-            if any(s != d and s != DYN for s, d in zip(shape, a.shape)):
+            if a.dtype is not dtype and a.dtype != dtype:
                 return False
+            have = a.shape
+            if have != shape:
+                if len(have) != len(shape):
+                    return False
+                for want, size in zip(shape, have):
+                    if want != size and want != DYN:
+                        return False
         return True
 
     def run(
@@ -252,28 +300,32 @@ class CpuRunner:
         NaN or an infinity and names the op (and its source line) that made it."""
         fn, types = self.signature(function_name)
         name = fn.sym_name.data
-        entry = self.compiled.emitted.entries.get(name)
+        kernels = self.compiled.module
+        entry = kernels.FUNCTIONS.get(name)
         if entry is None:
             raise IrnError(f"@{name} is private; the cpu target compiles public functions only")
-        if entry.error is not None:
-            raise entry.error
         values = args if self.fits(args, types) else self.reference.arguments(fn, args)
-        kernels = self.compiled.module
+        # No np.errstate: the kernels are Numba code, which NumPy's error state does not
+        # reach, and the entry points do no NumPy arithmetic that could warn.
         try:
-            with np.errstate(all="ignore"):
-                return kernels.FUNCTIONS[name](
-                    *values,
-                    training=bool(training),
-                    step=int(step),
-                    seed=int(seed),
-                    check_finite=bool(check_finite),
-                )
+            return entry(
+                *values,
+                training=bool(training),
+                step=int(step),
+                seed=int(seed),
+                check_finite=bool(check_finite),
+            )
         except kernels.NonFiniteError as e:
             raise self.blame(e, training, step, seed) from None
         except kernels.KernelError as e:
             site = self.compiled.emitted.sites[e.site]
             ops = [o for o in site.ops if o.name != "nn.constant"] or [site.op]
             raise error_at(f"{ops[-1].name}: {e.message}", ops[-1].location) from None
+        except NotImplementedError:  # the stub of a function that could not be compiled
+            error = self.compiled.emitted.entries[name].error
+            if error is None:
+                raise
+            raise error from None
 
     def blame(self, e: Any, training: bool, step: int, seed: int) -> IrnError:
         """The first op of the kernel whose value is not finite, found by running the kernel's

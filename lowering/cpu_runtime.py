@@ -47,6 +47,16 @@ _KINDS = {"f": "f", "i": "iu", "b": "b"}
 def _arg(value, dtype, shape, what):
     """`value` as a C-contiguous, writeable array of `dtype` whose shape fits `shape`
     (-1: any size)."""
+    if type(value) is np.ndarray and value.dtype.type is dtype:  # the common case, quickly
+        have = value.shape
+        fits = have == shape
+        if not fits and len(have) == len(shape):
+            fits = True
+            for s, d in zip(shape, have):
+                fits = fits and (s < 0 or s == d)
+        flags = value.flags
+        if fits and flags.c_contiguous and flags.writeable:
+            return value
     a = np.asarray(value)
     if a.dtype.kind not in _KINDS[np.dtype(dtype).kind]:
         raise ArgumentError(f"{what} is {a.dtype}{list(a.shape)}, not {np.dtype(dtype)}")
