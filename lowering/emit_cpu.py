@@ -1111,10 +1111,12 @@ class FunctionEmitter:
 
         args = [flat_arg(n, v) for n, v in zip(in_names, inputs)]
         args += [flat_arg(n, v) for n, v in zip(out_names, inner_outputs)]
-        self.call(site, kernel, args, out_names, in_names, self.nest_launch(nest, sizes))
+        launch = self.nest_launch(nest, sizes, out_names)
+        self.call(site, kernel, args, out_names, in_names, launch)
 
-    def nest_launch(self, nest: LoopNest, sizes: Sequence[str]) -> str:
-        """The launch of a loop nest's kernel over the domain of run-time `sizes`."""
+    def nest_launch(self, nest: LoopNest, sizes: Sequence[str], outs: Sequence[str]) -> str:
+        """The launch of a loop nest's kernel over the domain of run-time `sizes`, writing
+        arrays `outs`."""
         return ""
 
     # --- matmul with epilogue ---
@@ -1190,17 +1192,23 @@ class FunctionEmitter:
             pname = "p0"
         else:
             pname = kout[buffer_output]
-        body = self.dot_lines(kin[lv], lt, ls, kin[rv], rt, rs, pname, domain, product)
         nest.preset = {product: pname}
-        loop, par = nest.lines(kin, kout, self.m.options.parallel) if nest.ops else ([], False)
         params = [*kin.values(), *kout, *(["p0"] if scratch_names else [])]
+        lhs, rhs = (kin[lv], lt, ls), (kin[rv], rt, rs)
+        text = self.matmul_text(params, lhs, rhs, pname, product, nest, kin, kout)
         real = [o for o in ops if not is_inlined_constant(o) and o not in transposes.values()]
         base = "_".join(dict.fromkeys(o.name.removeprefix("nn.") for o in real))[:40]
-        text = "\n".join([*self.m.kernel_head(params, par), *body, *loop])
         kernel = self.m.kernel(text, base, ops)
         index = self.new_site(kernel, op, ops, inputs, inner_outputs)
         assert index == site
         self.call(site, kernel, [*in_names, *out_names, *scratch_names], out_names, in_names)
+
+    def matmul_text(self, params, lhs, rhs, p, product, nest, kin, kout) -> str:
+        """The kernel of a matmul site: the product of `lhs` and `rhs` ((param, transposed,
+        shape) each) into array `p`, then the epilogue `nest` over it."""
+        body = self.dot_lines(*lhs, *rhs, p, shape_of(product), product)
+        loop, par = nest.lines(kin, kout, self.m.options.parallel) if nest.ops else ([], False)
+        return "\n".join([*self.m.kernel_head(params, par), *body, *loop])
 
     def dot_lines(self, a, at, ashape, b, bt, bshape, p, domain, product) -> list[str]:
         rank = len(domain)

@@ -1,0 +1,174 @@
+"""The `cuda` target: IR -> the cpu target's passes (`fuse-elementwise`, `plan-memory`) -> a
+Python module of Numba CUDA kernels (`lowering/emit_cuda.py`), cached on disk beside the cpu
+target's modules (`$IRNET_CACHE_DIR/cuda/<key>/model_cuda.py`) and imported.
+
+`CudaRunner.run` has the interface of `Reference.run` but returns device arrays, which stay on
+the GPU: a trainer that feeds a step's new parameters and optimiser state back into the next
+step never copies them to the host (`np.asarray` does, when a checkpoint needs them). Without a
+GPU, Numba's simulator (`NUMBA_ENABLE_CUDASIM=1`, set before Numba is imported) runs the same
+kernels on the CPU; without either, `CudaRunner` refuses with a clear message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from irnet.dialects.shapes import DYN
+from irnet.lowering.emit_cpu import CpuOptions, EmittedModule
+from irnet.lowering.emit_cuda import EMITTER_VERSION, emit_module
+
+from . import driver, reference
+from .cpu import (
+    CompiledCpu,
+    CpuRunner,
+    cache_root,
+    load_module,
+    lower,
+    print_ir,
+    versions,
+    write_atomically,
+)
+from .errors import IrnError
+
+SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
+
+
+def device_problem() -> str | None:
+    """Why the cuda target cannot run here, or None when a GPU or the simulator is there."""
+    try:
+        from numba import config, cuda
+    except ImportError as e:  # pragma: no cover - numba is a dependency
+        return f"cannot import numba.cuda ({e})"
+    if config.ENABLE_CUDASIM:
+        return None
+    if os.environ.get(SIMULATOR_ENV, "0") not in ("", "0") and not config.ENABLE_CUDASIM:
+        return f"{SIMULATOR_ENV} was set after Numba was imported"
+    try:
+        if cuda.is_available():
+            return None
+    except Exception:  # noqa: BLE001 - a broken driver is reported as no GPU
+        pass
+    return (
+        "the cuda target needs an NVIDIA GPU with a working driver, and none is usable here; "
+        f"set {SIMULATOR_ENV}=1 to run its kernels in Numba's CUDA simulator (slowly, on the "
+        "CPU), or use --target cpu"
+    )
+
+
+def require_device() -> None:
+    problem = device_problem()
+    if problem is not None:
+        raise IrnError(problem)
+
+
+def cache_key(ir_text: str, options: CpuOptions) -> str:
+    blob = json.dumps(
+        {
+            "target": "cuda",
+            "options": options.key(),
+            "versions": {**versions(), "emit_cuda": EMITTER_VERSION},
+            "ir": ir_text,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def emit(module: ModuleOp, options: CpuOptions, source_name: str) -> tuple[ModuleOp, EmittedModule]:
+    """`module` (after `driver.PIPELINE`) lowered and emitted for the cuda target."""
+    lowered = lower(module)
+    return lowered, emit_module(lowered, options, source_name)
+
+
+def compile_module(
+    module: ModuleOp,
+    options: CpuOptions | None = None,
+    *,
+    source_name: str = "",
+    cache: Path | None = None,
+) -> CompiledCpu:
+    """Lower, emit and import `module` through the disk cache (the module's kernels compile
+    on their first launch, or load from Numba's cache beside it)."""
+    options = options or CpuOptions()
+    lowered, emitted = emit(module, options, source_name)
+    key = cache_key(print_ir(lowered), options)
+    folder = (cache or cache_root()) / "cuda" / key[:32]
+    path = folder / "model_cuda.py"
+    created = False
+    if not path.exists() or path.read_text(encoding="utf-8") != emitted.source:
+        try:
+            write_atomically(path, emitted.source)
+        except OSError as e:
+            raise IrnError(f"cannot write the compile cache {folder}: {e.strerror or e}") from None
+        created = True
+    loaded = load_module(path, f"irnet_cuda_{key[:32]}")
+    return CompiledCpu(loaded, emitted, lowered, path, key, created)
+
+
+class CudaRunner(CpuRunner):
+    """Runs functions of one module on the GPU (or the simulator); `run` as
+    `Reference.run`, returning device arrays."""
+
+    def __init__(
+        self,
+        module: ModuleOp,
+        *,
+        float_dtype: Any = None,
+        cache: Path | str | None = None,
+        source_name: str = "",
+    ):
+        require_device()
+        self.reference = reference.Reference(module, float_dtype=float_dtype)
+        self.module = module
+        self.float_dtype = self.reference.float_dtype
+        self.options = CpuOptions(
+            float_dtype=self.float_dtype.name if self.float_dtype is not None else None
+        )
+        self.compiled = compile_module(
+            module, self.options, source_name=source_name, cache=Path(cache) if cache else None
+        )
+        self._signatures = {}
+
+    def fits(self, args: Any, types: list[tuple[np.dtype, tuple]]) -> bool:
+        """Whether `args` are already host or device arrays of the argument types."""
+        if not isinstance(args, list | tuple) or len(args) != len(types) or not types:
+            return False
+        for a, (dtype, shape) in zip(args, types):
+            on_device = hasattr(a, "copy_to_host")
+            if not (on_device or isinstance(a, np.ndarray | np.generic)):
+                return False
+            if a.dtype != dtype or a.ndim != len(shape):
+                return False
+            if any(s != d and s != DYN for s, d in zip(shape, a.shape)):
+                return False
+        return True
+
+
+def compile_file(args: argparse.Namespace) -> None:
+    """`irnet compile FILE --target cuda [-o OUT]`: the emitted module, to a file or stdout.
+    Needs no GPU: the module is written, not run."""
+    compiled = driver.load(args.file)
+    driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
+    options = CpuOptions(float_dtype="float64" if args.f64 else None)
+    _, emitted = emit(compiled.module, options, args.file)
+    errors = [e.error for e in emitted.entries.values() if e.error is not None]
+    if errors:
+        raise errors[0]
+    if args.output:
+        Path(args.output).write_text(emitted.source, encoding="utf-8")
+        kernels = emitted.source.count("@cuda.jit(**JIT)\ndef ")
+        print(
+            f"wrote {args.output}: {len(emitted.entries)} entry points, {kernels} kernels, "
+            f"{len(emitted.sites)} kernel calls"
+        )
+    else:
+        sys.stdout.write(emitted.source)

@@ -1,0 +1,386 @@
+"""Emission for the `cuda` target: a Python module of Numba `@cuda.jit` kernels and one host
+function per public function, which keeps every array on the device.
+
+It is the cpu emitter (`emit_cpu`) with other loops. The sites, buffers (`plan-memory`'s
+workspace slots become device buffers), run-time size checks and the per-point code of fused
+loop nests are the same; what differs:
+
+- a loop nest is a grid-stride loop over its flattened domain, whatever its rank; when a
+  reduction ends it, each block reduces one output element at a time, its threads combining
+  in a shared-memory tree, and long sums split over more blocks that add atomically;
+- a matmul site is a tiled shared-memory kernel (transposed operands read in place, batch
+  dimensions on the grid's z axis), then its epilogue as a grid-stride kernel;
+- convolution and pooling call host launchers from `cuda_runtime` (im2col and the tiled
+  product, gathered col2im, atomics where windows overlap);
+- scatter-add adds atomically; an output that a kernel adds into is zeroed by a fill kernel;
+- entry points take NumPy or device arrays and return device arrays (`np.asarray` copies one
+  to the host), so parameters and optimiser state stay on the device between steps.
+
+Every kernel's argument types go into the module's SIGNATURES table, so that each can be
+compiled ahead of time (`numba.cuda.compile_ptx`) without a GPU.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.ir import SSAValue
+from xdsl.passes import ModulePass
+
+from irnet.dialects import nn
+
+from . import cuda_runtime
+from .emit_cpu import (
+    CpuOptions,
+    EmittedModule,
+    FunctionEmitter,
+    LoopNest,
+    ModuleEmitter,
+    axes_of,
+    index_src,
+    shape_of,
+)
+
+EMITTER_VERSION = "1"
+"""Part of the compile cache key: bump when the emitted code changes for the same IR."""
+
+
+def product(sizes: Sequence[str]) -> str:
+    """The product of size expressions, as source."""
+    return " * ".join(s if s.isidentifier() or s.isdigit() else f"({s})" for s in sizes) or "1"
+
+
+def decode(flat: str, loop_vars: Sequence[str], sizes: Sequence[str]) -> list[str]:
+    """Lines setting `loop_vars` to the row-major multi-index of `flat` in `sizes`."""
+    lines = []
+    stride = ""
+    for d in reversed(range(len(loop_vars))):
+        q = f"({flat} // ({stride}))" if stride else flat
+        last = d == 0
+        lines.append(f"{loop_vars[d]} = {q}" if last else f"{loop_vars[d]} = {q} % {sizes[d]}")
+        stride = f"{stride} * {sizes[d]}" if stride else sizes[d]
+    return list(reversed(lines))
+
+
+def grid_stride(var: str, total: str) -> str:
+    return f"for {var} in range(cuda.grid(1), {total}, cuda.gridsize(1)):"
+
+
+def numba_type(np_type: str, ndim: int | None) -> str:
+    """The Numba type of a C-contiguous array (or, `ndim` None, a scalar) of `np_type`."""
+    element = {"np.bool_": "boolean"}.get(np_type, np_type.removeprefix("np."))
+    if ndim is None:
+        return element
+    if ndim == 0:
+        return f"Array({element}, 0, 'C')"
+    return f"{element}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
+
+
+# --- loop nests --------------------------------------------------------------------------------
+
+
+class CudaLoopNest(LoopNest):
+    def lines(
+        self, names: dict[SSAValue, str], out_names: Sequence[str], parallel: bool
+    ) -> tuple[list[str], bool]:
+        code = self.code(names, out_names)
+        red = code.reduction
+        if red is None:
+            total = product(code.sizes) if code.loop_vars else "1"
+            lines = [*code.pre, grid_stride("t", total)]
+            inner = code.body
+            if code.loop_vars == ["i"]:
+                lines[-1] = grid_stride("i", total)
+            else:
+                inner = [*decode("t", code.loop_vars, code.sizes), *inner]
+            return ["    " + s for s in [*lines, *("    " + s for s in inner)]], False
+        kept = [d for d in range(self.rank) if d not in red.axes]
+        kvars = [code.loop_vars[d] for d in kept]
+        rvars = [code.loop_vars[d] for d in red.axes]
+        ksizes = [code.sizes[d] for d in kept]
+        rsizes = [code.sizes[d] for d in red.axes]
+        target = f"{red.out}{index_src(red.index(code.loop_vars))}"
+        finish = red.finish("sm[0]")
+        if red.kind == "max":
+            store = [f"    {target} = {finish}"]
+        else:
+            index = ", ".join(red.index(code.loop_vars))
+            store = [
+                "    if cuda.gridDim.y == 1:",
+                f"        {target} = {finish}",
+                "    else:",
+                f"        cuda.atomic.add({red.out}, ({index}{',' if index else ''}), {finish})",
+            ]
+        lines = [
+            *code.pre,
+            f"sm = cuda.shared.array(THREADS, {red.dtype})",
+            "tid = cuda.threadIdx.x",
+            f"for kk in range(cuda.blockIdx.x, {product(ksizes)}, cuda.gridDim.x):",
+            *("    " + s for s in decode("kk", kvars, ksizes)),
+            f"    acc = {red.init}",
+            "    step = cuda.blockDim.x * cuda.gridDim.y",
+            f"    for rr in range(cuda.blockIdx.y * cuda.blockDim.x + tid, {product(rsizes)}, "
+            "step):",
+            *("        " + s for s in decode("rr", rvars, rsizes)),
+            *("        " + s for s in code.body),
+            f"        acc = {red.combine('acc', red.value)}",
+            "    sm[tid] = acc",
+            "    cuda.syncthreads()",
+            "    half = cuda.blockDim.x // 2",
+            "    while half > 0:",
+            "        if tid < half:",
+            f"            sm[tid] = {red.combine('sm[tid]', 'sm[tid + half]')}",
+            "        cuda.syncthreads()",
+            "        half //= 2",
+            "    if tid == 0:",
+            *("    " + s for s in store),
+            "    cuda.syncthreads()",
+        ]
+        return ["    " + s for s in lines], False
+
+
+# --- one function ------------------------------------------------------------------------------
+
+
+class CudaFunctionEmitter(FunctionEmitter):
+    EMPTY = "_empty"
+    TRAINING = "_training(training)"
+    nest_class = CudaLoopNest
+
+    def __init__(self, module: ModuleEmitter, fn: func.FuncOp, pyname: str):
+        super().__init__(module, fn, pyname)
+        self.scratch_types: dict[str, tuple[str, int]] = {}
+
+    def copy_of(self, name: str) -> str:
+        return f"_copy({name})"
+
+    def scratch(self, site: int, k: int, shape: Sequence[str], dtype: str) -> str:
+        name = super().scratch(site, k, shape, dtype)
+        self.scratch_types[name] = (dtype, len(shape))
+        return name
+
+    def nest_launch(self, nest: LoopNest, sizes: Sequence[str], outs: Sequence[str]) -> str:
+        if nest.reduction is None:
+            return f"[_grid({product(sizes)})]"
+        axes = axes_of(nest.reduction, nest.rank)
+        kept = product([s for d, s in enumerate(sizes) if d not in axes])
+        reduced = product([sizes[d] for d in axes])
+        out = outs[nest.outputs.index(nest.reduction_value)]
+        chunks = not isinstance(nest.reduction, nn.ReduceMaxOp)
+        return f"[_reduce_launch({out}, {kept}, {reduced}, {chunks})]"
+
+    def call(
+        self,
+        site: int,
+        kernel: str,
+        args: Sequence[str],
+        outs: Sequence[str],
+        ins: Sequence[str],
+        launch: str = "",
+    ) -> None:
+        assert isinstance(self.m, CudaModuleEmitter)
+        if not launch and not self.m.is_launcher(kernel):
+            launch = f"[_grid({outs[0]}.size)]"
+        self.m.record(kernel, [self.arg_type(a) for a in args])
+        super().call(site, kernel, args, outs, ins, launch)
+
+    def arg_type(self, arg: str) -> str:
+        """The Numba type of a kernel argument (an array name, a flattened view, an int)."""
+        if re.fullmatch(r"-?\d+", arg):
+            return "int64"
+        if arg in ("True", "False"):
+            return "boolean"
+        flat = arg.endswith(".reshape(-1)")
+        name = arg.removesuffix(".reshape(-1)")
+        if name in self.scratch_types:
+            dtype, ndim = self.scratch_types[name]
+        else:
+            value = next(v for v, n in self.names.items() if n == name)
+            assert isinstance(value.type, TensorType)
+            dtype, ndim = self.m.np_type(value.type), value.type.get_num_dims()
+        return numba_type(dtype, 1 if flat else ndim)
+
+    # kernels that add into their output
+
+    def zero_first(self, out: str, param: str) -> list[str]:
+        self.line(f"_fill({out}, 0)")
+        return []
+
+    def accumulate(self, target: str, value: str) -> str:
+        array, index = target.split("[", 1)
+        return f"cuda.atomic.add({array}, ({index[:-1]},), {value})"
+
+    def loops_over(self, sizes: Sequence[str], inner: list[str]) -> list[str]:
+        loop_vars = [f"i{d}" for d in range(len(sizes))]
+        lines = [grid_stride("t", product(sizes) if sizes else "1")]
+        lines += ["    " + s for s in [*decode("t", loop_vars, sizes), *inner]]
+        return ["    " + s for s in lines]
+
+    # matmul: a tiled kernel, then the epilogue
+
+    def matmul_text(self, params, lhs, rhs, p, product_value, nest, kin, kout) -> str:
+        domain = shape_of(product_value)
+        batch = len(domain) - 2
+        dtype = self.m.np_type(product_value.type)
+        bvars = [f"b{k}" for k in range(batch)]
+
+        def element(operand: tuple[str, bool, tuple[int, ...]], row: str, col: str) -> str:
+            name, transposed, s = operand
+            nb = len(s) - 2
+            offset = batch - nb
+            idx = ["0" if s[k] == 1 else bvars[offset + k] for k in range(nb)]
+            idx += [col, row] if transposed else [row, col]
+            return f"{name}[{', '.join(idx)}]"
+
+        batch_sizes = [f"{p}.shape[{d}]" for d in range(batch)]
+        a_name, at, ashape = lhs
+        k_size = f"{a_name}.shape[{len(ashape) - (2 if at else 1)}]"
+        zero = self.m.literal(0, dtype)
+        mm = [
+            "@cuda.jit(**JIT)",
+            f"def {{name}}_mm({lhs[0]}, {rhs[0]}, {p}):",
+            f"    sa = cuda.shared.array((TILE, TILE), {dtype})",
+            f"    sb = cuda.shared.array((TILE, TILE), {dtype})",
+            "    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y",
+            f"    m, n, k = {p}.shape[{batch}], {p}.shape[{batch + 1}], {k_size}",
+            "    tm, tn = (m + TILE - 1) // TILE, (n + TILE - 1) // TILE",
+            f"    for tile in range(cuda.blockIdx.x, {product([*batch_sizes, 'tm', 'tn'])}, "
+            "cuda.gridDim.x):",
+            "        i = (tile // tn) % tm * TILE + ty",
+            "        j = tile % tn * TILE + tx",
+            *("        " + s for s in decode("(tile // (tm * tn))", bvars, batch_sizes)),
+            f"        acc = {zero}",
+            "        for t0 in range(0, k, TILE):",
+            "            ka, kb = t0 + tx, t0 + ty",
+            f"            sa[ty, tx] = {element(lhs, 'i', 'ka')} if i < m and ka < k else {zero}",
+            f"            sb[ty, tx] = {element(rhs, 'kb', 'j')} if j < n and kb < k else {zero}",
+            "            cuda.syncthreads()",
+            "            for q in range(TILE):",
+            "                acc += sa[ty, q] * sb[q, tx]",
+            "            cuda.syncthreads()",
+            "        if i < m and j < n:",
+            f"            {p}[{', '.join([*bvars, 'i', 'j'])}] = acc",
+        ]
+        batches = product(batch_sizes)
+        launcher = [
+            f"def {{name}}({', '.join(params)}):",
+            f"    {{name}}_mm[_tile_grid({batches}, {p}.shape[{batch}], "
+            f"{p}.shape[{batch + 1}])]({lhs[0]}, {rhs[0]}, {p})",
+        ]
+        kernels = [*mm]
+        if nest.ops:
+            body, _ = nest.lines(kin, kout, False)
+            kernels += ["", "", "@cuda.jit(**JIT)", f"def {{name}}_ep({', '.join(params)}):"]
+            kernels += body
+            launcher.append(f"    {{name}}_ep[_grid({p}.size)]({', '.join(params)})")
+        return "\n".join([*kernels, "", "", *launcher])
+
+
+# --- the module --------------------------------------------------------------------------------
+
+
+class CudaModuleEmitter(ModuleEmitter):
+    runtime = cuda_runtime
+
+    def __init__(self, module: ModuleOp, options: CpuOptions, source_name: str = ""):
+        super().__init__(module, options, source_name)
+        self.signatures: dict[str, tuple[str, ...]] = {}
+
+    def math(self, name: str, np_type: str) -> str:
+        return "math.pow" if name == "power" else f"math.{name}"
+
+    def kernel_head(self, params: Sequence[str], parallel: bool = False) -> list[str]:
+        return ["@cuda.jit(**JIT)", f"def {{name}}({', '.join(params)}):"]
+
+    def function_emitter(self, fn: func.FuncOp, pyname: str) -> FunctionEmitter:
+        return CudaFunctionEmitter(self, fn, pyname)
+
+    def constant(self, op: nn.ConstantOp) -> str:
+        return f"_dev({super().constant(op)})"
+
+    def is_launcher(self, kernel: str) -> bool:
+        """Whether `kernel` is a host function that launches kernels itself."""
+        if kernel in self.runtime.HELPERS:
+            return not kernel.endswith("_k")
+        return "@cuda.jit(**JIT)\ndef {name}(" not in self.kernel_defs[kernel][0]
+
+    def record(self, kernel: str, types: list[str]) -> None:
+        """The argument types of the kernels a call of `kernel` launches."""
+        if kernel in self.runtime.HELPERS:
+            f = next(t.split("[")[0] for t in types if "[" in t)
+            for name in self.helper_kernels(kernel):
+                sig = self.runtime.SIGNATURES[name]
+                self.signatures[name] = tuple(s.replace("{f}", f) for s in sig)
+            return
+        text = self.kernel_defs[kernel][0]
+        heads = re.findall(r"@cuda\.jit\(\*\*JIT\)\ndef (\{name\}\w*)\(([^)]*)\)", text)
+        own = re.search(r"def \{name\}\(([^)]*)\)", text)
+        names = [p.strip() for p in own.group(1).split(",")] if own else []
+        by_param = dict(zip(names, types))
+        for head, inner in heads:
+            self.signatures[head.replace("{name}", kernel)] = tuple(
+                by_param[p.strip()] for p in inner.split(",") if p.strip()
+            )
+
+    def helper_kernels(self, name: str) -> list[str]:
+        found = [name] if name.endswith("_k") else []
+        for dep in self.runtime.DEPENDS.get(name, ()):
+            found += self.helper_kernels(dep)
+        return found
+
+    def header(self) -> str:
+        lines = [
+            f"# Generated by irnet (emit_cuda {EMITTER_VERSION}) from "
+            f"{self.source_name or 'an irnet module'}; do not edit.",
+            "# Needs only numpy and numba, and an NVIDIA GPU (or NUMBA_ENABLE_CUDASIM=1, Numba's",
+            "# CUDA simulator). Entry points take NumPy or numba device arrays and return device",
+            "# arrays: feed them back in to keep parameters on the GPU, `np.asarray(a)` or",
+            "# `a.copy_to_host()` copies one to the host.",
+            "#",
+            "# Keyword arguments of every entry: training=False (what nn.training returns),",
+            "# step=0, seed=0 (the random stream of nn.random_uniform, drawn on the host as the",
+            "# reference does), check_finite=False (NonFiniteError at the first kernel that makes",
+            "# NaN or Inf). `run(name, args, **kw)` calls an entry by its IR name. SIGNATURES",
+            "# gives each kernel's argument types, for `numba.cuda.compile_ptx`.",
+            "#",
+        ]
+        for entry in self.entries.values():
+            lines.append(
+                f"#   {entry.python_name}({', '.join(entry.arg_names)})    @{entry.symbol}"
+            )
+        return "\n".join(lines)
+
+    def tables(self) -> list[str]:
+        rows = [f"    {name!r}: {sig!r}," for name, sig in self.signatures.items()]
+        return [*super().tables(), "", "", "SIGNATURES = {", *rows, "}"]
+
+
+def emit_module(
+    module: ModuleOp, options: CpuOptions | None = None, source_name: str = ""
+) -> EmittedModule:
+    """The Python source of `module`'s public functions for Numba's CUDA target."""
+    return CudaModuleEmitter(module, options or CpuOptions(), source_name).emit()
+
+
+@dataclass(frozen=True)
+class EmitCudaPass(ModulePass):
+    """Emit the cuda module (discarded; `irnet compile --target cuda` writes it) and mark
+    every top-level op with the kernel it became: `cuda.kernel`, `cuda.site`."""
+
+    name = "emit-cuda"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
+
+        emitted = emit_module(op)
+        for entry in emitted.entries.values():
+            if entry.error is not None:
+                raise entry.error
+        for site in emitted.sites:
+            site.op.attributes["cuda.kernel"] = StringAttr(site.kernel)
+            site.op.attributes["cuda.site"] = IntegerAttr(site.index, i64)
