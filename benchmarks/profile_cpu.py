@@ -21,9 +21,12 @@ from irnet.cpu import CpuRunner
 
 
 def instrument(module, totals: dict[str, list[float]]) -> None:
-    """Replace each kernel global of `module` by a wrapper adding its run time to `totals`."""
-    for name, value in list(vars(module).items()):
-        if not isinstance(value, Dispatcher):
+    """Replace each kernel global of `module` that the entry points call by a wrapper adding
+    its run time to `totals` (not those that kernels call: Numba must still type them)."""
+    kernels = {n: v for n, v in vars(module).items() if isinstance(v, Dispatcher)}
+    called = {n for v in kernels.values() for n in v.py_func.__code__.co_names}
+    for name, value in kernels.items():
+        if name in called:
             continue
 
         def timed(*args, _kernel=value, _name=name):
