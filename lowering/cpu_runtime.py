@@ -210,14 +210,11 @@ HELPERS["_image_columns"] = '''
 def _image_columns(x, n, c0, ph, pw, xp, KH, KW, sh, sw, dh, dw, OH, OW, cols):
     """cols[(c*KH + i)*KW + j, y*OW + z] = x[n, c0 + c, y*sh - ph + i*dh, z*sw - pw + j*dw],
     0 in the padding, for the xp.shape[0] channels from c0, through xp: those channels padded
-    (a contiguous copy even without padding, so that the loops below know their strides)."""
-    I, Hp, Wp = xp.shape
+    (a contiguous copy even without padding, so that the loops below know their strides).
+    Only xp's interior is written: its border must be zeros already."""
+    I = xp.shape[0]
     H, W = x.shape[2], x.shape[3]
     for c in range(I):
-        if ph or pw:
-            for h in range(Hp):
-                for w in range(Wp):
-                    xp[c, h, w] = 0
         for h in range(H):
             for w in range(W):
                 xp[c, ph + h, pw + w] = x[n, c0 + c, h, w]
@@ -259,7 +256,7 @@ def _conv2d(x, w, out, cols, res, sh, sw, ph, pw, dh, dw, groups):
     og, P, K = O // groups, OH * OW, I * KH * KW
     wm = w.reshape(O, K)
     cn = _image_block(cols, K, P)
-    xp = np.empty((I, H + 2 * ph, W + 2 * pw), x.dtype)
+    xp = np.zeros((I, H + 2 * ph, W + 2 * pw), x.dtype)
     for n in range(N):
         on = out[n].reshape(O, P)
         for g in range(groups):
@@ -279,7 +276,7 @@ def _conv2d_grad_weight(x, dy, dwt, cols, dmat, res, sh, sw, ph, pw, dh, dw, gro
     d2 = dwt.reshape(O, K)
     d2[:] = 0
     cn = _image_block(cols, K, P)
-    xp = np.empty((I, H + 2 * ph, W + 2 * pw), x.dtype)
+    xp = np.zeros((I, H + 2 * ph, W + 2 * pw), x.dtype)
     for n in range(N):
         dn = dy[n].reshape(O, P)
         for g in range(groups):
