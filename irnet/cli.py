@@ -128,11 +128,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .cpu import compile_file
+    if args.target == "cuda":
+        from .cuda import compile_file
+    else:
+        from .cpu import compile_file
 
     compile_file(args)
     return 0
 
+
+TARGETS = ["reference", "cpu", "cuda"]
 
 TRAIN_FLAGS = ("epochs", "batch", "lr", "optimizer", "schedule", "seed", "data", "val_split")
 
@@ -324,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a model on inputs from .npy/.npz files")
     run.add_argument("file")
     run.add_argument("--function", help="the function to run (default: the first model)")
-    run.add_argument("--target", choices=["reference", "cpu"], default="reference")
+    run.add_argument("--target", choices=TARGETS, default="reference")
     run.add_argument(
         "-i", "--input", action="append", default=[], metavar="NAME=FILE.npy | FILE.npz",
         help="an input array by argument name, or an .npz of arrays named like the arguments",
@@ -343,12 +348,18 @@ def build_parser() -> argparse.ArgumentParser:
         "compile", help="write the compiled module (Numba kernels) of a file's functions"
     )
     compile_cmd.add_argument("file")
-    compile_cmd.add_argument("--target", choices=["cpu"], default="cpu")
+    compile_cmd.add_argument("--target", choices=["cpu", "cuda"], default="cpu")
     compile_cmd.add_argument("-o", "--output", help="write the module here instead of stdout")
     compile_cmd.add_argument("--f64", action="store_true", help="compute in float64")
     compile_cmd.add_argument(
+        "--ptx", metavar="DIR", help="cuda: also compile every kernel to PTX, one file each"
+    )
+    compile_cmd.add_argument(
+        "--cc", default="9.0", help="cuda: the compute capability of --ptx (default 9.0: H100)"
+    )
+    compile_cmd.add_argument(
         "--parallel", action=argparse.BooleanOptionalAction, default=None,
-        help="parallel loops in large kernels (default: with 4 cores or more)",
+        help="cpu: parallel loops in large kernels (default: with 4 cores or more)",
     )  # fmt: skip
     compile_cmd.set_defaults(run=cmd_compile)
 
@@ -378,9 +389,10 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-split", type=float, dest="val_split")
     p.add_argument(
         "--target",
-        choices=["reference", "cpu"],
+        choices=TARGETS,
         default="reference",
-        help="run on NumPy (reference) or compiled with Numba (cpu)",
+        help="run on NumPy (reference), compiled with Numba for the CPU (cpu) or an NVIDIA GPU "
+        "(cuda; NUMBA_ENABLE_CUDASIM=1 runs it in Numba's simulator)",
     )
 
 

@@ -26,6 +26,7 @@ from irnet.dialects.kernel import KERNEL
 from irnet.dialects.nn import NN
 from irnet.lowering.autodiff import AutodiffPass
 from irnet.lowering.emit_cpu import EmitCpuPass
+from irnet.lowering.emit_cuda import EmitCudaPass
 from irnet.lowering.fusion import FuseElementwisePass
 from irnet.lowering.inline import InlineFunctionsPass
 from irnet.lowering.memplan import PlanMemoryPass
@@ -45,6 +46,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "fuse-elementwise": lambda: FuseElementwisePass,
     "plan-memory": lambda: PlanMemoryPass,
     "emit-cpu": lambda: EmitCpuPass,
+    "emit-cuda": lambda: EmitCudaPass,
 }
 
 PIPELINE = ("inline-functions", "canonicalize", "cse", "dce", "autodiff")
@@ -54,7 +56,14 @@ CPU_PIPELINE = (*PIPELINE, "fuse-elementwise", "plan-memory", "emit-cpu")
 """What the CPU target (`irnet/cpu.py`) runs: the default pipeline, then the lowering passes
 (`irnet dump FILE -p <CPU_PIPELINE> --after fuse-elementwise` prints each stage)."""
 
-IRNET_PASSES = ("inline-functions", "autodiff", "fuse-elementwise", "plan-memory", "emit-cpu")
+IRNET_PASSES = (
+    "inline-functions",
+    "autodiff",
+    "fuse-elementwise",
+    "plan-memory",
+    "emit-cpu",
+    "emit-cuda",
+)
 """The passes irnet defines (the others are xDSL's), registered with `xdsl-opt`."""
 
 

@@ -1,6 +1,6 @@
 """`irnet run`: compile a file, bind its function's inputs from .npy/.npz files and its
-parameters from their initialisers, evaluate on the reference or the cpu target, print or
-save."""
+parameters from their initialisers, evaluate on the reference, cpu or cuda target,
+print or save."""
 
 from __future__ import annotations
 
@@ -77,9 +77,14 @@ def run_file(args: argparse.Namespace) -> None:
         from .cpu import CpuRunner
 
         runner = CpuRunner(module, float_dtype=float_dtype, source_name=args.file)
+    elif args.target == "cuda":
+        from .cuda import CudaRunner
+
+        runner = CudaRunner(module, float_dtype=float_dtype, source_name=args.file)
     else:
         runner = reference.Reference(module, float_dtype=float_dtype)
-    outputs = runner.run(name, values, training=args.training, seed=args.seed)
+    results = runner.run(name, values, training=args.training, seed=args.seed)
+    outputs = tuple(np.asarray(r) for r in results)  # device arrays (cuda) to the host
     if args.output:
         save(Path(args.output), outputs)
     else:

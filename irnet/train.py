@@ -109,7 +109,7 @@ class Session:
         for name, value in zip(names, rest):
             (self.params if name in self.params else self.state)[name] = value
         self.step += 1
-        return float(loss)
+        return float(np.asarray(loss))  # the one value a step copies back from a device
 
     def split_step(self, inputs, targets, params, state, extra, options) -> list[np.ndarray]:
         """The step as a compiled target runs it in parallel: `@m.grad`, the allreduce of the
@@ -133,7 +133,7 @@ class Session:
                 f"{self.model}.eval", [*inputs, *targets, *params], seed=self.config.seed
             )
             n = len(inputs[0])
-            total += float(loss) * n
+            total += float(np.asarray(loss)) * n
             count += n
             if "accuracy" in self.config.metrics:
                 correct += int(np.sum(np.argmax(output, axis=-1) == targets[0]))
@@ -155,7 +155,7 @@ class Session:
         for start in range(0, len(inputs[0]), batch):
             chunk = [a[start : start + batch] for a in inputs]
             (out,) = self.runner.run(self.model, [*chunk, *params], seed=self.config.seed)
-            outputs.append(out)
+            outputs.append(np.asarray(out))
         return np.concatenate(outputs)
 
     # --- checkpoints ---
@@ -237,11 +237,17 @@ def open_session(
 
 
 def runner(module, target: str, path: str, world: World):
-    """What runs the compiled functions: NumPy op by op, or the Numba module."""
+    """What runs the compiled functions: NumPy op by op, or the Numba module (cpu or cuda)."""
     if target == "cpu":
         from .cpu import CpuRunner
 
         return CpuRunner(module, source_name=path)
+    if target == "cuda":
+        if world.size > 1:
+            raise IrnError("--distributed runs on the reference or cpu target, not cuda")
+        from .cuda import CudaRunner
+
+        return CudaRunner(module, source_name=path)
     return reference.Reference(module, world=world)
 
 

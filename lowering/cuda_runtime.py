@@ -5,7 +5,8 @@ for matrix products inside convolutions, im2col, pooling and fills.
 Everything here is source text copied into the emitted module, which imports only NumPy and
 Numba. A helper whose name ends in `_k` is a kernel; the others run on the host and launch
 kernels. Every kernel strides over its work with the whole grid, so the launch configuration
-changes its speed, never its result.
+changes its speed, never its result. The kernels call no device functions and no integer
+max/min: Numba compiles those for the current GPU, which ahead-of-time PTX has not got.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ THREADS = 32 if SIMULATOR else 256
 """Threads per block of the one-dimensional kernels; a power of two (the reduction trees)."""
 MAX_BLOCKS = 4 if SIMULATOR else 8192
 """Blocks of a grid-stride kernel at most; the loops cover the rest."""
-TILE = 4 if SIMULATOR else 16
+TILE = 8 if SIMULATOR else 16
 """Side of the square tiles of the matmul kernels (TILE x TILE threads a block)."""
 JIT = {"cache": True}
 """Options of every kernel: compiled code is cached beside this file (`__pycache__`)."""
@@ -396,8 +397,10 @@ def _max_pool2d_k(x, out, KH, KW, sh, sw, ph, pw):
         c = (t // (OW * OH)) % C
         n = t // (OW * OH * C)
         h0, w0 = y * sh - ph, z * sw - pw
-        ilo, ihi = max(0, -h0), min(KH, H - h0)
-        jlo, jhi = max(0, -w0), min(KW, W - w0)
+        ilo = -h0 if h0 < 0 else 0
+        ihi = H - h0 if H - h0 < KH else KH
+        jlo = -w0 if w0 < 0 else 0
+        jhi = W - w0 if W - w0 < KW else KW
         m = x[n, c, h0 + ilo, w0 + jlo]
         for i in range(ilo, ihi):
             for j in range(jlo, jhi):
@@ -455,8 +458,12 @@ def _avg_pool2d_k(x, out, KH, KW, sh, sw, ph, pw):
         n = t // (OW * OH * C)
         h0, w0 = y * sh - ph, z * sw - pw
         s = out.dtype.type(0)
-        for i in range(max(0, -h0), min(KH, H - h0)):
-            for j in range(max(0, -w0), min(KW, W - w0)):
+        ilo = -h0 if h0 < 0 else 0
+        ihi = H - h0 if H - h0 < KH else KH
+        jlo = -w0 if w0 < 0 else 0
+        jhi = W - w0 if W - w0 < KW else KW
+        for i in range(ilo, ihi):
+            for j in range(jlo, jhi):
                 s += x[n, c, h0 + i, w0 + j]
         out[n, c, y, z] = s / (KH * KW)
 '''
@@ -479,8 +486,12 @@ def _avg_pool2d_grad_k(dy, dx, KH, KW, sh, sw, ph, pw):
         n = t // (OW * OH * C)
         h0, w0 = y * sh - ph, z * sw - pw
         share = dy[n, c, y, z] / (KH * KW)
-        for i in range(max(0, -h0), min(KH, H - h0)):
-            for j in range(max(0, -w0), min(KW, W - w0)):
+        ilo = -h0 if h0 < 0 else 0
+        ihi = H - h0 if H - h0 < KH else KH
+        jlo = -w0 if w0 < 0 else 0
+        jhi = W - w0 if W - w0 < KW else KW
+        for i in range(ilo, ihi):
+            for j in range(jlo, jhi):
                 cuda.atomic.add(dx, (n, c, h0 + i, w0 + j), share)
 '''
 
@@ -512,5 +523,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "_max_pool2d_grad_k": ("{f}[:, :, :, ::1]",) * 3 + _WINDOW,
     "_avg_pool2d_k": ("{f}[:, :, :, ::1]", "{f}[:, :, :, ::1]", *_WINDOW),
     "_avg_pool2d_grad_k": ("{f}[:, :, :, ::1]", "{f}[:, :, :, ::1]", *_WINDOW),
+    "_fill_k": ("{f}[::1]", "int64"),
 }
-"""The argument types of the hand-written kernels, for compiling them ahead of time (PTX)."""
+"""The argument types of the hand-written kernels (and of the prelude's `_fill_k`, which a
+helper calling `_fill` launches), for compiling them ahead of time (PTX)."""

@@ -67,6 +67,30 @@ def decode(flat: str, loop_vars: Sequence[str], sizes: Sequence[str]) -> list[st
     return list(reversed(lines))
 
 
+def split_index(index: str) -> list[str]:
+    """`"i0, q[i1, i2], i3"` -> `["i0", "q[i1, i2]", "i3"]`: the top-level items of an index."""
+    items, depth, start = [], 0, 0
+    for k, ch in enumerate(index):
+        depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(index[start:k].strip())
+            start = k + 1
+    return [*items, index[start:].strip()]
+
+
+def atomic_add(array: str, index: Sequence[str], value: str) -> str:
+    """`array[index] += value` as one atomic operation (a 1-d index is not a tuple: Numba
+    lowers a 1-tuple index of a 1-d array to a type error)."""
+    where = index[0] if len(index) == 1 else f"({', '.join(index)})"
+    return f"cuda.atomic.add({array}, {where}, {value})"
+
+
+def chunked(kind: str, out_rank: int) -> bool:
+    """Whether a long reduction may split over blocks that add atomically: sums into an
+    array (Numba has no atomic add on a 0-d array, and an atomic max would lose NaN)."""
+    return kind == "sum" and out_rank > 0
+
+
 def grid_stride(var: str, total: str) -> str:
     return f"for {var} in range(cuda.grid(1), {total}, cuda.gridsize(1)):"
 
@@ -106,15 +130,15 @@ class CudaLoopNest(LoopNest):
         rsizes = [code.sizes[d] for d in red.axes]
         target = f"{red.out}{index_src(red.index(code.loop_vars))}"
         finish = red.finish("sm[0]")
-        if red.kind == "max":
+        if not chunked(red.kind, len(red.index(code.loop_vars))):
             store = [f"    {target} = {finish}"]
         else:
-            index = ", ".join(red.index(code.loop_vars))
+            add = atomic_add(red.out, red.index(code.loop_vars), finish)
             store = [
                 "    if cuda.gridDim.y == 1:",
                 f"        {target} = {finish}",
                 "    else:",
-                f"        cuda.atomic.add({red.out}, ({index}{',' if index else ''}), {finish})",
+                f"        {add}",
             ]
         lines = [
             *code.pre,
@@ -171,8 +195,11 @@ class CudaFunctionEmitter(FunctionEmitter):
         kept = product([s for d, s in enumerate(sizes) if d not in axes])
         reduced = product([sizes[d] for d in axes])
         out = outs[nest.outputs.index(nest.reduction_value)]
-        chunks = not isinstance(nest.reduction, nn.ReduceMaxOp)
-        return f"[_reduce_launch({out}, {kept}, {reduced}, {chunks})]"
+        kind = "max" if isinstance(nest.reduction, nn.ReduceMaxOp) else "sum"
+        split = chunked(kind, len(shape_of(nest.reduction_value)))
+        if split:
+            self.m.record_fill(self.arg_type(out))
+        return f"[_reduce_launch({out}, {kept}, {reduced}, {split})]"
 
     def call(
         self,
@@ -209,11 +236,12 @@ class CudaFunctionEmitter(FunctionEmitter):
 
     def zero_first(self, out: str, param: str) -> list[str]:
         self.line(f"_fill({out}, 0)")
+        self.m.record_fill(self.arg_type(out))
         return []
 
     def accumulate(self, target: str, value: str) -> str:
         array, index = target.split("[", 1)
-        return f"cuda.atomic.add({array}, ({index[:-1]},), {value})"
+        return atomic_add(array, split_index(index[:-1]), value)
 
     def loops_over(self, sizes: Sequence[str], inner: list[str]) -> list[str]:
         loop_vars = [f"i{d}" for d in range(len(sizes))]
@@ -289,7 +317,7 @@ class CudaModuleEmitter(ModuleEmitter):
 
     def __init__(self, module: ModuleOp, options: CpuOptions, source_name: str = ""):
         super().__init__(module, options, source_name)
-        self.signatures: dict[str, tuple[str, ...]] = {}
+        self.signatures: dict[str, list[tuple[str, ...]]] = {}
 
     def math(self, name: str, np_type: str) -> str:
         return "math.pow" if name == "power" else f"math.{name}"
@@ -309,13 +337,17 @@ class CudaModuleEmitter(ModuleEmitter):
             return not kernel.endswith("_k")
         return "@cuda.jit(**JIT)\ndef {name}(" not in self.kernel_defs[kernel][0]
 
+    def signature(self, kernel: str, types: Sequence[str]) -> None:
+        known = self.signatures.setdefault(kernel, [])
+        if tuple(types) not in known:
+            known.append(tuple(types))
+
     def record(self, kernel: str, types: list[str]) -> None:
         """The argument types of the kernels a call of `kernel` launches."""
         if kernel in self.runtime.HELPERS:
             f = next(t.split("[")[0] for t in types if "[" in t)
             for name in self.helper_kernels(kernel):
-                sig = self.runtime.SIGNATURES[name]
-                self.signatures[name] = tuple(s.replace("{f}", f) for s in sig)
+                self.signature(name, [t.replace("{f}", f) for t in self.runtime.SIGNATURES[name]])
             return
         text = self.kernel_defs[kernel][0]
         heads = re.findall(r"@cuda\.jit\(\*\*JIT\)\ndef (\{name\}\w*)\(([^)]*)\)", text)
@@ -323,12 +355,17 @@ class CudaModuleEmitter(ModuleEmitter):
         names = [p.strip() for p in own.group(1).split(",")] if own else []
         by_param = dict(zip(names, types))
         for head, inner in heads:
-            self.signatures[head.replace("{name}", kernel)] = tuple(
-                by_param[p.strip()] for p in inner.split(",") if p.strip()
-            )
+            params = [p.strip() for p in inner.split(",") if p.strip()]
+            self.signature(head.replace("{name}", kernel), [by_param[p] for p in params])
+
+    def record_fill(self, array_type: str) -> None:
+        """`_fill(a, 0)` runs `_fill_k` on `a` flattened."""
+        self.signature("_fill_k", [array_type.split("[")[0] + "[::1]", "int64"])
 
     def helper_kernels(self, name: str) -> list[str]:
         found = [name] if name.endswith("_k") else []
+        if "_fill(" in self.runtime.HELPERS[name]:
+            found.append("_fill_k")
         for dep in self.runtime.DEPENDS.get(name, ()):
             found += self.helper_kernels(dep)
         return found

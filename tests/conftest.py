@@ -9,12 +9,23 @@ from pathlib import Path
 
 import pytest
 
+# The cuda target's tests run its kernels in Numba's CUDA simulator, unless a run on a GPU asks
+# for the device (NUMBA_ENABLE_CUDASIM=0, as benchmarks/gpu_check.sh does). Numba reads this
+# once, when it is imported, so it is set before anything imports it.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = sorted(
     [p.relative_to(ROOT) for p in (ROOT / "examples").glob("*.irn")]
     + [Path("tests/programs/stdlib_all.irn")]
 )
 BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    """One compile cache for the whole session: each kernel compiles once."""
+    return tmp_path_factory.mktemp("irnet-cache")
 
 
 @pytest.fixture(autouse=True)
