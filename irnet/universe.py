@@ -43,6 +43,10 @@ class NumbaCpuTarget(Target):
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from irnet.lowering.emit_cpu import emit_module
 
+        self.write(emit_module, module, output)
+
+    @staticmethod
+    def write(emit_module, module: ModuleOp, output: IO[str]) -> None:
         from .cpu import lower
 
         try:
@@ -59,6 +63,18 @@ class NumbaCpuTarget(Target):
         from .cpu import CpuRunner
 
         return CpuRunner(module).run(function, args, seed=seed)
+
+
+@dataclass(frozen=True)
+class NumbaCudaTarget(Target):
+    """Writes the cuda target's Python module (what `irnet compile --target cuda` writes)."""
+
+    name = "numba-cuda"
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        from irnet.lowering.emit_cuda import emit_module
+
+        NumbaCpuTarget.write(emit_module, module, output)
 
 
 def _nn_dialect():
@@ -92,7 +108,7 @@ IRNET_UNIVERSE = Universe(
         "dist": _dist_dialect,
         "kernel": _kernel_dialect,
     },
-    all_targets={"numba-cpu": lambda: NumbaCpuTarget},
+    all_targets={"numba-cpu": lambda: NumbaCpuTarget, "numba-cuda": lambda: NumbaCudaTarget},
     all_passes={name: driver.PASSES[name] for name in driver.IRNET_PASSES},
     all_frontends={"irn": lambda: IrnFrontend},
 )

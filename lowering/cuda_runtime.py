@@ -41,6 +41,10 @@ MAX_BLOCKS = 4 if SIMULATOR else 8192
 """Blocks of a grid-stride kernel at most; the loops cover the rest."""
 TILE = 8 if SIMULATOR else 16
 """Side of the square tiles of the matmul kernels (TILE x TILE threads a block)."""
+if SIMULATOR:  # Python's math functions raise where the GPU's give inf or NaN; NumPy's do not
+    _exp, _log, _sqrt, _tanh, _pow = np.exp, np.log, np.sqrt, np.tanh, np.power
+else:
+    _exp, _log, _sqrt, _tanh, _pow = math.exp, math.log, math.sqrt, math.tanh, math.pow
 JIT = {"cache": True}
 """Options of every kernel: compiled code is cached beside this file (`__pycache__`)."""
 NO_DEVICE = (

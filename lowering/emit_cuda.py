@@ -320,7 +320,7 @@ class CudaModuleEmitter(ModuleEmitter):
         self.signatures: dict[str, list[tuple[str, ...]]] = {}
 
     def math(self, name: str, np_type: str) -> str:
-        return "math.pow" if name == "power" else f"math.{name}"
+        return {"power": "_pow"}.get(name, f"_{name}")
 
     def kernel_head(self, params: Sequence[str], parallel: bool = False) -> list[str]:
         return ["@cuda.jit(**JIT)", f"def {{name}}({', '.join(params)}):"]

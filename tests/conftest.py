@@ -13,6 +13,9 @@ import pytest
 # for the device (NUMBA_ENABLE_CUDASIM=0, as benchmarks/gpu_check.sh does). Numba reads this
 # once, when it is imported, so it is set before anything imports it.
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+# Its PTX tests need the CUDA toolkit's NVVM, which Numba finds through CUDA_HOME.
+if "CUDA_HOME" not in os.environ and Path("/usr/local/cuda/nvvm").is_dir():
+    os.environ["CUDA_HOME"] = "/usr/local/cuda"
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = sorted(
