@@ -41,6 +41,41 @@ MAX_BLOCKS = 4 if SIMULATOR else 8192
 """Blocks of a grid-stride kernel at most; the loops cover the rest."""
 TILE = 8 if SIMULATOR else 16
 """Side of the square tiles of the matmul kernels (TILE x TILE threads a block)."""
+def _lock_simulated_shared_arrays():
+    """Numba's simulator finds a block's shared array by the source line that declares it,
+    creating it at the first lookup without a lock: two threads can both create one, and each
+    then reduces into its own copy (a reduction loses partial sums, now and then, under load).
+    This makes the lookup atomic; on a GPU it is not called."""
+    import sys
+    import threading
+
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    shared = kernelapi.FakeCUDAShared
+    if getattr(shared, "_irnet_locked", False):
+        return
+    lock, dynamic = threading.Lock(), shared.array
+
+    def array(self, shape, dtype):
+        if shape == 0:
+            return dynamic(self, shape, dtype)
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            found = self._allocations.get(key)
+            if found is None:
+                if not isinstance(dtype, np.dtype | type):
+                    dtype = numpy_support.as_dtype(dtype)
+                found = self._allocations[key] = np.empty(shape, dtype)
+        return found
+
+    shared.array, shared._irnet_locked = array, True
+
+
+if SIMULATOR:
+    _lock_simulated_shared_arrays()
+
 if SIMULATOR:  # Python's math functions raise where the GPU's give inf or NaN; NumPy's do not
     _exp, _log, _sqrt, _tanh, _pow = np.exp, np.log, np.sqrt, np.tanh, np.power
 else:
@@ -171,10 +206,12 @@ def _reduce_launch(out, kept, reduced, chunks_allowed):
 
 
 def _tile_grid(batch, m, n):
-    """(blocks, threads) of a matmul kernel: a TILE x TILE block per output tile, as many as
-    MAX_BLOCKS (each strides over the tiles)."""
-    tiles = max(1, batch) * -(-m // TILE) * -(-n // TILE)
-    return min(MAX_BLOCKS, max(1, tiles)), (TILE, TILE)
+    """(blocks, threads) of a matmul kernel: a block of TILE x rows threads per output tile of
+    rows x TILE (rows = TILE, or m if fewer: no idle rows for a small batch), as many blocks as
+    MAX_BLOCKS at most (each strides over the tiles)."""
+    rows = max(1, min(m, TILE))
+    tiles = max(1, batch) * -(-m // rows) * -(-n // TILE)
+    return min(MAX_BLOCKS, max(1, tiles)), (TILE, rows)
 
 
 @cuda.jit(**JIT)
@@ -239,29 +276,32 @@ HELPERS["_matmul_k"] = '''
 @cuda.jit(**JIT)
 def _matmul_k(a, b, c, ta, tb):
     """c = op(a) @ op(b) for 2-d arrays, op transposing where `ta`/`tb`: each block computes
-    TILE x TILE tiles of c (striding over them), through tiles of a and b in shared memory."""
+    `rows` x TILE tiles of c (striding over them; rows = blockDim.y <= TILE), through tiles of
+    a and b in shared memory."""
     sa = cuda.shared.array((TILE, TILE), c.dtype)
     sb = cuda.shared.array((TILE, TILE), c.dtype)
-    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+    tx, ty, rows = cuda.threadIdx.x, cuda.threadIdx.y, cuda.blockDim.y
     m, n = c.shape
     k = a.shape[0] if ta else a.shape[1]
-    tm, tn = (m + TILE - 1) // TILE, (n + TILE - 1) // TILE
+    tm, tn = (m + rows - 1) // rows, (n + TILE - 1) // TILE
     for tile in range(cuda.blockIdx.x, tm * tn, cuda.gridDim.x):
-        i = tile // tn * TILE + ty
+        i = tile // tn * rows + ty
         j = tile % tn * TILE + tx
         acc = c.dtype.type(0)
         for t0 in range(0, k, TILE):
-            ka, kb = t0 + tx, t0 + ty
+            ka = t0 + tx
             if i < m and ka < k:
                 sa[ty, tx] = a[ka, i] if ta else a[i, ka]
             else:
                 sa[ty, tx] = 0
-            if j < n and kb < k:
-                sb[ty, tx] = b[j, kb] if tb else b[kb, j]
-            else:
-                sb[ty, tx] = 0
+            for r in range(ty, TILE, rows):
+                kb = t0 + r
+                if j < n and kb < k:
+                    sb[r, tx] = b[j, kb] if tb else b[kb, j]
+                else:
+                    sb[r, tx] = 0
             cuda.syncthreads()
-            for q in range(TILE):
+            for q in range(k - t0 if k - t0 < TILE else TILE):
                 acc += sa[ty, q] * sb[q, tx]
             cuda.syncthreads()
         if i < m and j < n:
@@ -389,13 +429,15 @@ def _conv2d_grad_weight(x, dy, dwt, cols, dmat, res, sh, sw, ph, pw, dh, dw, gro
         _matmul(dmat, cols, d2[g * og : (g + 1) * og], tb=True)
 '''
 
-HELPERS["_max_pool2d_k"] = '''
-@cuda.jit(**JIT)
-def _max_pool2d_k(x, out, KH, KW, sh, sw, ph, pw):
-    """Maximum over each window; the padding never wins; NaN propagates."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    OH, OW = out.shape[2], out.shape[3]
-    for t in range(cuda.grid(1), out.shape[0] * C * OH * OW, cuda.gridsize(1)):
+
+def _windows(image: str, pooled: str) -> str:
+    """Kernel lines: a grid-stride loop over the pooling windows, one a position (n, c, y, z)
+    of `pooled`, over `image`: h0, w0 its corner, [ilo, ihi) x [jlo, jhi) its rows and
+    columns inside the image (no integer max/min, see the module's docstring)."""
+    return f"""
+    C, H, W = {image}.shape[1], {image}.shape[2], {image}.shape[3]
+    OH, OW = {pooled}.shape[2], {pooled}.shape[3]
+    for t in range(cuda.grid(1), {pooled}.shape[0] * C * OH * OW, cuda.gridsize(1)):
         z = t % OW
         y = (t // OW) % OH
         c = (t // (OW * OH)) % C
@@ -404,7 +446,14 @@ def _max_pool2d_k(x, out, KH, KW, sh, sw, ph, pw):
         ilo = -h0 if h0 < 0 else 0
         ihi = H - h0 if H - h0 < KH else KH
         jlo = -w0 if w0 < 0 else 0
-        jhi = W - w0 if W - w0 < KW else KW
+        jhi = W - w0 if W - w0 < KW else KW""".strip("\n")
+
+
+HELPERS["_max_pool2d_k"] = f'''
+@cuda.jit(**JIT)
+def _max_pool2d_k(x, out, KH, KW, sh, sw, ph, pw):
+    """Maximum over each window; the padding never wins; NaN propagates."""
+{_windows("x", "out")}
         m = x[n, c, h0 + ilo, w0 + jlo]
         for i in range(ilo, ihi):
             for j in range(jlo, jhi):
@@ -418,19 +467,12 @@ def _max_pool2d(x, out, KH, KW, sh, sw, ph, pw):
     _max_pool2d_k[_grid(out.size)](x, out, KH, KW, sh, sw, ph, pw)
 """
 
-HELPERS["_max_pool2d_grad_k"] = '''
+HELPERS["_max_pool2d_grad_k"] = f'''
 @cuda.jit(**JIT)
 def _max_pool2d_grad_k(x, dy, dx, KH, KW, sh, sw, ph, pw):
     """Each window's gradient goes to the first (row-major) position of its maximum, added
     atomically (windows may overlap); a window whose maximum is padding adds nothing."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    OH, OW = dy.shape[2], dy.shape[3]
-    for t in range(cuda.grid(1), dy.shape[0] * C * OH * OW, cuda.gridsize(1)):
-        z = t % OW
-        y = (t // OW) % OH
-        c = (t // (OW * OH)) % C
-        n = t // (OW * OH * C)
-        h0, w0 = y * sh - ph, z * sw - pw
+{_windows("x", "dy")}
         best = -math.inf
         bh, bw = -1, -1
         for i in range(KH):
@@ -449,23 +491,12 @@ def _max_pool2d_grad(x, dy, dx, KH, KW, sh, sw, ph, pw):
     _max_pool2d_grad_k[_grid(dy.size)](x, dy, dx, KH, KW, sh, sw, ph, pw)
 """
 
-HELPERS["_avg_pool2d_k"] = '''
+HELPERS["_avg_pool2d_k"] = f'''
 @cuda.jit(**JIT)
 def _avg_pool2d_k(x, out, KH, KW, sh, sw, ph, pw):
     """Mean over each window; padded zeros count in the divisor."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    OH, OW = out.shape[2], out.shape[3]
-    for t in range(cuda.grid(1), out.shape[0] * C * OH * OW, cuda.gridsize(1)):
-        z = t % OW
-        y = (t // OW) % OH
-        c = (t // (OW * OH)) % C
-        n = t // (OW * OH * C)
-        h0, w0 = y * sh - ph, z * sw - pw
+{_windows("x", "out")}
         s = out.dtype.type(0)
-        ilo = -h0 if h0 < 0 else 0
-        ihi = H - h0 if H - h0 < KH else KH
-        jlo = -w0 if w0 < 0 else 0
-        jhi = W - w0 if W - w0 < KW else KW
         for i in range(ilo, ihi):
             for j in range(jlo, jhi):
                 s += x[n, c, h0 + i, w0 + j]
@@ -477,23 +508,12 @@ def _avg_pool2d(x, out, KH, KW, sh, sw, ph, pw):
     _avg_pool2d_k[_grid(out.size)](x, out, KH, KW, sh, sw, ph, pw)
 """
 
-HELPERS["_avg_pool2d_grad_k"] = '''
+HELPERS["_avg_pool2d_grad_k"] = f'''
 @cuda.jit(**JIT)
 def _avg_pool2d_grad_k(dy, dx, KH, KW, sh, sw, ph, pw):
     """Each window's gradient, divided by the window size, added over the window."""
-    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
-    OH, OW = dy.shape[2], dy.shape[3]
-    for t in range(cuda.grid(1), dy.shape[0] * C * OH * OW, cuda.gridsize(1)):
-        z = t % OW
-        y = (t // OW) % OH
-        c = (t // (OW * OH)) % C
-        n = t // (OW * OH * C)
-        h0, w0 = y * sh - ph, z * sw - pw
+{_windows("dx", "dy")}
         share = dy[n, c, y, z] / (KH * KW)
-        ilo = -h0 if h0 < 0 else 0
-        ihi = H - h0 if H - h0 < KH else KH
-        jlo = -w0 if w0 < 0 else 0
-        jhi = W - w0 if W - w0 < KW else KW
         for i in range(ilo, ihi):
             for j in range(jlo, jhi):
                 cuda.atomic.add(dx, (n, c, h0 + i, w0 + j), share)

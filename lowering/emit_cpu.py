@@ -951,8 +951,13 @@ class FunctionEmitter:
         launch: str = "",
     ) -> None:
         """Call `kernel`; `launch` is what the target puts between its name and arguments."""
+        launch = self.launch(kernel, args, outs, launch)
         self.line(f"{kernel}{launch}({', '.join(args)})")
         self.line(f"if check_finite: _finite({site}, {tuple_src(outs)}, {tuple_src(ins)})")
+
+    def launch(self, kernel: str, args: Sequence[str], outs: Sequence[str], given: str) -> str:
+        """What goes between a kernel's name and its arguments (nothing: a Python call)."""
+        return given
 
     def check_same(self, site: int, exprs: Sequence[str], what: str) -> None:
         distinct = list(dict.fromkeys(exprs))
@@ -1705,14 +1710,19 @@ class EmitCpuPass(ModulePass):
     with the kernel it became: `cpu.kernel = "k3_matmul_add_relu"`, `cpu.site = 7`."""
 
     name = "emit-cpu"
+    target = "cpu"
+
+    @staticmethod
+    def emit(module: ModuleOp) -> EmittedModule:
+        return emit_module(module)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from xdsl.dialects.builtin import IntegerAttr, i64
 
-        emitted = emit_module(op)
+        emitted = self.emit(op)
         for entry in emitted.entries.values():
             if entry.error is not None:
                 raise entry.error
         for site in emitted.sites:
-            site.op.attributes["cpu.kernel"] = StringAttr(site.kernel)
-            site.op.attributes["cpu.site"] = IntegerAttr(site.index, i64)
+            site.op.attributes[f"{self.target}.kernel"] = StringAttr(site.kernel)
+            site.op.attributes[f"{self.target}.site"] = IntegerAttr(site.index, i64)

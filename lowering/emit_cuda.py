@@ -9,7 +9,7 @@ loop nests are the same; what differs:
   reduction ends it, each block reduces one output element at a time, its threads combining
   in a shared-memory tree, and long sums split over more blocks that add atomically;
 - a matmul site is a tiled shared-memory kernel (transposed operands read in place, batch
-  dimensions on the grid's z axis), then its epilogue as a grid-stride kernel;
+  dimensions decoded from the tile index), then its epilogue as a grid-stride kernel;
 - convolution and pooling call host launchers from `cuda_runtime` (im2col and the tiled
   product, gathered col2im, atomics where windows overlap);
 - scatter-add adds atomically; an output that a kernel adds into is zeroed by a fill kernel;
@@ -26,21 +26,21 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import SSAValue
-from xdsl.passes import ModulePass
 
 from irnet.dialects import nn
 
 from . import cuda_runtime
 from .emit_cpu import (
     CpuOptions,
+    EmitCpuPass,
     EmittedModule,
     FunctionEmitter,
     LoopNest,
     ModuleEmitter,
+    NestCode,
     axes_of,
     index_src,
     shape_of,
@@ -113,44 +113,44 @@ class CudaLoopNest(LoopNest):
         self, names: dict[SSAValue, str], out_names: Sequence[str], parallel: bool
     ) -> tuple[list[str], bool]:
         code = self.code(names, out_names)
+        body = self.elementwise(code) if code.reduction is None else self.reduce(code)
+        return ["    " + s for s in body], False
+
+    @staticmethod
+    def elementwise(code: NestCode) -> list[str]:
+        """A grid-stride loop over the flattened domain."""
+        total = product(code.sizes) if code.loop_vars else "1"
+        if code.loop_vars == ["i"]:  # a flat nest: the flat index is the index
+            return [*code.pre, grid_stride("i", total), *("    " + s for s in code.body)]
+        inner = [*decode("t", code.loop_vars, code.sizes), *code.body]
+        return [*code.pre, grid_stride("t", total), *("    " + s for s in inner)]
+
+    def reduce(self, code: NestCode) -> list[str]:
+        """Block x reduces output elements x, x + gridDim.x, ...: its threads stride over the
+        reduced elements (with gridDim.y blocks sharing each), then combine in a tree in shared
+        memory (blockDim.x is a power of two)."""
         red = code.reduction
-        if red is None:
-            total = product(code.sizes) if code.loop_vars else "1"
-            lines = [*code.pre, grid_stride("t", total)]
-            inner = code.body
-            if code.loop_vars == ["i"]:
-                lines[-1] = grid_stride("i", total)
-            else:
-                inner = [*decode("t", code.loop_vars, code.sizes), *inner]
-            return ["    " + s for s in [*lines, *("    " + s for s in inner)]], False
+        assert red is not None
         kept = [d for d in range(self.rank) if d not in red.axes]
-        kvars = [code.loop_vars[d] for d in kept]
-        rvars = [code.loop_vars[d] for d in red.axes]
         ksizes = [code.sizes[d] for d in kept]
         rsizes = [code.sizes[d] for d in red.axes]
-        target = f"{red.out}{index_src(red.index(code.loop_vars))}"
+        index = red.index(code.loop_vars)
         finish = red.finish("sm[0]")
-        if not chunked(red.kind, len(red.index(code.loop_vars))):
-            store = [f"    {target} = {finish}"]
-        else:
-            add = atomic_add(red.out, red.index(code.loop_vars), finish)
-            store = [
-                "    if cuda.gridDim.y == 1:",
-                f"        {target} = {finish}",
-                "    else:",
-                f"        {add}",
-            ]
-        lines = [
+        store = [f"{red.out}{index_src(index)} = {finish}"]
+        if chunked(red.kind, len(index)):
+            add = atomic_add(red.out, index, finish)
+            store = ["if cuda.gridDim.y == 1:", "    " + store[0], "else:", f"    {add}"]
+        return [
             *code.pre,
             f"sm = cuda.shared.array(THREADS, {red.dtype})",
             "tid = cuda.threadIdx.x",
             f"for kk in range(cuda.blockIdx.x, {product(ksizes)}, cuda.gridDim.x):",
-            *("    " + s for s in decode("kk", kvars, ksizes)),
+            *("    " + s for s in decode("kk", [code.loop_vars[d] for d in kept], ksizes)),
             f"    acc = {red.init}",
             "    step = cuda.blockDim.x * cuda.gridDim.y",
             f"    for rr in range(cuda.blockIdx.y * cuda.blockDim.x + tid, {product(rsizes)}, "
             "step):",
-            *("        " + s for s in decode("rr", rvars, rsizes)),
+            *("        " + s for s in decode("rr", [code.loop_vars[d] for d in red.axes], rsizes)),
             *("        " + s for s in code.body),
             f"        acc = {red.combine('acc', red.value)}",
             "    sm[tid] = acc",
@@ -162,10 +162,9 @@ class CudaLoopNest(LoopNest):
             "        cuda.syncthreads()",
             "        half //= 2",
             "    if tid == 0:",
-            *("    " + s for s in store),
+            *("        " + s for s in store),
             "    cuda.syncthreads()",
         ]
-        return ["    " + s for s in lines], False
 
 
 # --- one function ------------------------------------------------------------------------------
@@ -198,23 +197,17 @@ class CudaFunctionEmitter(FunctionEmitter):
         kind = "max" if isinstance(nest.reduction, nn.ReduceMaxOp) else "sum"
         split = chunked(kind, len(shape_of(nest.reduction_value)))
         if split:
-            self.m.record_fill(self.arg_type(out))
+            self.m.record_fill(numba_type(self.m.np_type(nest.reduction_value.type), 1))
         return f"[_reduce_launch({out}, {kept}, {reduced}, {split})]"
 
-    def call(
-        self,
-        site: int,
-        kernel: str,
-        args: Sequence[str],
-        outs: Sequence[str],
-        ins: Sequence[str],
-        launch: str = "",
-    ) -> None:
+    def launch(self, kernel: str, args: Sequence[str], outs: Sequence[str], given: str) -> str:
+        """The given launch, else a grid over the first output (host launchers have none);
+        the argument types are recorded for SIGNATURES."""
         assert isinstance(self.m, CudaModuleEmitter)
-        if not launch and not self.m.is_launcher(kernel):
-            launch = f"[_grid({outs[0]}.size)]"
         self.m.record(kernel, [self.arg_type(a) for a in args])
-        super().call(site, kernel, args, outs, ins, launch)
+        if given or self.m.is_launcher(kernel):
+            return given
+        return f"[_grid({outs[0]}.size)]"
 
     def arg_type(self, arg: str) -> str:
         """The Numba type of a kernel argument (an array name, a flattened view, an int)."""
@@ -274,21 +267,24 @@ class CudaFunctionEmitter(FunctionEmitter):
             f"def {{name}}_mm({lhs[0]}, {rhs[0]}, {p}):",
             f"    sa = cuda.shared.array((TILE, TILE), {dtype})",
             f"    sb = cuda.shared.array((TILE, TILE), {dtype})",
-            "    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y",
+            "    tx, ty, rows = cuda.threadIdx.x, cuda.threadIdx.y, cuda.blockDim.y",
             f"    m, n, k = {p}.shape[{batch}], {p}.shape[{batch + 1}], {k_size}",
-            "    tm, tn = (m + TILE - 1) // TILE, (n + TILE - 1) // TILE",
+            "    tm, tn = (m + rows - 1) // rows, (n + TILE - 1) // TILE",
             f"    for tile in range(cuda.blockIdx.x, {product([*batch_sizes, 'tm', 'tn'])}, "
             "cuda.gridDim.x):",
-            "        i = (tile // tn) % tm * TILE + ty",
+            "        i = (tile // tn) % tm * rows + ty",
             "        j = tile % tn * TILE + tx",
             *("        " + s for s in decode("(tile // (tm * tn))", bvars, batch_sizes)),
             f"        acc = {zero}",
             "        for t0 in range(0, k, TILE):",
-            "            ka, kb = t0 + tx, t0 + ty",
+            "            ka = t0 + tx",
             f"            sa[ty, tx] = {element(lhs, 'i', 'ka')} if i < m and ka < k else {zero}",
-            f"            sb[ty, tx] = {element(rhs, 'kb', 'j')} if j < n and kb < k else {zero}",
+            "            for r in range(ty, TILE, rows):",
+            "                kb = t0 + r",
+            f"                b = {element(rhs, 'kb', 'j')} if j < n and kb < k else {zero}",
+            "                sb[r, tx] = b",
             "            cuda.syncthreads()",
-            "            for q in range(TILE):",
+            "            for q in range(k - t0 if k - t0 < TILE else TILE):",
             "                acc += sa[ty, q] * sb[q, tx]",
             "            cuda.syncthreads()",
             "        if i < m and j < n:",
@@ -305,7 +301,9 @@ class CudaFunctionEmitter(FunctionEmitter):
             body, _ = nest.lines(kin, kout, False)
             kernels += ["", "", "@cuda.jit(**JIT)", f"def {{name}}_ep({', '.join(params)}):"]
             kernels += body
-            launcher.append(f"    {{name}}_ep[_grid({p}.size)]({', '.join(params)})")
+            sizes = [f"{p}.shape[{d}]" for d in range(len(domain))]
+            launch = self.nest_launch(nest, sizes, kout)
+            launcher.append(f"    {{name}}_ep{launch}({', '.join(params)})")
         return "\n".join([*kernels, "", "", *launcher])
 
 
@@ -405,19 +403,13 @@ def emit_module(
 
 
 @dataclass(frozen=True)
-class EmitCudaPass(ModulePass):
+class EmitCudaPass(EmitCpuPass):
     """Emit the cuda module (discarded; `irnet compile --target cuda` writes it) and mark
     every top-level op with the kernel it became: `cuda.kernel`, `cuda.site`."""
 
     name = "emit-cuda"
+    target = "cuda"
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
-
-        emitted = emit_module(op)
-        for entry in emitted.entries.values():
-            if entry.error is not None:
-                raise entry.error
-        for site in emitted.sites:
-            site.op.attributes["cuda.kernel"] = StringAttr(site.kernel)
-            site.op.attributes["cuda.site"] = IntegerAttr(site.index, i64)
+    @staticmethod
+    def emit(module: ModuleOp) -> EmittedModule:
+        return emit_module(module)

@@ -7,49 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from ir_helpers import DTYPES, attr, ty
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     ModuleOp,
-    StringAttr,
-    TensorType,
-    UnitAttr,
-    f32,
-    f64,
-    i1,
-    i32,
-    i64,
 )
-from xdsl.ir import Attribute, Block, Region
+from xdsl.ir import Block, Region
 
 from irnet import reference
 from irnet.dialects import nn
-from irnet.dialects.shapes import DYN
 from irnet.params import arguments, initial_parameters
 
 END = nn.SLICE_END
-DTYPES = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
-
-
-def ty(spec: str) -> TensorType:
-    """`"f32[?, 10]"` -> `tensor<?x10xf32>`."""
-    dtype, _, dims = spec.partition("[")
-    shape = [DYN if d.strip() == "?" else int(d) for d in dims.rstrip("]").split(",") if d.strip()]
-    return TensorType(DTYPES[dtype], shape)
-
-
-def attr(value: object) -> Attribute:
-    if isinstance(value, Attribute):
-        return value
-    if value is True:
-        return UnitAttr()
-    if isinstance(value, int):
-        return nn.int_attr(value)
-    if isinstance(value, str):
-        return StringAttr(value)
-    return nn.int_array(value)
-
-
 # --- every op against the reference ------------------------------------------------------------
 
 
@@ -440,3 +410,28 @@ def ops_module() -> ModuleOp:
     module = ModuleOp(functions)
     module.verify()
     return module
+
+
+def check_case(index: int, module: ModuleOp, run: Callable) -> None:
+    """Case `index` of `module` (`ops_module()`) run by a target's `run` against the
+    reference."""
+    case = CASES[index]
+    args = case.values()
+    kw = {"training": True, "step": 3, "seed": 5}
+    expected = reference.Reference(module).run(f"case{index}", args, **kw)
+    assert_matches(run(f"case{index}", args, **kw), expected, case.exact, rtol=2e-5, atol=2e-6)
+
+
+def check_extreme_values(module: ModuleOp, run: Callable) -> None:
+    """NaN and Inf go through every elementwise op, and NaN through the maximum-like ops, as
+    in NumPy."""
+    special = np.array([[np.nan, np.inf, -np.inf, 0.0], [-0.0, 1e30, -1e30, 1e-30]], np.float32)
+    ref = reference.Reference(module)
+    for index, case in enumerate(CASES):
+        if case.op in UNARY and case.operands[0][0] == "f32[?, 4]":
+            assert_matches(run(f"case{index}", [special]), ref.run(f"case{index}", [special]))
+    for index, case in enumerate(CASES):
+        if case.id in ("maximum", "minimum", "max-pool-2x2", "reduce-max-all", "softmax-1"):
+            args = case.values()
+            args[0].flat[::3] = np.nan
+            assert_matches(run(f"case{index}", args), ref.run(f"case{index}", args))

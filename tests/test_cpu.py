@@ -24,7 +24,7 @@ import numpy as np
 import op_cases
 import pytest
 from conftest import PROGRAMS, ROOT, console_script, subprocess_env
-from op_cases import CASES, CONSTANTS, UNARY, assert_matches, inputs_for, public_functions
+from op_cases import CASES, CONSTANTS, assert_matches, inputs_for, public_functions
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     ModuleOp,
@@ -56,12 +56,7 @@ def test_every_op_is_compiled():
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c.id for c in CASES])
 def test_op_matches_the_reference(index, ops_module, ops_runner):
-    case = CASES[index]
-    args = case.values()
-    kw = {"training": True, "step": 3, "seed": 5}
-    expected = reference.Reference(ops_module).run(f"case{index}", args, **kw)
-    actual = ops_runner.run(f"case{index}", args, **kw)
-    assert_matches(actual, expected, case.exact, rtol=2e-5, atol=2e-6)
+    op_cases.check_case(index, ops_module, ops_runner.run)
 
 
 @pytest.mark.parametrize("index", range(len(CONSTANTS)))
@@ -74,18 +69,8 @@ def test_constants(index, ops_module, ops_runner):
 
 
 def test_extreme_values_propagate_as_in_numpy(ops_module, ops_runner):
-    """NaN and Inf go through every elementwise op as in NumPy (no fast-math `nnan`/`ninf`)."""
-    special = np.array([[np.nan, np.inf, -np.inf, 0.0], [-0.0, 1e30, -1e30, 1e-30]], np.float32)
-    ref = reference.Reference(ops_module)
-    for index, case in enumerate(CASES):
-        if case.op in UNARY and case.operands[0][0] == "f32[?, 4]":
-            expected = ref.run(f"case{index}", [special])
-            assert_matches(ops_runner.run(f"case{index}", [special]), expected)
-    for index, case in enumerate(CASES):
-        if case.id in ("maximum", "minimum", "max-pool-2x2", "reduce-max-all", "softmax-1"):
-            args = case.values()
-            args[0].flat[::3] = np.nan
-            assert_matches(ops_runner.run(f"case{index}", args), ref.run(f"case{index}", args))
+    """No fast-math `nnan`/`ninf`."""
+    op_cases.check_extreme_values(ops_module, ops_runner.run)
 
 
 def test_float64_mode_computes_in_float64(ops_module, cache):

@@ -14,6 +14,7 @@ the cpu target's tests (`op_cases.assert_matches`): float32 sums in another orde
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ import numpy as np
 import op_cases
 import pytest
 from conftest import PROGRAMS, ROOT, console_script, subprocess_env
-from op_cases import CASES, CONSTANTS, UNARY, assert_matches, inputs_for, public_functions
+from op_cases import CASES, CONSTANTS, assert_matches, inputs_for, public_functions
 
 from irnet import driver, reference
 from irnet.errors import IrnError
@@ -56,14 +57,14 @@ def ops_runner(ops_module, cache):
 # --- every op against the reference ------------------------------------------------------------
 
 
+def on_host(runner):
+    """`runner.run`, its results copied to the host."""
+    return lambda *args, **kw: host(runner.run(*args, **kw))
+
+
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c.id for c in CASES])
 def test_op_matches_the_reference(index, ops_module, ops_runner):
-    case = CASES[index]
-    args = case.values()
-    kw = {"training": True, "step": 3, "seed": 5}
-    expected = reference.Reference(ops_module).run(f"case{index}", args, **kw)
-    actual = host(ops_runner.run(f"case{index}", args, **kw))
-    assert_matches(actual, expected, case.exact, rtol=2e-5, atol=2e-6)
+    op_cases.check_case(index, ops_module, on_host(ops_runner))
 
 
 @pytest.mark.parametrize("index", range(len(CONSTANTS)))
@@ -76,18 +77,7 @@ def test_constants_are_fresh_device_arrays(index, ops_module, ops_runner):
 
 
 def test_extreme_values_propagate_as_in_numpy(ops_module, ops_runner):
-    special = np.array([[np.nan, np.inf, -np.inf, 0.0], [-0.0, 1e30, -1e30, 1e-30]], np.float32)
-    ref = reference.Reference(ops_module)
-    for index, case in enumerate(CASES):
-        if case.op in UNARY and case.operands[0][0] == "f32[?, 4]":
-            expected = ref.run(f"case{index}", [special])
-            assert_matches(host(ops_runner.run(f"case{index}", [special])), expected)
-    for index, case in enumerate(CASES):
-        if case.id in ("maximum", "minimum", "max-pool-2x2", "reduce-max-all", "softmax-1"):
-            args = case.values()
-            args[0].flat[::3] = np.nan
-            actual = host(ops_runner.run(f"case{index}", args))
-            assert_matches(actual, ref.run(f"case{index}", args))
+    op_cases.check_extreme_values(ops_module, on_host(ops_runner))
 
 
 def test_float64_mode_computes_in_float64(ops_module, cache):
@@ -163,6 +153,25 @@ def test_examples_train_on_the_device_as_on_the_reference(program, cache, monkey
     assert all(hasattr(v, "copy_to_host") for v in on_device.values())
     for name, expected in sessions[0].params.items():
         assert_matches([np.asarray(on_device[name])], [expected], rtol=1e-4, atol=1e-5)
+
+
+def test_irnet_train_on_the_cuda_target(tmp_path, cache):
+    """The CLI end to end: an epoch of steps on the device, and the same loss and checkpointed
+    parameters as on the reference target."""
+    env = {**subprocess_env(), "IRNET_CACHE_DIR": str(cache)}
+    losses = []
+    for target in ("reference", "cuda"):
+        log = tmp_path / f"{target}.jsonl"
+        done = cli("train", "examples/linreg.irn", "--target", target, "--epochs", "1",
+                   "--checkpoint-dir", str(tmp_path / target), "--log", str(log),
+                   env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+        losses.append(record["train_loss"])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+    saved = [np.load(tmp_path / t / "linreg-last.npz") for t in ("reference", "cuda")]
+    for name in (n for n in saved[0].files if n.startswith("param")):
+        np.testing.assert_allclose(saved[1][name], saved[0][name], rtol=1e-4, atol=1e-6)
 
 
 def _cached(runner_class, cache: Path):
