@@ -506,6 +506,9 @@ class LoopNest:
         self.outputs = list(outputs)
         self.preset = dict(preset or {})
         """Values read at the domain index from a named array (a matmul's product)."""
+        self.scalars: dict[SSAValue, str] = {}
+        """Preset values that are a local variable at each point instead (a matmul kernel's
+        accumulator, for an epilogue run as each product element is made)."""
         self.defined = {r for op in self.ops for r in op.results}
         self.reduction = self.ops[-1] if self.ops and isinstance(self.ops[-1], REDUCTIONS) else None
         self.inputs: list[SSAValue] = []
@@ -624,6 +627,8 @@ class LoopNest:
                 assert isinstance(const, nn.ConstantOp)
                 return self.m.literal(const.splat_value(), self.m.np_type(value.type))
             s = shape_of(value)
+            if value in self.scalars:
+                return self.scalars[value]
             if value in self.preset:
                 return load(
                     self.preset[value], loop_vars if flat else [ivar(d) for d in range(rank)]

@@ -9,7 +9,8 @@ loop nests are the same; what differs:
   reduction ends it, each block reduces one output element at a time, its threads combining
   in a shared-memory tree, and long sums split over more blocks that add atomically;
 - a matmul site is a tiled shared-memory kernel (transposed operands read in place, batch
-  dimensions decoded from the tile index), then its epilogue as a grid-stride kernel;
+  dimensions decoded from the tile index) that runs its elementwise epilogue on each product
+  element as it makes it; an epilogue ending in a reduction is a second kernel;
 - convolution and pooling call host launchers from `cuda_runtime` (im2col and the tiled
   product, gathered col2im, atomics where windows overlap);
 - scatter-add adds atomically; an output that a kernel adds into is zeroed by a fill kernel;
@@ -46,7 +47,7 @@ from .emit_cpu import (
     shape_of,
 )
 
-EMITTER_VERSION = "1"
+EMITTER_VERSION = "2"
 """Part of the compile cache key: bump when the emitted code changes for the same IR."""
 
 
@@ -245,6 +246,9 @@ class CudaFunctionEmitter(FunctionEmitter):
     # matmul: a tiled kernel, then the epilogue
 
     def matmul_text(self, params, lhs, rhs, p, product_value, nest, kin, kout) -> str:
+        """A tiled kernel. An elementwise epilogue runs on each element of the product as it
+        is made (the product itself is stored only if it is an output); one that ends in a
+        reduction is a second kernel over the stored product."""
         domain = shape_of(product_value)
         batch = len(domain) - 2
         dtype = self.m.np_type(product_value.type)
@@ -262,9 +266,21 @@ class CudaFunctionEmitter(FunctionEmitter):
         a_name, at, ashape = lhs
         k_size = f"{a_name}.shape[{len(ashape) - (2 if at else 1)}]"
         zero = self.m.literal(0, dtype)
+        fused = bool(nest.ops) and nest.reduction is None
+        pre: list[str] = []
+        point = [f"{p}[{', '.join([*bvars, 'i', 'j'])}] = acc"]
+        mm_params = [lhs[0], rhs[0], p]
+        if fused:
+            nest.scalars = {product_value: "acc"}
+            code = nest.code(kin, kout)
+            loop_vars = [f"i{d}" for d in range(len(domain))]
+            moved = [f"{v} = {w}" for v, w in zip(loop_vars, [*bvars, "i", "j"])]
+            point = [*(point if product_value in nest.outputs else []), *moved, *code.body]
+            pre, mm_params = code.pre, list(params)
         mm = [
             "@cuda.jit(**JIT)",
-            f"def {{name}}_mm({lhs[0]}, {rhs[0]}, {p}):",
+            f"def {{name}}_mm({', '.join(mm_params)}):",
+            *("    " + s for s in pre),
             f"    sa = cuda.shared.array((TILE, TILE), {dtype})",
             f"    sb = cuda.shared.array((TILE, TILE), {dtype})",
             "    tx, ty, rows = cuda.threadIdx.x, cuda.threadIdx.y, cuda.blockDim.y",
@@ -288,16 +304,16 @@ class CudaFunctionEmitter(FunctionEmitter):
             "                acc += sa[ty, q] * sb[q, tx]",
             "            cuda.syncthreads()",
             "        if i < m and j < n:",
-            f"            {p}[{', '.join([*bvars, 'i', 'j'])}] = acc",
+            *("            " + s for s in point),
         ]
         batches = product(batch_sizes)
         launcher = [
             f"def {{name}}({', '.join(params)}):",
             f"    {{name}}_mm[_tile_grid({batches}, {p}.shape[{batch}], "
-            f"{p}.shape[{batch + 1}])]({lhs[0]}, {rhs[0]}, {p})",
+            f"{p}.shape[{batch + 1}])]({', '.join(mm_params)})",
         ]
         kernels = [*mm]
-        if nest.ops:
+        if nest.ops and not fused:
             body, _ = nest.lines(kin, kout, False)
             kernels += ["", "", "@cuda.jit(**JIT)", f"def {{name}}_ep({', '.join(params)}):"]
             kernels += body

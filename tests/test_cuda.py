@@ -76,6 +76,7 @@ def test_constants_are_fresh_device_arrays(index, ops_module, ops_runner):
     assert_matches(host([first]), expected, exact=True)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy, in the simulator
 def test_extreme_values_propagate_as_in_numpy(ops_module, ops_runner):
     op_cases.check_extreme_values(ops_module, on_host(ops_runner))
 
@@ -183,6 +184,7 @@ def _cached(runner_class, cache: Path):
     return make
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy, in the simulator
 def test_anomaly_detection_names_the_op_that_made_the_nan(ops_module, ops_runner):
     index = next(i for i, c in enumerate(CASES) if c.id == "log")
     bad = -np.ones((2, 4), np.float32)
