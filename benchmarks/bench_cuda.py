@@ -75,16 +75,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--models", default=",".join(WORKLOADS))
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="in Numba's simulator (NUMBA_ENABLE_CUDASIM=1): checks the script; the times mean "
+        "nothing",
+    )
     args = parser.parse_args()
     from numba import config, cuda
 
     from irnet.cuda import device_problem
 
-    if config.ENABLE_CUDASIM:
+    if config.ENABLE_CUDASIM and not args.dry_run:
         sys.exit("bench_cuda: the simulator is on; set NUMBA_ENABLE_CUDASIM=0")
     if device_problem():
         sys.exit(f"bench_cuda: {device_problem()}")
-    print(f"GPU: {cuda.get_current_device().name.decode(errors='replace')}")
+    if config.ENABLE_CUDASIM:
+        print("GPU: none, Numba's simulator (a dry run)")
+    else:
+        print(f"GPU: {cuda.get_current_device().name.decode(errors='replace')}")
     print(f"{'workload':<12} {'cpu ms':>10} {'cuda ms':>10} {'speed-up':>9}")
     for key in args.models.split(","):
         row = bench(key, args.repeat)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -313,8 +312,17 @@ def test_emit_pass_names_each_ops_kernel():
     assert marked and all("cuda.site" in op.attributes for op in marked)
 
 
-def test_gpu_check_script_is_ready():
+def test_gpu_check_script_is_ready(cache):
+    """The GPU check's shell script parses, and its benchmark runs end to end (a dry run in
+    the simulator, on the smallest workload)."""
     script = ROOT / "benchmarks" / "gpu_check.sh"
     assert os.access(script, os.X_OK)
-    if shutil.which("bash"):
-        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    env = {**subprocess_env(), "IRNET_CACHE_DIR": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_cuda.py", "--models", "linreg", "--repeat", "1",
+         "--dry-run"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^linreg\s+[\d.]+\s+[\d.]+\s+[\d.]+x$", done.stdout, re.M), done.stdout
