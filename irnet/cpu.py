@@ -23,7 +23,7 @@ import os
 import platform
 import sys
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,27 +96,43 @@ def lower(module: ModuleOp) -> ModuleOp:
 
 
 GENERATOR = ("fusion", "memplan", "emit_cpu", "cpu_runtime")
-"""The modules of `irnet.lowering` that turn IR into the emitted file. The cache key is taken
-before lowering, so it hashes their text: an edit to any of them makes a new entry."""
+"""The modules of `irnet.lowering` that turn IR into the cpu target's file. The cache key is
+taken before lowering, so it hashes their text: an edit to any of them makes a new entry."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a compiled target emits, and the cache folder and module names it uses."""
+
+    name: str
+    emit: Callable[..., EmittedModule]
+    """`emit(lowered, options, source_name)`: the module's source."""
+    generator: tuple[str, ...]
+    """The modules of `irnet.lowering` whose text goes into the cache key."""
+
+
+CPU = Target("cpu", emit_module, GENERATOR)
 
 
 @functools.cache
-def generator_digest() -> str:
+def generator_digest(generator: tuple[str, ...] = GENERATOR) -> str:
     digest = hashlib.sha256()
-    for name in GENERATOR:
+    for name in generator:
         path = importlib.util.find_spec(f"irnet.lowering.{name}").origin  # type: ignore[union-attr]
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
 
 
-def cache_key(ir_text: str, options: CpuOptions, source_name: str = "") -> str:
+def cache_key(
+    ir_text: str, options: CpuOptions, source_name: str = "", target: Target = CPU
+) -> str:
     """The key of the module emitted from IR `ir_text` (printed before lowering)."""
     blob = json.dumps(
         {
-            "target": "cpu",
+            "target": target.name,
             "options": options.key(),
             "versions": versions(),
-            "generator": generator_digest(),
+            "generator": generator_digest(target.generator),
             "source": source_name,
             "ir": ir_text,
         },
@@ -143,7 +159,12 @@ class CachedCpu(CompiledCpu):
     and `emitted` (the sites that errors map back to) are computed when first asked for."""
 
     def __init__(
-        self, module: types.ModuleType, path: Path, key: str, source: ModuleOp, **emit: Any
+        self,
+        module: types.ModuleType,
+        path: Path,
+        key: str,
+        source: ModuleOp,
+        emit: Callable[[ModuleOp], EmittedModule],
     ):
         self.module, self.path, self.key, self.created = module, path, key, False
         self.source, self.emit = source, emit
@@ -154,7 +175,7 @@ class CachedCpu(CompiledCpu):
 
     @functools.cached_property
     def emitted(self) -> EmittedModule:  # type: ignore[override]
-        return emit_module(self.lowered, **self.emit)
+        return self.emit(self.lowered)
 
 
 _LOADED: dict[str, types.ModuleType] = {}
@@ -186,19 +207,23 @@ def compile_module(
     *,
     source_name: str = "",
     cache: Path | None = None,
+    target: Target = CPU,
 ) -> CompiledCpu:
     """Import `module` (after `driver.PIPELINE`) from the disk cache, or lower, emit, write
     and import it."""
     options = options or CpuOptions(parallel=default_parallel())
-    key = cache_key(print_ir(module), options, source_name)
-    folder = (cache or cache_root()) / "cpu" / key[:32]
-    path = folder / "model_cpu.py"
-    name = f"irnet_cpu_{key[:32]}"
+    key = cache_key(print_ir(module), options, source_name, target)
+    folder = (cache or cache_root()) / target.name / key[:32]
+    path = folder / f"model_{target.name}.py"
+    name = f"irnet_{target.name}_{key[:32]}"
+
+    def emit(lowered: ModuleOp) -> EmittedModule:
+        return target.emit(lowered, options, source_name)
+
     if path.exists():
-        emit = {"options": options, "source_name": source_name}
-        return CachedCpu(load_module(path, name), path, key, module, **emit)
+        return CachedCpu(load_module(path, name), path, key, module, emit)
     lowered = lower(module)
-    emitted = emit_module(lowered, options, source_name)
+    emitted = emit(lowered)
     try:
         write_atomically(path, emitted.source)
     except OSError as e:
@@ -225,6 +250,8 @@ class CpuRunner:
     `parallel` turns on parallel loops (default: `default_parallel()`); `cache` overrides the
     cache folder. Kernels compile on their first call (or load from the cache)."""
 
+    target = CPU
+
     def __init__(
         self,
         module: ModuleOp,
@@ -243,7 +270,11 @@ class CpuRunner:
         )
         self.options = options
         self.compiled = compile_module(
-            module, options, source_name=source_name, cache=Path(cache) if cache else None
+            module,
+            options,
+            source_name=source_name,
+            cache=Path(cache) if cache else None,
+            target=self.target,
         )
         self._signatures: dict[str, tuple[func.FuncOp, list[tuple[np.dtype, tuple]]]] = {}
 

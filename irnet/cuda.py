@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,20 +22,11 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from irnet.dialects.shapes import DYN
-from irnet.lowering.emit_cpu import CpuOptions, EmittedModule
-from irnet.lowering.emit_cuda import EMITTER_VERSION, emit_module
+from irnet.lowering.emit_cpu import CpuOptions
+from irnet.lowering.emit_cuda import emit_module
 
-from . import driver, reference
-from .cpu import (
-    CompiledCpu,
-    CpuRunner,
-    cache_root,
-    load_module,
-    lower,
-    print_ir,
-    versions,
-    write_atomically,
-)
+from . import driver
+from .cpu import GENERATOR, CpuRunner, Target, load_module, lower
 from .errors import IrnError
 
 SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
@@ -76,53 +66,14 @@ def require_device() -> None:
         raise IrnError(problem)
 
 
-def cache_key(ir_text: str, options: CpuOptions) -> str:
-    blob = json.dumps(
-        {
-            "target": "cuda",
-            "options": options.key(),
-            "versions": {**versions(), "emit_cuda": EMITTER_VERSION},
-            "ir": ir_text,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def emit(module: ModuleOp, options: CpuOptions, source_name: str) -> tuple[ModuleOp, EmittedModule]:
-    """`module` (after `driver.PIPELINE`) lowered and emitted for the cuda target."""
-    lowered = lower(module)
-    return lowered, emit_module(lowered, options, source_name)
-
-
-def compile_module(
-    module: ModuleOp,
-    options: CpuOptions | None = None,
-    *,
-    source_name: str = "",
-    cache: Path | None = None,
-) -> CompiledCpu:
-    """Lower, emit and import `module` through the disk cache (the module's kernels compile
-    on their first launch, or load from Numba's cache beside it)."""
-    options = options or CpuOptions()
-    lowered, emitted = emit(module, options, source_name)
-    key = cache_key(print_ir(lowered), options)
-    folder = (cache or cache_root()) / "cuda" / key[:32]
-    path = folder / "model_cuda.py"
-    created = False
-    if not path.exists() or path.read_text(encoding="utf-8") != emitted.source:
-        try:
-            write_atomically(path, emitted.source)
-        except OSError as e:
-            raise IrnError(f"cannot write the compile cache {folder}: {e.strerror or e}") from None
-        created = True
-    loaded = load_module(path, f"irnet_cuda_{key[:32]}")
-    return CompiledCpu(loaded, emitted, lowered, path, key, created)
+CUDA = Target("cuda", emit_module, (*GENERATOR, "emit_cuda", "cuda_runtime"))
 
 
 class CudaRunner(CpuRunner):
     """Runs functions of one module on the GPU (or the simulator); `run` as
     `Reference.run`, returning device arrays."""
+
+    target = CUDA
 
     def __init__(
         self,
@@ -138,16 +89,9 @@ class CudaRunner(CpuRunner):
             # on the interpreter's thread switches: switching every 0.1 ms, not every 5 ms,
             # runs the kernels about ten times faster
             sys.setswitchinterval(min(sys.getswitchinterval(), 1e-4))
-        self.reference = reference.Reference(module, float_dtype=float_dtype)
-        self.module = module
-        self.float_dtype = self.reference.float_dtype
-        self.options = CpuOptions(
-            float_dtype=self.float_dtype.name if self.float_dtype is not None else None
+        super().__init__(
+            module, float_dtype=float_dtype, parallel=False, cache=cache, source_name=source_name
         )
-        self.compiled = compile_module(
-            module, self.options, source_name=source_name, cache=Path(cache) if cache else None
-        )
-        self._signatures = {}
 
     def fits(self, args: Any, types: list[tuple[np.dtype, tuple]]) -> bool:
         """Whether `args` are already host or device arrays of the argument types."""
@@ -200,7 +144,7 @@ def compile_file(args: argparse.Namespace) -> None:
     compiled = driver.load(args.file)
     driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
     options = CpuOptions(float_dtype="float64" if args.f64 else None)
-    _, emitted = emit(compiled.module, options, args.file)
+    emitted = emit_module(lower(compiled.module), options, args.file)
     errors = [e.error for e in emitted.entries.values() if e.error is not None]
     if errors:
         raise errors[0]

@@ -76,6 +76,14 @@ class NumbaCudaTarget(Target):
 
         NumbaCpuTarget.write(emit_module, module, output)
 
+    def run(self, module: ModuleOp, function: str, args, seed: int = 0):
+        """Evaluate `@function` on the GPU or the simulator (the REPL's `:target cuda`)."""
+        import numpy as np
+
+        from .cuda import CudaRunner
+
+        return tuple(np.asarray(r) for r in CudaRunner(module).run(function, args, seed=seed))
+
 
 def _nn_dialect():
     from irnet.dialects.nn import NN
