@@ -394,20 +394,20 @@ class CpuRunner:
 # --- the CLI's `compile` and `run --target cpu` ------------------------------------------------
 
 
-def compile_file(args: argparse.Namespace) -> None:
+def compile_file(args: argparse.Namespace, target: Target = CPU) -> None:
     """`irnet compile FILE --target cpu [-o OUT]`: the emitted module, to a file or stdout."""
     compiled = driver.load(args.file)
     driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
     lowered = lower(compiled.module)
     parallel = default_parallel() if args.parallel is None else args.parallel
     options = CpuOptions(float_dtype="float64" if args.f64 else None, parallel=parallel)
-    emitted = emit_module(lowered, options, args.file)
+    emitted = target.emit(lowered, options, args.file)
     errors = [e.error for e in emitted.entries.values() if e.error is not None]
     if errors:
         raise errors[0]
     if args.output:
         Path(args.output).write_text(emitted.source, encoding="utf-8")
-        kernels = sum(1 for line in emitted.source.splitlines() if line.startswith("def k"))
+        kernels = len({site.kernel for site in emitted.sites} - {"reshape", "_uniform"})
         print(
             f"wrote {args.output}: {len(emitted.entries)} entry points, {kernels} kernels, "
             f"{len(emitted.sites)} kernel calls"

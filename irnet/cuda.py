@@ -22,11 +22,10 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from irnet.dialects.shapes import DYN
-from irnet.lowering.emit_cpu import CpuOptions
 from irnet.lowering.emit_cuda import emit_module
 
-from . import driver
-from .cpu import GENERATOR, CpuRunner, Target, load_module, lower
+from . import cpu
+from .cpu import GENERATOR, CpuRunner, Target, load_module
 from .errors import IrnError
 
 SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
@@ -40,7 +39,7 @@ def device_problem() -> str | None:
         return f"cannot import numba.cuda ({e})"
     if config.ENABLE_CUDASIM:
         return None
-    if os.environ.get(SIMULATOR_ENV, "0") not in ("", "0") and not config.ENABLE_CUDASIM:
+    if os.environ.get(SIMULATOR_ENV, "0") not in ("", "0"):
         return f"{SIMULATOR_ENV} was set after Numba was imported"
     try:
         if cuda.is_available():
@@ -112,7 +111,7 @@ def ptx(path: Path, cc: tuple[int, int] = (9, 0)) -> dict[str, str]:
     """Every kernel of the emitted module at `path` compiled to PTX for compute capability
     `cc`, by the argument types in its SIGNATURES table. Needs the CUDA toolkit's NVVM, not a
     GPU; not in the simulator, which compiles nothing."""
-    from numba import config, cuda, types
+    from numba import config, cuda
 
     if config.ENABLE_CUDASIM:
         raise IrnError(f"PTX needs Numba's real CUDA target: unset {SIMULATOR_ENV}")
@@ -120,10 +119,9 @@ def ptx(path: Path, cc: tuple[int, int] = (9, 0)) -> dict[str, str]:
     compiled = {}
     for name, signatures in module.SIGNATURES.items():
         for k, signature in enumerate(signatures):
-            argtypes = tuple(eval(t, {"__builtins__": {}}, vars(types)) for t in signature)
             kernel = getattr(module, name).py_func
             try:
-                text, _ = cuda.compile_ptx(kernel, argtypes, cc=cc)
+                text, _ = cuda.compile_ptx(kernel, f"void({', '.join(signature)})", cc=cc)
             except Exception as e:  # noqa: BLE001 - a toolkit or typing failure, named
                 raise IrnError(f"{path}: kernel {name} does not compile to PTX: {e}") from None
             compiled[name if k == 0 else f"{name}.{k}"] = text
@@ -139,27 +137,20 @@ def write_ptx(module_path: Path, folder: Path, cc: tuple[int, int]) -> int:
 
 
 def compile_file(args: argparse.Namespace) -> None:
-    """`irnet compile FILE --target cuda [-o OUT]`: the emitted module, to a file or stdout.
-    Needs no GPU: the module is written, not run."""
-    compiled = driver.load(args.file)
-    driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
-    options = CpuOptions(float_dtype="float64" if args.f64 else None)
-    emitted = emit_module(lower(compiled.module), options, args.file)
-    errors = [e.error for e in emitted.entries.values() if e.error is not None]
-    if errors:
-        raise errors[0]
-    if args.output:
-        Path(args.output).write_text(emitted.source, encoding="utf-8")
-        kernels = emitted.source.count("@cuda.jit(**JIT)\ndef ")
-        print(
-            f"wrote {args.output}: {len(emitted.entries)} entry points, {kernels} kernels, "
-            f"{len(emitted.sites)} kernel calls"
-        )
-    else:
-        sys.stdout.write(emitted.source)
+    """`irnet compile FILE --target cuda [-o OUT] [--ptx DIR]`: the emitted module, and each
+    of its kernels as PTX. Needs no GPU: the module is written, not run."""
+    cpu.compile_file(args, CUDA)
     if args.ptx:
         if not args.output:
             raise IrnError("--ptx needs -o (the module whose kernels it compiles)")
-        major, _, minor = args.cc.partition(".")
-        count = write_ptx(Path(args.output), Path(args.ptx), (int(major), int(minor or 0)))
-        print(f"wrote {count} kernels as PTX for sm_{major}{minor or 0} to {args.ptx}")
+        cc = compute_capability(args.cc)
+        count = write_ptx(Path(args.output), Path(args.ptx), cc)
+        print(f"wrote {count} kernels as PTX for sm_{cc[0]}{cc[1]} to {args.ptx}")
+
+
+def compute_capability(text: str) -> tuple[int, int]:
+    """`"9.0"` -> (9, 0)."""
+    major, _, minor = text.partition(".")
+    if not (major.isdigit() and (minor or "0").isdigit()):
+        raise IrnError(f"--cc {text}: give a compute capability such as 9.0 (H100) or 8.0")
+    return int(major), int(minor or 0)
