@@ -68,6 +68,8 @@ def _arg(value, dtype, shape, what):
     return a
 
 
+_empty = np.empty
+
 _WORKSPACES = {}
 """Buffers of each entry point, by (slot, shape): allocated once per shape, reused by every
 call. The entry points are therefore not reentrant (one call at a time per process)."""
@@ -77,7 +79,7 @@ def _ws(ws, slot, shape, dtype):
     key = (slot, shape)
     a = ws.get(key)
     if a is None:
-        a = ws[key] = np.empty(shape, dtype)
+        a = ws[key] = _empty(shape, dtype)
     return a
 
 

@@ -18,6 +18,11 @@ ERRORS = CPU_PRELUDE[CPU_PRELUDE.index("class KernelError") : CPU_PRELUDE.index(
 )
 """The error classes, as in the cpu module."""
 
+WORKSPACES = CPU_PRELUDE[
+    CPU_PRELUDE.index("_WORKSPACES = {}") : CPU_PRELUDE.index("def _check(")
+].strip("\n")
+"""The workspace buffers, as in the cpu module (`_empty` allocates them on the device)."""
+
 CHECKS = "\n\n\n".join(
     CPU_PRELUDE[CPU_PRELUDE.index(f"def {name}(") :].split("\n\n\n")[0].strip("\n")
     for name in ("_check", "_same", "_window_size")
@@ -142,21 +147,12 @@ def _host(a):
     return a.copy_to_host() if _on_device(a) else np.asarray(a)
 
 
-_WORKSPACES = {}
-"""Device buffers of each entry point, by (slot, shape): allocated once per shape, reused by
-every call. The entry points are therefore not reentrant (one call at a time per process)."""
+_empty = cuda.device_array
 
 
-def _ws(ws, slot, shape, dtype):
-    key = (slot, shape)
-    a = ws.get(key)
-    if a is None:
-        a = ws[key] = cuda.device_array(shape, dtype)
-    return a
-
-
-def _empty(shape, dtype):
-    return cuda.device_array(shape, dtype)
+'''
+    + WORKSPACES
+    + '''
 
 
 _UPLOADED = {}
