@@ -27,10 +27,8 @@ import pytest
 from conftest import PROGRAMS, ROOT, console_script, subprocess_env
 from op_cases import CASES, CONSTANTS, assert_matches, inputs_for, public_functions
 
-from irnet import driver, reference
+from irnet import cuda, driver, reference
 from irnet.errors import IrnError
-
-cuda = pytest.importorskip("irnet.cuda")
 
 pytestmark = pytest.mark.skipif(
     cuda.device_problem() is not None, reason=str(cuda.device_problem())
