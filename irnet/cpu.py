@@ -33,7 +33,6 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.printer import Printer
 
-from irnet.dialects.shapes import DYN
 from irnet.lowering.emit_cpu import EMITTER_VERSION, CpuOptions, EmittedModule, emit_module
 
 from . import __version__, driver, reference
@@ -277,6 +276,7 @@ class CpuRunner:
             target=self.target,
         )
         self._signatures: dict[str, tuple[func.FuncOp, list[tuple[np.dtype, tuple]]]] = {}
+        self._entries: dict[str, tuple[func.FuncOp, list, str, Callable]] = {}
 
     def function(self, name: str) -> func.FuncOp:
         return self.signature(name)[0]
@@ -296,25 +296,6 @@ class CpuRunner:
             self._signatures[name] = (fn, types)
         return self._signatures[name]
 
-    def fits(self, args: Any, types: list[tuple[np.dtype, tuple]]) -> bool:
-        """Whether `args` are already arrays of the argument types (no conversion to do).
-        Called on every step: plain loops, identity before equality."""
-        if type(args) not in (list, tuple) or len(args) != len(types) or not types:
-            return False
-        for a, (dtype, shape) in zip(args, types):
-            if type(a) is not np.ndarray and not isinstance(a, np.generic):
-                return False
-            if a.dtype is not dtype and a.dtype != dtype:
-                return False
-            have = a.shape
-            if have != shape:
-                if len(have) != len(shape):
-                    return False
-                for want, size in zip(shape, have):
-                    if want != size and want != DYN:
-                        return False
-        return True
-
     def run(
         self,
         function_name: str,
@@ -329,23 +310,20 @@ class CpuRunner:
         `Reference.run`: `training` is what `nn.training` returns, `seed` and `step` pick the
         stream of `nn.random_uniform`, `check_finite` stops at the first kernel that makes a
         NaN or an infinity and names the op (and its source line) that made it."""
-        fn, types = self.signature(function_name)
-        name = fn.sym_name.data
+        fn, types, name, entry = self.entry(function_name)
         kernels = self.compiled.module
-        entry = kernels.FUNCTIONS.get(name)
-        if entry is None:
-            raise IrnError(f"@{name} is private; the cpu target compiles public functions only")
-        values = args if self.fits(args, types) else self.reference.arguments(fn, args)
         # No np.errstate: the kernels are Numba code, which NumPy's error state does not
         # reach, and the entry points do no NumPy arithmetic that could warn.
+        training, step, seed, check = bool(training), int(step), int(seed), bool(check_finite)
         try:
-            return entry(
-                *values,
-                training=bool(training),
-                step=int(step),
-                seed=int(seed),
-                check_finite=bool(check_finite),
-            )
+            if type(args) in (list, tuple) and len(args) == len(types) and types:
+                try:  # the entry point checks its arguments itself
+                    return entry(*args, training=training, step=step, seed=seed,
+                                 check_finite=check)  # fmt: skip
+                except kernels.ArgumentError:
+                    pass  # converted by the reference's rules, or a located error, below
+            values = self.reference.arguments(fn, args)
+            return entry(*values, training=training, step=step, seed=seed, check_finite=check)
         except kernels.NonFiniteError as e:
             raise self.blame(e, training, step, seed) from None
         except kernels.KernelError as e:
@@ -357,6 +335,19 @@ class CpuRunner:
             if error is None:
                 raise
             raise error from None
+
+    def entry(self, function_name: str) -> tuple[func.FuncOp, list, str, Callable]:
+        """The function, its argument types, its symbol and its entry point (looked up once:
+        `run` is called every step)."""
+        found = self._entries.get(function_name)
+        if found is None:
+            fn, types = self.signature(function_name)
+            name = fn.sym_name.data
+            entry = self.compiled.module.FUNCTIONS.get(name)
+            if entry is None:
+                raise IrnError(f"@{name} is private; the cpu target compiles public functions only")
+            found = self._entries[function_name] = (fn, types, name, entry)
+        return found
 
     def blame(self, e: Any, training: bool, step: int, seed: int) -> IrnError:
         """The first op of the kernel whose value is not finite, found by running the kernel's

@@ -18,10 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from irnet.dialects.shapes import DYN
 from irnet.lowering.emit_cuda import emit_module
 
 from . import cpu
@@ -91,20 +89,6 @@ class CudaRunner(CpuRunner):
         super().__init__(
             module, float_dtype=float_dtype, parallel=False, cache=cache, source_name=source_name
         )
-
-    def fits(self, args: Any, types: list[tuple[np.dtype, tuple]]) -> bool:
-        """Whether `args` are already host or device arrays of the argument types."""
-        if not isinstance(args, list | tuple) or len(args) != len(types) or not types:
-            return False
-        for a, (dtype, shape) in zip(args, types):
-            on_device = hasattr(a, "copy_to_host")
-            if not (on_device or isinstance(a, np.ndarray | np.generic)):
-                return False
-            if a.dtype != dtype or a.ndim != len(shape):
-                return False
-            if any(s != d and s != DYN for s, d in zip(shape, a.shape)):
-                return False
-        return True
 
 
 def ptx(path: Path, cc: tuple[int, int] = (9, 0)) -> dict[str, str]:

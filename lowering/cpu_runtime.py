@@ -83,6 +83,32 @@ def _ws(ws, slot, shape, dtype):
     return a
 
 
+_FAST = {}
+"""Per entry point, the argument shapes a checked call has seen fit: calls with those shapes
+(and the dtypes and layouts that call compiled the fast path for) take the fast path."""
+_FAST_BYTES = 1 << 22
+"""The fast path allocates its buffers on each call; an entry point whose workspace is larger
+than this keeps the checked path, which reuses its workspace across calls."""
+
+
+def _same_objects(checked, given):
+    """Whether the argument checks passed every argument through unconverted."""
+    return all(a is b for a, b in zip(checked, given))
+
+
+def _remember(name, key, fast, args):
+    """After a checked call: take the fast path for these shapes from now on, if the workspace
+    is small and the fast path compiles and runs (its results are discarded here)."""
+    if sum(a.nbytes for a in _WORKSPACES.get(name, {}).values()) > _FAST_BYTES:
+        return
+    try:
+        fast(*args)
+    except Exception:  # noqa: BLE001 - a fast path Numba cannot compile: stay checked
+        return
+    fast.disable_compile()  # other argument types raise TypeError: the entry checks them
+    _FAST.setdefault(name, set()).add(key)
+
+
 def _check(site, ok, message):
     if not ok:
         raise KernelError(site, message)

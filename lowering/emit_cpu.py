@@ -833,6 +833,8 @@ class LoopNest:
 
 
 class FunctionEmitter:
+    FAST_PATH = True
+    """Emit each entry point's compiled fast path too (`with_fast_path`)."""
     EMPTY = "np.empty"
     """How the entry points allocate a fresh array."""
     TRAINING = "np.array(bool(training))"
@@ -1006,7 +1008,80 @@ class FunctionEmitter:
             body.append(f"    ws = _WORKSPACES.setdefault({symbol!r}, {{}})")
         if self.uses_training:
             body.append(f"    v_training = {self.TRAINING}")
-        return [*head, *body, *self.lines]
+        fast = self.fast_lines() if self.FAST_PATH else None
+        if fast is None:
+            return [*head, *body, *self.lines]
+        return self.with_fast_path(head, body, fast, arg_names)
+
+    # the fast path: every kernel in one @njit function
+
+    def fast_lines(self) -> list[str] | None:
+        """The function's lines for a compiled fast path, or None when it has a host step no
+        compiled code can take (random draws, index checks). What it leaves out are the size
+        checks (the arguments' shapes are known to fit) and the workspace (it allocates)."""
+        fast = []
+        for line in self.lines:
+            text = line.strip()
+            if any(h in text for h in ("_uniform(", "_indices(", "_window_size(")):
+                return None
+            if text.startswith(("#", "if check_finite:", "_same(", "_check(")):
+                continue
+            workspace = re.fullmatch(
+                r"(\w+) = _ws\(ws, (?:\d+|\('s', \d+, \d+\)), (.*), (np\.\w+)\)", text
+            )
+            reshape = re.fullmatch(r"(\w+) = _reshape\(\d+, (\w+), (.*)\)", text)
+            if workspace:
+                text = "{} = np.empty({}, {})".format(*workspace.groups())
+            elif reshape:
+                text = "{} = {}.reshape({})".format(*reshape.groups())
+            fast.append("    " + text)
+        return fast
+
+    def with_fast_path(
+        self, head: list[str], body: list[str], fast: list[str], arg_names: list[str]
+    ) -> list[str]:
+        """The entry point: the fast path for argument shapes that a checked call has seen fit
+        (the kernels in one compiled call, no Python between them; Numba's dispatch checks
+        the dtypes and layouts, as the fast path compiles for one signature only), else the
+        checked path."""
+        symbol = self.fn.sym_name.data
+        consts = sorted(set(re.findall(r"\b_C\d+\b", "\n".join(fast))), key=lambda c: int(c[2:]))
+        params = ", ".join([*arg_names, *consts, "training"])
+        checked, compiled = f"_checked_{self.pyname}", f"_fast_{self.pyname}"
+        kw = "training=training, step=step, seed=seed, check_finite=check_finite"
+        key = tuple_src([f"{n}.shape" for n in arg_names])
+        args = ", ".join(arg_names)
+        fast_body = (["    v_training = np.array(training)"] if self.uses_training else []) + fast
+        return [
+            *head,
+            "    try:",
+            f"        key = {key}",
+            "    except AttributeError:  # not arrays: the checks below convert them",
+            "        key = None",
+            f"    if not check_finite and key in _FAST.get({symbol!r}, ()):",
+            "        try:",
+            f"            return {compiled}({params})",
+            "        except TypeError:  # not the dtypes and layouts it was compiled for",
+            "            pass",
+            f"    given = {tuple_src(arg_names)}",
+            *[line for line in body if "_arg(" in line],
+            f"    out = {checked}({args}{', ' if args else ''}{kw})",
+            f"    if key is not None and _same_objects({tuple_src(arg_names)}, given):",
+            f"        _remember({symbol!r}, key, {compiled}, ({params},))",
+            "    return out",
+            "",
+            "",
+            f"def {checked}({args}{', ' if args else ''}*, training, step, seed, check_finite):",
+            f'    """@{symbol}, each kernel called from Python, with every check."""',
+            *[line for line in body if "_arg(" not in line],
+            *self.lines,
+            "",
+            "",
+            "@njit(**JIT)",
+            f"def {compiled}({params}):",
+            f'    """@{symbol}, every kernel in one compiled call: for shapes known to fit."""',
+            *fast_body,
+        ]
 
     def emit_op(self, op: Operation) -> None:
         if isinstance(op, func.ReturnOp):

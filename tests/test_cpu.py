@@ -113,6 +113,26 @@ def test_programs_forward_eval_and_step(program, programs):
         assert_matches(again, actual, exact=True)
 
 
+def test_shapes_a_checked_call_has_seen_take_the_compiled_fast_path(programs):
+    """The first call checks everything and remembers the shapes; the next runs every kernel
+    in one compiled call, to the same bits. New shapes and anomaly detection check again."""
+    module, runner = programs["examples/linreg.irn"]
+    kernels = runner.compiled.module
+    args = inputs_for(runner.function("linreg.step"), batch=5)
+    first = runner.run("linreg.step", args)
+    remembered = {k[0] for k in kernels._FAST["linreg.step"]}
+    assert (5, 10) in remembered
+    assert_matches(runner.run("linreg.step", args), first, exact=True)
+    assert_matches(runner.run("linreg.step", args, check_finite=True), first, exact=True)
+    # other dtypes and layouts, for which the fast path is not compiled, are converted
+    x = args[0]
+    for other in (x.astype(np.float64), np.asfortranarray(x)):
+        assert_matches(runner.run("linreg.step", [other, *args[1:]]), first, exact=True)
+    wider = inputs_for(runner.function("linreg.step"), batch=6)
+    runner.run("linreg.step", wider)
+    assert (6, 10) in {k[0] for k in kernels._FAST["linreg.step"]}
+
+
 def test_the_step_in_two_halves_is_the_step(programs):
     module, runner = programs["examples/mnist_mlp.irn"]
     ref = reference.Reference(module)
