@@ -19,7 +19,7 @@ ERRORS = CPU_PRELUDE[CPU_PRELUDE.index("class KernelError") : CPU_PRELUDE.index(
 """The error classes, as in the cpu module."""
 
 WORKSPACES = CPU_PRELUDE[
-    CPU_PRELUDE.index("_WORKSPACES = {}") : CPU_PRELUDE.index("def _check(")
+    CPU_PRELUDE.index("_WORKSPACES = {}") : CPU_PRELUDE.index("_FAST = {}")
 ].strip("\n")
 """The workspace buffers, as in the cpu module (`_empty` allocates them on the device)."""
 

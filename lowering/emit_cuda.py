@@ -172,6 +172,7 @@ class CudaLoopNest(LoopNest):
 
 
 class CudaFunctionEmitter(FunctionEmitter):
+    FAST_PATH = False  # kernel launches are host calls
     EMPTY = "_empty"
     TRAINING = "_training(training)"
     nest_class = CudaLoopNest
