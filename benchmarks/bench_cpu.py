@@ -82,19 +82,6 @@ def momentum(params, grads, state, t, lr, mu=0.9):
     return [*(p - v * lr for p, v in zip(params, velocity)), *velocity, t + 1]
 
 
-def mnist_mlp_step(x, y, w0, b0, w1, b1, w2, b2, *rest):
-    *state, t, lr = rest
-    h0 = x @ w0 + b0
-    a0 = np.maximum(h0, 0)
-    h1 = a0 @ w1 + b1
-    a1 = np.maximum(h1, 0)
-    loss, g = softmax_cross_entropy(a1 @ w2 + b2, y)
-    ga1 = (g @ w2.T) * (h1 > 0)
-    ga0 = (ga1 @ w1.T) * (h0 > 0)
-    grads = [x.T @ ga0, ga0.sum(0), a0.T @ ga1, ga1.sum(0), a1.T @ g, g.sum(0)]
-    return [loss, *adam([w0, b0, w1, b1, w2, b2], grads, state, t, lr)]
-
-
 def char_mlp_step(context, nxt, table, w0, b0, w1, b1, *rest):
     *state, t, lr = rest
     n = len(context)
@@ -153,29 +140,40 @@ def mnist_cnn_step(x, y, cw0, cb0, cw1, cb1, w0, b0, w1, b1, w2, b2, *rest):
     c1 += cb1[:, None, None]
     r1 = np.maximum(c1, 0)
     p1 = pool(r1)
-    f = p1.reshape(len(x), -1)
-    h0 = f @ w0 + b0
-    a0 = np.maximum(h0, 0)
-    h1 = a0 @ w1 + b1
-    a1 = np.maximum(h1, 0)
-    loss, g = softmax_cross_entropy(a1 @ w2 + b2, y)
-    ga1 = (g @ w2.T) * (h1 > 0)
-    ga0 = (ga1 @ w1.T) * (h0 > 0)
-    gf = (ga0 @ w0.T).reshape(p1.shape)
-    gc1 = pool_grad(r1, p1, gf) * (c1 > 0)
+    dense = [w0, b0, w1, b1, w2, b2]
+    loss, dense_grads, gf = mlp_grads(p1.reshape(len(x), -1), y, dense, input_grad=True)
+    gc1 = pool_grad(r1, p1, gf.reshape(p1.shape)) * (c1 > 0)
     gp0, gcw1 = conv_grads(gc1, cols1, cw1, 0)
     gc0 = pool_grad(r0, p0, gp0) * (c0 > 0)
     _, gcw0 = conv_grads(gc0, cols0, cw0, 2)
-    grads = [
-        gcw0, gc0.sum((0, 2, 3)), gcw1, gc1.sum((0, 2, 3)),
-        f.T @ ga0, ga0.sum(0), a0.T @ ga1, ga1.sum(0), a1.T @ g, g.sum(0),
-    ]  # fmt: skip
+    grads = [gcw0, gc0.sum((0, 2, 3)), gcw1, gc1.sum((0, 2, 3)), *dense_grads]
     params = [cw0, cb0, cw1, cb1, w0, b0, w1, b1, w2, b2]
     return [loss, *momentum(params, grads, state, t, lr)]
 
 
 def sgd(params, grads, t, lr):
     return [*(p - g * lr for p, g in zip(params, grads)), t + 1]
+
+
+def mlp_grads(x, y, params, input_grad=False):
+    """`dense -> relu -> ... -> dense` with softmax cross-entropy, for any depth: the loss, the
+    parameter gradients and, if asked (a step over a model's input needs none), the gradient
+    with respect to `x`."""
+    ws, bs = params[0::2], params[1::2]
+    inputs, pre = [x], []
+    for k, (w, b) in enumerate(zip(ws, bs)):
+        z = inputs[-1] @ w + b
+        if k == len(ws) - 1:
+            break
+        pre.append(z)
+        inputs.append(np.maximum(z, 0))
+    loss, g = softmax_cross_entropy(z, y)
+    grads = [None] * len(params)
+    for k in reversed(range(len(ws))):
+        grads[2 * k], grads[2 * k + 1] = inputs[k].T @ g, g.sum(0)
+        if k:
+            g = (g @ ws[k].T) * (pre[k - 1] > 0)
+    return loss, grads, (g @ ws[0].T if input_grad else None)
 
 
 def mlp_step(optimizer: str):
@@ -185,20 +183,7 @@ def mlp_step(optimizer: str):
     def step(x, y, *rest):
         count = (len(rest) - 2) // (1 + slots)
         params, state, (t, lr) = rest[:count], rest[count:-2], rest[-2:]
-        ws, bs = params[0::2], params[1::2]
-        inputs, pre = [x], []
-        for k, (w, b) in enumerate(zip(ws, bs)):
-            z = inputs[-1] @ w + b
-            if k == len(ws) - 1:
-                break
-            pre.append(z)
-            inputs.append(np.maximum(z, 0))
-        loss, g = softmax_cross_entropy(z, y)
-        grads = [None] * len(params)
-        for k in reversed(range(len(ws))):
-            grads[2 * k], grads[2 * k + 1] = inputs[k].T @ g, g.sum(0)
-            if k:
-                g = (g @ ws[k].T) * (pre[k - 1] > 0)
+        loss, grads, _ = mlp_grads(x, y, params)
         if optimizer == "sgd":
             return [loss, *sgd(params, grads, t, lr)]
         update = adam if optimizer == "adam" else momentum
@@ -212,7 +197,7 @@ HANDWRITTEN = {
     "mlp_large": mlp_step("sgd"),
     "lenet": mnist_cnn_step,
     "linreg_example": linreg_step,
-    "mnist_mlp": mnist_mlp_step,
+    "mnist_mlp": mlp_step("adam"),
     "mnist_cnn": mnist_cnn_step,
     "char_mlp": char_mlp_step,
     "linreg": linreg_step,

@@ -1664,10 +1664,16 @@ class FunctionEmitter:
         npix = f"{out}.shape[0] * {out}.shape[2] * {out}.shape[3]"
         cols = self.scratch(site, 0, [k, npix], dtype)
         res = self.scratch(site, 1, [arith(self.dim(w, 0), "//", groups), npix], dtype)
-        kernel = self.m.helper("_conv2d")
-        args = [self.name(x), self.name(w), out, cols, res, *map(str, (sh, sw, ph, pw, dh, dw)),
-                str(groups)]  # fmt: skip
-        self.simple_site(op, kernel, args, [out], [x, w])
+        self.conv_call(op, "_conv2d", [x, w], out, [cols, res])
+
+    def conv_call(
+        self, op: Operation, helper: str, ins: list[SSAValue], out: str, scratch: list[str]
+    ) -> None:
+        """Call a convolution helper: operands, output, scratch buffers, then the window."""
+        (sh, sw), (ph, pw), (dh, dw) = self.window(op)
+        window = [sh, sw, ph, pw, dh, dw, nn.get_int(op.properties, "groups")]
+        args = [*(self.name(v) for v in ins), out, *scratch, *map(str, window)]
+        self.simple_site(op, self.m.helper(helper), args, [out], ins)
 
     def op_conv2d_grad_input(self, op: nn.Conv2dGradInputOp) -> None:
         g, w = op.grad, op.weight
@@ -1691,14 +1697,10 @@ class FunctionEmitter:
         npix = f"{self.name(g)}.shape[0] * {self.name(g)}.shape[2] * {self.name(g)}.shape[3]"
         dcols = self.scratch(site, 0, [arith(self.dim(w, 1), "*", kh * kw), npix], dtype)
         dmat = self.scratch(site, 1, [arith(self.dim(w, 0), "//", groups), npix], dtype)
-        kernel = self.m.helper("_conv2d_grad_input")
-        args = [self.name(g), self.name(w), out, dcols, dmat,
-                *map(str, (sh, sw, ph, pw, dh, dw)), str(groups)]  # fmt: skip
-        self.simple_site(op, kernel, args, [out], [g, w])
+        self.conv_call(op, "_conv2d_grad_input", [g, w], out, [dcols, dmat])
 
     def op_conv2d_grad_weight(self, op: nn.Conv2dGradWeightOp) -> None:
         x, g = op.input, op.grad
-        (sh, sw), (ph, pw), (dh, dw) = self.window(op)
         groups = nn.get_int(op.properties, "groups")
         site = len(self.m.sites)
         rs = shape_of(op.res)
@@ -1723,10 +1725,7 @@ class FunctionEmitter:
         cols = self.scratch(site, 0, [k, npix], dtype)
         dmat = self.scratch(site, 1, [og, npix], dtype)
         res = self.scratch(site, 2, [og, k], dtype)
-        kernel = self.m.helper("_conv2d_grad_weight")
-        args = [self.name(x), self.name(g), out, cols, dmat, res,
-                *map(str, (sh, sw, ph, pw, dh, dw)), str(groups)]  # fmt: skip
-        self.simple_site(op, kernel, args, [out], [x, g])
+        self.conv_call(op, "_conv2d_grad_weight", [x, g], out, [cols, dmat, res])
 
     def pool(self, op: Operation, helper: str) -> None:
         x = op.operands[0]
