@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xdsl.dialects.builtin import StringAttr, TensorType, UnitAttr
 from xdsl.ir import SSAValue
@@ -20,10 +20,11 @@ from irnet.dialects.shapes import DYN
 
 from .ast import Loc
 from .errors import IrnError
+from .function_builder import FunctionBuilder, GradFn
 from .imports import FunctionRef
 
-if TYPE_CHECKING:
-    from .irgen import FunctionBuilder
+UNROLL_LIMIT = 10_000
+"""The most iterations a compile-time `for` (and `range`) may unroll."""
 
 
 def suggest(name: str, candidates: Sequence[str]) -> str:
@@ -267,8 +268,6 @@ def _training(fb: FunctionBuilder, loc: Loc) -> SSAValue:
 
 @builtin("range", "n")
 def _range(fb: FunctionBuilder, loc: Loc, n) -> list[int]:
-    from .irgen import UNROLL_LIMIT
-
     count = fb.int(n, "n", loc)
     if count > UNROLL_LIMIT:
         raise IrnError(f"range({count:,}) is longer than the {UNROLL_LIMIT:,} a loop unrolls", loc)
@@ -294,15 +293,6 @@ def _size(fb: FunctionBuilder, loc: Loc, x, axis) -> int:
 
 
 # --- derivatives -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GradFn:
-    """`grad(f, wrt=...)`: a function whose call requests f's gradients (an `ad` op)."""
-
-    function: FunctionRef
-    wrt: Any
-    with_value: bool
 
 
 def _derivative(with_value: bool):

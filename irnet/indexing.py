@@ -5,7 +5,7 @@ list is indexed in Python."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import SSAValue
@@ -15,9 +15,7 @@ from irnet.dialects.shapes import DYN, format_type
 
 from . import ast
 from .errors import IrnError
-
-if TYPE_CHECKING:
-    from .irgen import FunctionBuilder
+from .function_builder import FunctionBuilder
 
 
 @dataclass(frozen=True)

@@ -18,44 +18,42 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DictionaryAttr,
-    FileLineColLoc,
-    FloatAttr,
-    IntAttr,
     ModuleOp,
     StringAttr,
     TensorType,
     f32,
     f64,
-    i1,
-    i32,
-    i64,
 )
-from xdsl.ir import Attribute, Block, Operation, OpResult, Region, SSAValue
+from xdsl.ir import OpResult, Region, SSAValue
 
 from irnet.dialects import nn
 from irnet.dialects.ad import GradOp, ValueAndGradOp, compatible
-from irnet.dialects.shapes import DYN, ShapeError, dtype_name, format_shape, format_type
+from irnet.dialects.shapes import DYN, dtype_name, format_shape, format_type
 
 from . import ast
-from .builtins import BUILTINS, GradFn, bind_arguments, comparison_props, suggest
+from .builtins import BUILTINS, UNROLL_LIMIT, bind_arguments, comparison_props, suggest
 from .errors import IrnError
+from .function_builder import (
+    DTYPES,
+    DTypeValue,
+    FunctionBuilder,
+    GradFn,
+    ParamInfo,
+    RuntimeDim,
+    describe,
+    location,
+)
 from .imports import FunctionRef, LoadedModule, Program
 from .indexing import ELLIPSIS, Bounds, index
 from .initializers import INITIALIZERS, complete_arguments
 
-DTYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
-CONSTANT_LIMITS = {"f32": 3.4e38, "f64": 1.79e308, "i32": 2**31 - 1, "i64": 2**63 - 1}
-AUTO_SEEDS = 1_000_000
-"""Seeds irnet picks for `random_uniform` start here, away from the small ones people choose."""
-UNROLL_LIMIT = 10_000
-"""The most iterations a compile-time `for` (and `range`) may unroll."""
 BINARY_OPS = {
     "+": (nn.AddOp, operator.add), "-": (nn.SubOp, operator.sub),
     "*": (nn.MulOp, operator.mul), "/": (nn.DivOp, operator.truediv),
@@ -67,34 +65,6 @@ COMPARE_OPS = {
 }  # fmt: skip
 
 
-def location(loc: ast.Loc) -> FileLineColLoc:
-    return FileLineColLoc(StringAttr(loc.file), IntAttr(loc.line), IntAttr(loc.column))
-
-
-@dataclass(frozen=True)
-class DTypeValue:
-    name: str
-
-
-@dataclass(frozen=True)
-class RuntimeDim:
-    """A dimension known only at run time (a symbolic dim bound to `?`), or arithmetic on one.
-    It may size a reshape but has no compile-time value."""
-
-    spelling: str
-
-
-@dataclass
-class ParamInfo:
-    """A trainable parameter as a function sees it: its path relative to that function."""
-
-    name: str
-    type: TensorType
-    init: str
-    init_args: dict[str, float]
-    loc: ast.Loc
-
-
 @dataclass
 class Spec:
     """A generated function: its symbol, result type and parameters in argument order."""
@@ -103,216 +73,6 @@ class Spec:
     result_type: TensorType
     params: list[ParamInfo]
     is_model: bool = False
-
-
-@dataclass
-class FunctionBuilder:
-    """Builds one function body: its block, its names, its dims and its parameters."""
-
-    gen: IRGen
-    module: LoadedModule
-    block: Block = field(default_factory=Block)
-    env: dict[str, Any] = field(default_factory=dict)
-    dims: dict[str, int] = field(default_factory=dict)
-    params: list[ParamInfo] = field(default_factory=list)
-    param_args: dict[str, SSAValue] = field(default_factory=dict)
-    arg_attrs: list[dict[str, Attribute]] = field(default_factory=list)
-    instance_counts: dict[str, int] = field(default_factory=dict)
-    shares_params_of: str | None = None
-    """In a train block's loss, the model whose parameters are this function's own."""
-    instance_prefix: str = ""
-    """Prefix of the parameters of the layers this function calls (`loss.` in a loss)."""
-    model_outputs: list[SSAValue] = field(default_factory=list)
-    """In a loss, the results of its calls of the model it trains."""
-
-    # --- arguments and parameters ---
-
-    def add_argument(
-        self, name: str, type_: TensorType, loc: ast.Loc, attrs: dict[str, Attribute]
-    ) -> SSAValue:
-        arg = self.block.insert_arg(type_, len(self.block.args), location(loc))
-        arg.name_hint = name
-        self.arg_attrs.append(attrs)
-        return arg
-
-    def parameter(self, info: ParamInfo) -> SSAValue:
-        existing = self.param_args.get(info.name)
-        if existing is not None:
-            return existing
-        attrs: dict[str, Attribute] = {
-            "nn.param": StringAttr(info.name),
-            "nn.init": StringAttr(info.init),
-        }
-        if info.init_args:
-            attrs["nn.init_args"] = DictionaryAttr(
-                {k: FloatAttr(float(v), f64) for k, v in info.init_args.items()}
-            )
-        self.params.append(info)
-        arg = self.add_argument(info.name, info.type, info.loc, attrs)
-        self.param_args[info.name] = arg
-        return arg
-
-    def next_instance(self, base: str) -> str:
-        index = self.instance_counts.get(base, 0)
-        self.instance_counts[base] = index + 1
-        return f"{base}_{index}"
-
-    def next_seed(self) -> int:
-        self.gen.seed_counter += 1
-        return AUTO_SEEDS + self.gen.seed_counter
-
-    # --- emitting ops ---
-
-    def emit(self, op: Operation, loc: ast.Loc) -> SSAValue:
-        op.location = location(loc)
-        self.block.add_op(op)
-        return op.results[0]
-
-    def op(
-        self,
-        op_class: type[nn.NNOp],
-        operands: Sequence[SSAValue | Sequence[SSAValue]],
-        loc: ast.Loc,
-        result_type: TensorType | None = None,
-        **props: Attribute,
-    ) -> SSAValue:
-        try:
-            built = op_class.build_inferred(operands, props, result_type)
-        except ShapeError as e:
-            raise IrnError(str(e), loc) from None
-        return self.emit(built, loc)
-
-    # --- compile-time values and conversions ---
-
-    def constant(self, value: int | float | bool, element: Attribute, loc: ast.Loc) -> SSAValue:
-        limit = CONSTANT_LIMITS.get(dtype_name(element))
-        if limit is not None and not -limit <= value <= limit:
-            raise IrnError(f"the constant {value} does not fit in {dtype_name(element)}", loc)
-        return self.emit(nn.ConstantOp.scalar(value, element), loc)
-
-    def tensor(self, value: Any, loc: ast.Loc, like: TensorType | None = None) -> SSAValue:
-        """A tensor operand; a number becomes a scalar constant of `like`'s dtype (or the
-        default f32 / i32)."""
-        if isinstance(value, SSAValue):
-            return value
-        if isinstance(value, bool):
-            return self.constant(int(value), i1, loc)
-        if isinstance(value, int | float):
-            element = (
-                like.element_type
-                if like is not None
-                else (f32 if isinstance(value, float) else i32)
-            )
-            if isinstance(value, float) and not value.is_integer() and element not in (f32, f64):
-                raise IrnError(
-                    f"dtype clash: the float {value} cannot become an {format_type(like)} value",
-                    loc,
-                )
-            if element not in (f32, f64):
-                value = int(value)
-            return self.constant(value, element, loc)
-        raise IrnError(f"expected a tensor, got {describe(value)}", loc)
-
-    def promote_pair(self, a: Any, b: Any, loc: ast.Loc) -> tuple[SSAValue, SSAValue]:
-        like_a = a.type if isinstance(a, SSAValue) else None
-        like_b = b.type if isinstance(b, SSAValue) else None
-        return self.tensor(a, loc, like_b), self.tensor(b, loc, like_a)
-
-    def binary(self, op_class: type[nn.NNOp], a: Any, b: Any, loc: ast.Loc) -> SSAValue:
-        return self.op(op_class, list(self.promote_pair(a, b, loc)), loc)
-
-    def int(self, value: Any, what: str, loc: ast.Loc) -> int:
-        if isinstance(value, RuntimeDim):
-            raise IrnError(
-                f"{what} must be known at compile time, but {value.spelling} is a dimension "
-                "known only at run time",
-                loc,
-            )
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise IrnError(f"{what} must be an integer, got {describe(value)}", loc)
-        if not -(2**62) < value < 2**62:
-            raise IrnError(f"{what} is out of range: {value}", loc)
-        return value
-
-    def int_list(
-        self, value: Any, what: str, loc: ast.Loc, scalar_ok: bool = False, dims: bool = False
-    ) -> list[int]:
-        if scalar_ok and isinstance(value, int) and not isinstance(value, bool):
-            return [self.int(value, what, loc)]
-        if not isinstance(value, list):
-            raise IrnError(f"{what} must be a list of integers, got {describe(value)}", loc)
-        return [
-            DYN
-            if dims and isinstance(v, RuntimeDim)
-            else self.int(v, f"every entry of {what}", loc)
-            for v in value
-        ]
-
-    def flag(self, value: Any, what: str, loc: ast.Loc) -> bool:
-        if not isinstance(value, bool):
-            raise IrnError(f"{what} must be true or false, got {describe(value)}", loc)
-        return value
-
-    def element_type(self, type_expr: ast.TensorTypeExpr) -> Attribute:
-        """The dtype a type names: a dtype, or a dtype variable bound by an argument."""
-        name = type_expr.dtype
-        if name in DTYPES:
-            return DTYPES[name]
-        bound = self.env.get(name)
-        if isinstance(bound, DTypeValue):
-            return DTYPES[bound.name]
-        raise IrnError(
-            f"unknown dtype '{name}': the dtypes are f32, f64, i32, i64 and bool, and a dtype "
-            "variable (such as F) must first appear in an argument's type",
-            type_expr.loc,
-        )
-
-    def dtype(self, value: Any, loc: ast.Loc) -> Attribute:
-        name = value.name if isinstance(value, DTypeValue) else value
-        if not isinstance(name, str) or name not in DTYPES:
-            raise IrnError(
-                f"expected a dtype (f32, f64, i32, i64, bool), got {describe(value)}", loc
-            )
-        return DTYPES[name]
-
-    # --- names ---
-
-    def lookup(self, name: str, loc: ast.Loc) -> Any:
-        if name in self.env:
-            return self.env[name]
-        if name in self.dims:
-            size = self.dims[name]
-            return RuntimeDim(name) if size == DYN else size
-        if name in self.module.namespace:
-            return self.module.namespace[name]
-        if name in BUILTINS:
-            return BUILTINS[name]
-        known = [*self.env, *self.dims, *self.module.namespace, *BUILTINS]
-        raise IrnError(f"unknown name '{name}'{suggest(name, known)}", loc)
-
-
-def describe(value: Any) -> str:
-    if isinstance(value, SSAValue):
-        return f"a tensor {format_type(value.type)}"
-    if isinstance(value, FunctionRef):
-        return f"the function '{value.fn.name}'"
-    if isinstance(value, LoadedModule):
-        return f"the module {value.display}"
-    if isinstance(value, DTypeValue):
-        return f"the dtype {value.name}"
-    if isinstance(value, RuntimeDim):
-        return f"{value.spelling}, a dimension known only at run time"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return f"the list {value}"
-    if isinstance(value, tuple):
-        return f"{len(value)} values (unpack them: a, b = ...)"
-    if isinstance(value, GradFn):
-        return f"the gradient of '{value.function.fn.name}'"
-    if callable(value):
-        return f"the builtin '{getattr(value, 'name', value)}'"
-    return repr(value)
 
 
 class IRGen:
@@ -863,7 +623,7 @@ def evaluate(fb: FunctionBuilder, expr: ast.Expr) -> Any:
         case ast.ListExpr(items=items):
             return [evaluate(fb, i) for i in items]
         case ast.Name(id=name):
-            return fb.lookup(name, expr.loc)
+            return lookup(fb, name, expr.loc)
         case ast.Attribute(value=value, name=name):
             return attribute(fb, evaluate(fb, value), name, expr.loc)
         case ast.Neg(operand=operand):
@@ -879,6 +639,22 @@ def evaluate(fb: FunctionBuilder, expr: ast.Expr) -> Any:
             token = "?" if isinstance(expr, ast.Dynamic) else "..."
             raise IrnError(f"'{token}' is only allowed in types and subscripts", expr.loc)
     raise IrnError("unsupported expression", expr.loc)
+
+
+def lookup(fb: FunctionBuilder, name: str, loc: ast.Loc) -> Any:
+    """What a name means in a body: a local, a dim of its signature, a name of its file, or a
+    builtin."""
+    if name in fb.env:
+        return fb.env[name]
+    if name in fb.dims:
+        size = fb.dims[name]
+        return RuntimeDim(name) if size == DYN else size
+    if name in fb.module.namespace:
+        return fb.module.namespace[name]
+    if name in BUILTINS:
+        return BUILTINS[name]
+    known = [*fb.env, *fb.dims, *fb.module.namespace, *BUILTINS]
+    raise IrnError(f"unknown name '{name}'{suggest(name, known)}", loc)
 
 
 def subscript(fb: FunctionBuilder, sub: ast.Expr | ast.Slice) -> Any:

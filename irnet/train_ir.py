@@ -33,7 +33,8 @@ from irnet.dialects.shapes import format_type
 
 from . import ast
 from .errors import IrnError
-from .irgen import FunctionBuilder, IRGen, evaluate, location, signature_type
+from .function_builder import FunctionBuilder, location
+from .irgen import IRGen, evaluate, signature_type
 from .optimizers import OPTIMIZERS, apply_updates
 from .train_config import TrainConfig, from_block, with_overrides
 
