@@ -1,5 +1,6 @@
-"""The interactive REPL (`irnet repl`): `session` evaluates inputs, `terminal` is the
-prompt_toolkit front end. `Session` is the entry point for programs and tests."""
+"""The interactive REPL (`irnet repl`): `session.Session` answers inputs (the modules beside
+it do the work, split by job), `terminal` is the prompt_toolkit front end. `Session` is the
+entry point for programs and tests."""
 
 from __future__ import annotations
 
