@@ -5,7 +5,9 @@ Every op keeps its rules in one place, on its class:
 - `infer(operand_types, props, result_type)`: the result type, or a `ShapeError`. The frontend
   calls it (through `build`) to type the IR it creates; `verify_` calls it again, so a hand-written
   or transformed `.mlir` file is checked by the same rule.
-- canonicalisation patterns (see the bottom of this file), named by `get_canonicalization_patterns`.
+- traits (`dialects/traits.py`): elementwise with its scalar formula, reduction, view, host-only,
+  not differentiable, shape-only: what fusion, memory planning, autodiff and the targets ask;
+- canonicalisation patterns, registered for the op in `nn_patterns.py`.
 
 Dynamic dimensions print as `?`. Properties print in the attribute dictionary.
 
@@ -33,7 +35,7 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.interfaces import HasCanonicalizationPatternsInterface
-from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParamAttrConstraint,
@@ -49,9 +51,11 @@ from xdsl.irdl import (
     traits_def,
     var_operand_def,
 )
+from xdsl.pattern_rewriter import RewritePattern
 from xdsl.traits import ConstantLike, MemoryAllocEffect, Pure
 from xdsl.utils.exceptions import VerifyException
 
+from .formula import Formula
 from .shapes import (
     DYN,
     ShapeError,
@@ -67,6 +71,15 @@ from .shapes import (
     shapes_compatible,
     static_product,
     window_output_size,
+)
+from .traits import (
+    Elementwise,
+    HostOnly,
+    NotDifferentiable,
+    Reduction,
+    ShapeOnly,
+    View,
+    elementwise,
 )
 
 Props = Mapping[str, Attribute]
@@ -131,10 +144,29 @@ def require_rank(op: str, t: TensorType, rank: int, layout: str = "") -> None:
 # --- base classes ------------------------------------------------------------------------------
 
 
-class NNOp(IRDLOperation):
+CANONICALIZATIONS: dict[type[Operation], list[RewritePattern]] = {}
+"""Op class -> its canonicalisation patterns, filled by `canonicalizes` in `nn_patterns.py`."""
+
+
+def canonicalizes(*op_classes: type[Operation]):
+    """Register a pattern class as a canonicalisation of `op_classes` (in registration order)."""
+
+    def register(pattern: type[RewritePattern]) -> type[RewritePattern]:
+        for op_class in op_classes:
+            CANONICALIZATIONS.setdefault(op_class, []).append(pattern())
+        return pattern
+
+    return register
+
+
+class NNOp(IRDLOperation, HasCanonicalizationPatternsInterface):
     """An op whose single result type follows from its operands and properties."""
 
     irdl_options = (ParsePropInAttrDict(),)
+
+    @classmethod
+    def get_canonicalization_patterns(cls) -> tuple[RewritePattern, ...]:
+        return tuple(CANONICALIZATIONS.get(cls, ()))
 
     @classmethod
     def infer(
@@ -238,7 +270,7 @@ class ShapeOp(NNOp):
 
 
 @irdl_op_definition
-class NegOp(UnaryOp, HasCanonicalizationPatternsInterface):
+class NegOp(UnaryOp):
     """Negation, `-x`.
 
     ```mlir
@@ -247,11 +279,8 @@ class NegOp(UnaryOp, HasCanonicalizationPatternsInterface):
     """
 
     name = "nn.neg"
+    traits = traits_def(Pure(), elementwise("-x"))
     FLOAT_ONLY: ClassVar[bool] = False
-
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (FoldDoubleNegation(),)
 
 
 @irdl_op_definition
@@ -264,6 +293,7 @@ class AbsOp(UnaryOp):
     """
 
     name = "nn.abs"
+    traits = traits_def(Pure(), elementwise("abs(x)"))
     FLOAT_ONLY: ClassVar[bool] = False
 
 
@@ -277,10 +307,11 @@ class ExpOp(UnaryOp):
     """
 
     name = "nn.exp"
+    traits = traits_def(Pure(), elementwise("exp(x)"))
 
 
 @irdl_op_definition
-class LogOp(UnaryOp, HasCanonicalizationPatternsInterface):
+class LogOp(UnaryOp):
     """Natural logarithm.
 
     ```mlir
@@ -289,10 +320,7 @@ class LogOp(UnaryOp, HasCanonicalizationPatternsInterface):
     """
 
     name = "nn.log"
-
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (LogOfSoftmax(),)
+    traits = traits_def(Pure(), elementwise("log(x)"))
 
 
 @irdl_op_definition
@@ -305,6 +333,7 @@ class SqrtOp(UnaryOp):
     """
 
     name = "nn.sqrt"
+    traits = traits_def(Pure(), elementwise("sqrt(x)"))
 
 
 @irdl_op_definition
@@ -317,6 +346,7 @@ class TanhOp(UnaryOp):
     """
 
     name = "nn.tanh"
+    traits = traits_def(Pure(), elementwise("tanh(x)"))
 
 
 @irdl_op_definition
@@ -329,6 +359,7 @@ class SigmoidOp(UnaryOp):
     """
 
     name = "nn.sigmoid"
+    traits = traits_def(Pure(), elementwise("1 / (1 + exp(-x))"))
 
 
 @irdl_op_definition
@@ -341,6 +372,7 @@ class ReluOp(UnaryOp):
     """
 
     name = "nn.relu"
+    traits = traits_def(Pure(), elementwise("where(x <= 0, 0, x)"))
 
 
 @irdl_op_definition
@@ -353,10 +385,13 @@ class GeluOp(UnaryOp):
     """
 
     name = "nn.gelu"
+    traits = traits_def(
+        Pure(), elementwise("0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))")
+    )
 
 
 @irdl_op_definition
-class AddOp(BinaryOp, HasCanonicalizationPatternsInterface):
+class AddOp(BinaryOp):
     """Sum with broadcasting.
 
     ```mlir
@@ -365,14 +400,11 @@ class AddOp(BinaryOp, HasCanonicalizationPatternsInterface):
     """
 
     name = "nn.add"
-
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (DropIdentityOperand(), UseScalarConstant())
+    traits = traits_def(Pure(), elementwise("x + y", "x", "y"))
 
 
 @irdl_op_definition
-class SubOp(BinaryOp, HasCanonicalizationPatternsInterface):
+class SubOp(BinaryOp):
     """Difference with broadcasting.
 
     ```mlir
@@ -381,14 +413,11 @@ class SubOp(BinaryOp, HasCanonicalizationPatternsInterface):
     """
 
     name = "nn.sub"
-
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (DropIdentityOperand(), UseScalarConstant())
+    traits = traits_def(Pure(), elementwise("x - y", "x", "y"))
 
 
 @irdl_op_definition
-class MulOp(BinaryOp, HasCanonicalizationPatternsInterface):
+class MulOp(BinaryOp):
     """Product with broadcasting.
 
     ```mlir
@@ -397,14 +426,11 @@ class MulOp(BinaryOp, HasCanonicalizationPatternsInterface):
     """
 
     name = "nn.mul"
-
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (DropIdentityOperand(), UseScalarConstant())
+    traits = traits_def(Pure(), elementwise("x * y", "x", "y"))
 
 
 @irdl_op_definition
-class DivOp(BinaryOp, HasCanonicalizationPatternsInterface):
+class DivOp(BinaryOp):
     """Quotient with broadcasting (true division; floats only).
 
     ```mlir
@@ -413,11 +439,8 @@ class DivOp(BinaryOp, HasCanonicalizationPatternsInterface):
     """
 
     name = "nn.div"
+    traits = traits_def(Pure(), elementwise("x / y", "x", "y"))
     FLOAT_ONLY: ClassVar[bool] = True
-
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (DropIdentityOperand(), UseScalarConstant())
 
 
 @irdl_op_definition
@@ -430,6 +453,7 @@ class PowOp(BinaryOp):
     """
 
     name = "nn.pow"
+    traits = traits_def(Pure(), elementwise("x ** y", "x", "y"))
     FLOAT_ONLY: ClassVar[bool] = True
 
 
@@ -443,6 +467,7 @@ class MaximumOp(BinaryOp):
     """
 
     name = "nn.maximum"
+    traits = traits_def(Pure(), elementwise("where((x >= y) | (x != x), x, y)", "x", "y"))
 
 
 @irdl_op_definition
@@ -455,9 +480,17 @@ class MinimumOp(BinaryOp):
     """
 
     name = "nn.minimum"
+    traits = traits_def(Pure(), elementwise("where((x <= y) | (x != x), x, y)", "x", "y"))
 
 
-COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
+COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+"""Each predicate of `nn.cmp` and the comparison it makes."""
+
+
+def comparison(op: Operation) -> Formula:
+    predicate = op.properties["predicate"]
+    assert isinstance(predicate, StringAttr)
+    return Formula(f"x {COMPARISONS[predicate.data]} y", ("x", "y"))
 
 
 @irdl_op_definition
@@ -475,7 +508,7 @@ class CmpOp(NNOp):
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
     res = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), Elementwise(comparison), NotDifferentiable())
     assembly_format = (
         "$predicate `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
     )
@@ -486,7 +519,7 @@ class CmpOp(NNOp):
         assert isinstance(predicate, StringAttr)
         if predicate.data not in COMPARISONS:
             raise ShapeError(
-                f"nn.cmp: unknown comparison {predicate.data!r}; use one of {COMPARISONS}"
+                f"nn.cmp: unknown comparison {predicate.data!r}; use one of {tuple(COMPARISONS)}"
             )
         return tensor(i1, broadcast_pair(cls.name, *operand_types))
 
@@ -505,7 +538,7 @@ class SelectOp(NNOp):
     on_true = operand_def(TensorType)
     on_false = operand_def(TensorType)
     res = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), elementwise("where(c, x, y)", "c", "x", "y"))
     assembly_format = (
         "$cond `,` $on_true `,` $on_false attr-dict `:` functional-type(operands, results)"
     )
@@ -537,6 +570,7 @@ class CastOp(ShapeOp):
     """
 
     name = "nn.cast"
+    traits = traits_def(Pure(), elementwise("cast(x)"))
 
     @classmethod
     def infer(cls, operand_types, props, result_type):
@@ -563,7 +597,7 @@ class ConstantOp(NNOp):
     T: ClassVar = VarConstraint("T", AnyAttr())
     value = prop_def(ParamAttrConstraint(DenseIntOrFPElementsAttr, (T, AnyAttr())))
     res = result_def(T)
-    traits = traits_def(Pure(), ConstantLike())
+    traits = traits_def(Pure(), ConstantLike(), HostOnly(), ShapeOnly())
     assembly_format = "attr-dict $value"
 
     @classmethod
@@ -631,7 +665,7 @@ class MatmulOp(NNOp):
 
 
 @irdl_op_definition
-class TransposeOp(ShapeOp, HasCanonicalizationPatternsInterface):
+class TransposeOp(ShapeOp):
     """Permute the dimensions: result dim `i` is input dim `perm[i]`.
 
     ```mlir
@@ -653,13 +687,9 @@ class TransposeOp(ShapeOp, HasCanonicalizationPatternsInterface):
             )
         return tensor(x.element_type, [x.get_shape()[p] for p in perm])
 
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (FoldTransposes(),)
-
 
 @irdl_op_definition
-class ReshapeOp(ShapeOp, HasCanonicalizationPatternsInterface):
+class ReshapeOp(ShapeOp):
     """Same elements, new shape (row-major). The result type is the target shape; one `?` in
     it is inferred from the element count at run time.
 
@@ -669,6 +699,7 @@ class ReshapeOp(ShapeOp, HasCanonicalizationPatternsInterface):
     """
 
     name = "nn.reshape"
+    traits = traits_def(Pure(), View())
 
     @classmethod
     def infer(cls, operand_types, props, result_type):
@@ -692,10 +723,6 @@ class ReshapeOp(ShapeOp, HasCanonicalizationPatternsInterface):
             )
         return tensor(x.element_type, dst)
 
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (FoldReshapes(),)
-
 
 @irdl_op_definition
 class BroadcastToOp(NNOp):
@@ -712,7 +739,7 @@ class BroadcastToOp(NNOp):
     input = operand_def(TensorType)
     like = opt_operand_def(TensorType)
     res = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), Elementwise(Formula("x"), in_place=False, shape_operands=(1,)))
     assembly_format = "$input (`like` $like^)? attr-dict `:` functional-type(operands, results)"
 
     @classmethod
@@ -774,6 +801,7 @@ class ReduceSumOp(ReduceOp):
     """
 
     name = "nn.reduce_sum"
+    traits = traits_def(Pure(), Reduction("sum"))
 
 
 @irdl_op_definition
@@ -786,6 +814,7 @@ class ReduceMeanOp(ReduceOp):
     """
 
     name = "nn.reduce_mean"
+    traits = traits_def(Pure(), Reduction("sum", mean=True))
 
     @classmethod
     def infer(cls, operand_types, props, result_type):
@@ -803,6 +832,7 @@ class ReduceMaxOp(ReduceOp):
     """
 
     name = "nn.reduce_max"
+    traits = traits_def(Pure(), Reduction("max"))
 
 
 @irdl_op_definition
@@ -815,6 +845,7 @@ class ArgmaxOp(ShapeOp):
     """
 
     name = "nn.argmax"
+    traits = traits_def(Pure(), NotDifferentiable())
     axis = prop_def(IntegerAttr[I64])
 
     @classmethod
@@ -1025,6 +1056,7 @@ class OneHotOp(ShapeOp):
     """
 
     name = "nn.one_hot"
+    traits = traits_def(Pure(), Elementwise(in_place=False), NotDifferentiable())
     num_classes = prop_def(IntegerAttr[I64])
 
     @classmethod
@@ -1307,7 +1339,7 @@ class SliceGradOp(ShapeOp):
 
 
 @irdl_op_definition
-class AxisSizeOp(ShapeOp, HasCanonicalizationPatternsInterface):
+class AxisSizeOp(ShapeOp):
     """The number of elements along `axes` of `input` (all axes when empty), as a scalar of
     its dtype; the divisor of a mean over dimensions known only at run time. Folds to a
     constant when those dimensions are static. Its value does not depend on `input`'s values.
@@ -1318,6 +1350,7 @@ class AxisSizeOp(ShapeOp, HasCanonicalizationPatternsInterface):
     """
 
     name = "nn.axis_size"
+    traits = traits_def(Pure(), Elementwise(in_place=False, shape_operands=(0,)), ShapeOnly())
     axes = prop_def(DenseArrayBase[I64])
 
     @classmethod
@@ -1327,10 +1360,6 @@ class AxisSizeOp(ShapeOp, HasCanonicalizationPatternsInterface):
         for axis in get_ints(props, "axes"):
             axis_of(cls.name, x, axis)
         return tensor(x.element_type, [])
-
-    @classmethod
-    def get_canonicalization_patterns(cls):
-        return (FoldStaticAxisSize(),)
 
 
 # --- randomness and mode -----------------------------------------------------------------------
@@ -1351,7 +1380,7 @@ class RandomUniformOp(NNOp):
     input = operand_def(TensorType)
     res = result_def(TensorType)
     seed = prop_def(IntegerAttr[I64])
-    traits = traits_def(MemoryAllocEffect())
+    traits = traits_def(MemoryAllocEffect(), HostOnly(), ShapeOnly())
     assembly_format = "$input attr-dict `:` type($input) `->` type($res)"
 
     @classmethod
@@ -1372,25 +1401,13 @@ class TrainingOp(NNOp):
 
     name = "nn.training"
     res = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), HostOnly(), ShapeOnly())
     assembly_format = "attr-dict `:` type($res)"
 
     @classmethod
     def infer(cls, operand_types, props, result_type):
         return tensor(i1, [])
 
-
-# --- canonicalisation patterns -----------------------------------------------------------------
-# Imported late: `op_type_rewrite_pattern` reads the op classes above when it decorates.
-from .nn_patterns import (  # noqa: E402
-    DropIdentityOperand,
-    FoldDoubleNegation,
-    FoldReshapes,
-    FoldStaticAxisSize,
-    FoldTransposes,
-    LogOfSoftmax,
-    UseScalarConstant,
-)
 
 NN = Dialect(
     "nn",

@@ -1,6 +1,7 @@
 """Canonicalisation patterns of the `nn` dialect, run by xDSL's `canonicalize` pass.
 
-Each op names its patterns in `get_canonicalization_patterns`; they also tidy the IR that the
+Each pattern registers itself for the ops it rewrites (`@nn.canonicalizes`), which
+`NNOp.get_canonicalization_patterns` reads back; they also tidy the IR that the
 autodiff pass writes (adjoints seeded with ones, transposes of transposes).
 """
 
@@ -20,6 +21,7 @@ def splat_of(value: SSAValue) -> float | int | None:
     return owner.splat_value() if isinstance(owner, nn.ConstantOp) else None
 
 
+@nn.canonicalizes(nn.AddOp, nn.SubOp, nn.MulOp, nn.DivOp)
 class DropIdentityOperand(RewritePattern):
     """`x + 0`, `0 + x`, `x - 0`, `x * 1`, `1 * x`, `x / 1` -> `x`, when the constant does not
     broadcast `x` to a bigger shape."""
@@ -37,6 +39,7 @@ class DropIdentityOperand(RewritePattern):
                 return
 
 
+@nn.canonicalizes(nn.NegOp)
 class FoldDoubleNegation(RewritePattern):
     """`-(-x)` -> `x`; `-c` -> the negated constant when `c` is a scalar constant."""
 
@@ -51,6 +54,7 @@ class FoldDoubleNegation(RewritePattern):
             rewriter.replace(op, folded)
 
 
+@nn.canonicalizes(nn.TransposeOp)
 class FoldTransposes(RewritePattern):
     """`transpose(transpose(x, p), q)` -> `transpose(x, p∘q)`; an identity permutation -> `x`."""
 
@@ -71,6 +75,7 @@ class FoldTransposes(RewritePattern):
             rewriter.replace(op, folded)
 
 
+@nn.canonicalizes(nn.ReshapeOp)
 class FoldReshapes(RewritePattern):
     """`reshape(reshape(x))` -> `reshape(x)`; a reshape to the input's own type -> `x`."""
 
@@ -93,6 +98,7 @@ class FoldReshapes(RewritePattern):
             rewriter.replace(op, folded)
 
 
+@nn.canonicalizes(nn.LogOp)
 class LogOfSoftmax(RewritePattern):
     """`log(softmax(x))` -> `log_softmax(x)`: same value, no underflow to `log(0)`."""
 
@@ -105,6 +111,7 @@ class LogOfSoftmax(RewritePattern):
             rewriter.replace(op, fused)
 
 
+@nn.canonicalizes(nn.AxisSizeOp)
 class FoldStaticAxisSize(RewritePattern):
     """`axis_size(x)` over static dimensions -> a constant."""
 
@@ -130,6 +137,7 @@ def scalar_source(value: SSAValue) -> nn.ConstantOp | None:
     return None
 
 
+@nn.canonicalizes(nn.AddOp, nn.SubOp, nn.MulOp, nn.DivOp)
 class UseScalarConstant(RewritePattern):
     """`x * broadcast_to(reshape(c))` -> `x * c` when the result type stays the same, so that
     the identity patterns and fusion see the scalar (the autodiff pass seeds with ones)."""

@@ -5,9 +5,10 @@ per operand (None where `needs` says the operand is inactive or where it has no 
 The rules write their IR through `nn_builder.Emitter`, which places every op at the forward op's
 location.
 
-`NOT_DIFFERENTIABLE` lists the ops whose outputs carry no derivative (comparisons, argmax,
-one_hot, integer casts); `SHAPE_ONLY` the ops that read only their operands' shapes. Adding an
-op means adding its rule here (or naming it in one of the two sets).
+Ops whose outputs carry no derivative (comparisons, argmax, one_hot) have the
+`NotDifferentiable` trait, ops that read only their operands' shapes the `ShapeOnly` trait
+(`dialects/traits.py`); integer-valued results never carry one. Every other op of the dialect
+has its rule here (`tests/test_registries.py` checks it).
 
 Subgradients: relu'(0) = 0, abs'(0) = 0, maximum/minimum send ties to the left operand,
 reduce_max shares ties equally, max_pool2d gives each window's gradient to its first maximum.
@@ -26,8 +27,6 @@ from .shapes import DYN, ShapeError, format_type, is_float
 
 Rule = Callable[[Emitter, Operation, SSAValue, Sequence[bool]], Sequence[SSAValue | None]]
 VJP: dict[type[Operation], Rule] = {}
-NOT_DIFFERENTIABLE = {nn.CmpOp, nn.ArgmaxOp, nn.OneHotOp}
-SHAPE_ONLY = {nn.RandomUniformOp, nn.AxisSizeOp, nn.TrainingOp, nn.ConstantOp}
 
 
 def rule(*op_classes: type[Operation]):

@@ -33,8 +33,9 @@ from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
 from irnet.dialects.ad import GradRequestOp
 from irnet.dialects.nn_builder import Emitter, NoDerivative
-from irnet.dialects.nn_vjp import NOT_DIFFERENTIABLE, SHAPE_ONLY, vjp
+from irnet.dialects.nn_vjp import vjp
 from irnet.dialects.shapes import format_type, is_float, shapes_compatible
+from irnet.dialects.traits import NotDifferentiable, ShapeOnly
 from irnet.locations import error_at
 from irnet.lowering.inline import drop_unused_private_functions, inline_call
 
@@ -73,7 +74,7 @@ def has_request(module: ModuleOp, function: func.FuncOp, seen: set[str] | None =
 
 def differentiable_edge(op: Operation) -> bool:
     """Whether a cotangent can flow from `op`'s result to its operands."""
-    if type(op) in NOT_DIFFERENTIABLE or type(op) in SHAPE_ONLY:
+    if op.has_trait(NotDifferentiable) or op.has_trait(ShapeOnly):
         return False
     return all(is_float(r.type) for r in op.results)
 

@@ -50,11 +50,12 @@ from xdsl.passes import ModulePass
 from irnet.dialects import nn
 from irnet.dialects.kernel import FusedOp, YieldOp
 from irnet.dialects.shapes import DYN, format_type
+from irnet.dialects.traits import Elementwise, Reduction
 from irnet.errors import IrnError
 from irnet.locations import error_at, source_loc
 
 from . import cpu_runtime
-from .fusion import ELEMENTWISE, REDUCTIONS, is_inlined_constant
+from .fusion import is_inlined_constant
 
 EMITTER_VERSION = "3"
 """Part of the compile cache key: bump when the emitted code changes for the same IR."""
@@ -440,7 +441,7 @@ def reduction_identity(is_max: bool, np_type: str) -> float | int:
 
 
 @dataclass
-class Reduction:
+class ReductionCode:
     """The reduction that ends a loop nest, as source pieces."""
 
     value: str
@@ -481,7 +482,7 @@ class NestCode:
     loop_vars: list[str]
     body: list[str]
     """At each point: loads, computations, stores (not the reduction's update)."""
-    reduction: Reduction | None
+    reduction: ReductionCode | None
 
 
 class LoopNest:
@@ -510,7 +511,7 @@ class LoopNest:
         """Preset values that are a local variable at each point instead (a matmul kernel's
         accumulator, for an epilogue run as each product element is made)."""
         self.defined = {r for op in self.ops for r in op.results}
-        self.reduction = self.ops[-1] if self.ops and isinstance(self.ops[-1], REDUCTIONS) else None
+        self.reduction = self.ops[-1] if self.ops and self.ops[-1].has_trait(Reduction) else None
         self.inputs: list[SSAValue] = []
         self.bindings: list[tuple[SSAValue, int, int]] = []
         """(input, input axis, domain axis) for every read that maps an input axis onto the
@@ -534,7 +535,7 @@ class LoopNest:
         if isinstance(op, nn.OneHotOp):
             self.bindings += [(value, k, k) for k in range(len(s))]
             return
-        if isinstance(op, REDUCTIONS) or (isinstance(op, nn.BroadcastToOp) and index == 1):
+        if op.has_trait(Reduction) or (isinstance(op, nn.BroadcastToOp) and index == 1):
             self.bindings += [(value, k, k) for k in range(len(s))]
             return
         offset = self.rank - len(s)
@@ -636,7 +637,7 @@ class LoopNest:
             array = names[value]
             if flat:
                 idx = ["i"] if s == self.domain else ["0"] * len(s)
-            elif isinstance(op, (nn.OneHotOp, *REDUCTIONS)):
+            elif isinstance(op, nn.OneHotOp) or op.has_trait(Reduction):
                 idx = ["0" if s[k] == 1 else ivar(k) for k in range(len(s))]
             else:
                 offset = rank - len(s)
@@ -665,7 +666,7 @@ class LoopNest:
         if self.reduction is not None:
             red = self.reduction
             dtype = self.m.np_type(red.results[0].type)
-            reduction = Reduction(
+            reduction = ReductionCode(
                 value=read(red, red.operands[0]),
                 out=out_of[red.results[0]],
                 axes=axes_of(red, rank),
@@ -1110,7 +1111,7 @@ class FunctionEmitter:
             self.names[op.res] = "v_training"
             return
         self.comment(op, [op])
-        if isinstance(op, (*ELEMENTWISE, *REDUCTIONS)):
+        if op.has_trait(Elementwise) or op.has_trait(Reduction):
             outer = {v: v for v in op.operands}
             self.loop_site(op, [op], outer, list(op.results))
             return
@@ -1167,7 +1168,7 @@ class FunctionEmitter:
         last = real[-1]
         domain = (
             shape_of(last.operands[0])
-            if isinstance(last, REDUCTIONS)
+            if last.has_trait(Reduction)
             else shape_of(last.results[0])
         )
         nest = self.nest_class(self.m, domain, ops, inner_outputs)

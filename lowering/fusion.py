@@ -3,12 +3,12 @@
 
 Per function, in program order, every op is given to a group:
 
-- an elementwise op (`nn.add`, `nn.relu`, `nn.cmp`, `nn.select`, `nn.cast`, `nn.broadcast_to`,
-  `nn.one_hot`, `nn.axis_size`, ...) joins the open group of one of its operands' producers
-  when its result has that group's iteration domain (the same type shape), and otherwise the
-  most recent open group with that domain, or starts a group;
-- a reduction (`nn.reduce_sum/mean/max`) joins the open group that produces its operand, over
-  that group's domain, and closes it: nothing joins after a reduction;
+- an elementwise op (one with the `Elementwise` trait: `nn.add`, `nn.relu`, `nn.cmp`,
+  `nn.broadcast_to`, `nn.one_hot`, `nn.axis_size`, ...) joins the open group of one of its
+  operands' producers when its result has that group's iteration domain (the same type shape),
+  and otherwise the most recent open group with that domain, or starts a group;
+- a reduction (the `Reduction` trait: `nn.reduce_sum/mean/max`) joins the open group that
+  produces its operand, over that group's domain, and closes it: nothing joins after it;
 - an `nn.matmul` starts a `matmul` group: a transposed operand (`nn.transpose` of the last two
   axes) is copied in, to become a BLAS flag, and elementwise ops over the product's shape
   join it as an epilogue (bias, activation);
@@ -36,32 +36,7 @@ from xdsl.transforms.dead_code_elimination import region_dce
 
 from irnet.dialects import nn
 from irnet.dialects.kernel import FusedOp, YieldOp
-
-UNARY = (
-    nn.NegOp,
-    nn.AbsOp,
-    nn.ExpOp,
-    nn.LogOp,
-    nn.SqrtOp,
-    nn.TanhOp,
-    nn.SigmoidOp,
-    nn.ReluOp,
-    nn.GeluOp,
-)
-BINARY = (nn.AddOp, nn.SubOp, nn.MulOp, nn.DivOp, nn.PowOp, nn.MaximumOp, nn.MinimumOp)
-ELEMENTWISE = (
-    *UNARY,
-    *BINARY,
-    nn.CmpOp,
-    nn.SelectOp,
-    nn.CastOp,
-    nn.BroadcastToOp,
-    nn.OneHotOp,
-    nn.AxisSizeOp,
-)
-"""Ops computed one element at a time over their result's shape (the iteration domain)."""
-
-REDUCTIONS = (nn.ReduceSumOp, nn.ReduceMeanOp, nn.ReduceMaxOp)
+from irnet.dialects.traits import Elementwise, Reduction
 
 
 def shape(value: SSAValue) -> tuple[int, ...]:
@@ -175,7 +150,7 @@ class Fuser:
         return sorted(found, key=lambda g: -max(self.position[o] for o in g.ops))
 
     def assign(self, op: Operation) -> None:
-        if isinstance(op, ELEMENTWISE):
+        if op.has_trait(Elementwise):
             domain = shape(op.results[0])
             candidates = self.open_groups_of(op, domain)
             siblings = [
@@ -188,7 +163,7 @@ class Fuser:
                     self.add(op, group)
                     return
             self.start(op, "elementwise", domain)
-        elif isinstance(op, REDUCTIONS):
+        elif op.has_trait(Reduction):
             (operand,) = op.operands
             owner = operand.owner
             group = self.group_of.get(owner) if isinstance(owner, Operation) else None

@@ -14,8 +14,8 @@ The plan is an attribute on each top-level op that writes tensors, one entry per
 - `"fresh"`: a new array at every call: the function's results (the caller keeps them), and
   anything they view.
 
-`nn.reshape` is a view of its operand (no entry); constants, random draws and `nn.training` are
-made by the host. Arguments are never written. Printed:
+A view (the `View` trait: `nn.reshape`) shares its operand's buffer (no entry); host-only ops
+(constants, random draws, `nn.training`) are made by the host. Arguments are never written. Printed:
 
 ```mlir
 %h, %0 = kernel.fused "matmul" (%x, %dense_0.w, %dense_0.b) {memplan.buffers = ["ws0", "ws1"]} ...
@@ -33,26 +33,18 @@ from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from irnet.dialects import nn
 from irnet.dialects.kernel import FusedOp
-
-from .fusion import ELEMENTWISE, REDUCTIONS
-
-HOST_OPS = (nn.ConstantOp, nn.RandomUniformOp, nn.TrainingOp)
-VIEW_OPS = (nn.ReshapeOp,)
-
-INPLACE_OPS = tuple(
-    op for op in ELEMENTWISE if op not in (nn.OneHotOp, nn.AxisSizeOp, nn.BroadcastToOp)
-)
+from irnet.dialects.traits import Elementwise, HostOnly, Reduction, View
 
 
 def in_place_capable(op: Operation) -> bool:
     """A kernel that reads each operand of the result's type at the index it writes."""
     if isinstance(op, FusedOp):
         return op.kind.data == "elementwise" and not any(
-            isinstance(inner, REDUCTIONS) for inner in op.body.block.ops
+            inner.has_trait(Reduction) for inner in op.body.block.ops
         )
-    return isinstance(op, INPLACE_OPS)
+    trait = op.get_trait(Elementwise)
+    return trait is not None and trait.in_place
 
 
 class Planner:
@@ -77,11 +69,11 @@ class Planner:
                 root = self.root_of(value)
                 use = end if isinstance(op, func.ReturnOp) else i
                 self.last_use[root] = max(self.last_use.get(root, -1), use)
-            if isinstance(op, VIEW_OPS):
+            if op.has_trait(View):
                 self.root[op.results[0]] = self.root_of(op.operands[0])
             for r in op.results:
                 if r not in self.root:
-                    self.kind[r] = "host" if isinstance(op, HOST_OPS) else "kernel"
+                    self.kind[r] = "host" if op.has_trait(HostOnly) else "kernel"
                     self.last_use.setdefault(r, i)
 
     def run(self) -> None:
@@ -91,7 +83,7 @@ class Planner:
         busy: dict[int, SSAValue] = {}
         """Slot -> the root value holding it."""
         for i, op in enumerate(self.ops):
-            if isinstance(op, (func.ReturnOp, *VIEW_OPS, *HOST_OPS)):
+            if isinstance(op, func.ReturnOp) or op.has_trait(View) or op.has_trait(HostOnly):
                 continue
             for slot, holder in list(busy.items()):
                 if self.last_use[holder] < i:
