@@ -19,7 +19,7 @@ from irnet.dialects import nn
 from irnet.dialects.shapes import DYN
 
 from .ast import Loc
-from .errors import IrnError
+from .diagnostics import IrnError
 from .function_builder import FunctionBuilder, GradFn
 from .imports import FunctionRef
 

@@ -33,7 +33,7 @@ import numpy as np
 from irnet.dialects.shapes import DYN, format_shape, format_type
 
 from . import ast
-from .errors import IrnError
+from .diagnostics import IrnError
 
 # --- datasets ------------------------------------------------------------------------------------
 

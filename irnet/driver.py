@@ -32,7 +32,7 @@ from irnet.lowering.inline import InlineFunctionsPass
 from irnet.lowering.memplan import PlanMemoryPass
 
 from . import train_ir
-from .errors import IrnError, remember_source
+from .diagnostics import IrnError, remember_source
 from .imports import LoadedModule, Program
 from .irgen import IRGen
 from .train_config import TrainConfig

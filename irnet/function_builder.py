@@ -31,7 +31,7 @@ from irnet.dialects import nn
 from irnet.dialects.shapes import DYN, ShapeError, dtype_name, format_type
 
 from . import ast
-from .errors import IrnError
+from .diagnostics import IrnError
 from .imports import FunctionRef, LoadedModule
 
 DTYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}

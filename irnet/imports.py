@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast
-from .errors import IrnError
+from .diagnostics import IrnError
 from .parser import parse
 
 STDLIB_DIR = Path(__file__).parent / "stdlib"

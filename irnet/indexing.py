@@ -14,7 +14,7 @@ from irnet.dialects import nn
 from irnet.dialects.shapes import DYN, format_type
 
 from . import ast
-from .errors import IrnError
+from .diagnostics import IrnError
 from .function_builder import FunctionBuilder
 
 

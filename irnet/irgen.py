@@ -39,7 +39,7 @@ from irnet.dialects.shapes import DYN, dtype_name, format_shape, format_type
 
 from . import ast
 from .builtins import BUILTINS, UNROLL_LIMIT, bind_arguments, comparison_props, suggest
-from .errors import IrnError
+from .diagnostics import IrnError
 from .function_builder import (
     DTYPES,
     DTypeValue,

@@ -16,7 +16,7 @@ from lark.exceptions import (
 )
 
 from . import ast
-from .errors import IrnError, remember_source
+from .diagnostics import IrnError, remember_source
 from .grammar import GRAMMAR
 
 _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}

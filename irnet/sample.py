@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import IrnError
+from .diagnostics import IrnError
 from .train import Session, load_data
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import ast
 from .builtins import suggest
-from .errors import IrnError
+from .diagnostics import IrnError
 from .optimizers import OPTIMIZERS
 from .parser import parse_expression
 from .schedules import SCHEDULES, options

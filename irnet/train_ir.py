@@ -32,7 +32,7 @@ from irnet.dialects.nn_builder import Emitter
 from irnet.dialects.shapes import format_type
 
 from . import ast
-from .errors import IrnError
+from .diagnostics import IrnError
 from .function_builder import FunctionBuilder, location
 from .irgen import IRGen, evaluate, signature_type
 from .optimizers import OPTIMIZERS, apply_updates

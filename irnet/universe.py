@@ -16,7 +16,7 @@ from xdsl.utils.frontend import Frontend
 from xdsl.utils.target import Target
 
 from . import driver
-from .errors import IrnError
+from .diagnostics import IrnError
 
 
 @dataclass(frozen=True)

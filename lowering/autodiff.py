@@ -31,12 +31,12 @@ from xdsl.transforms.canonicalize import CanonicalizePass
 from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
+from irnet.diagnostics import error_at
 from irnet.dialects.ad import GradRequestOp
 from irnet.dialects.nn_builder import Emitter, NoDerivative
 from irnet.dialects.nn_vjp import vjp
 from irnet.dialects.shapes import format_type, is_float, shapes_compatible
 from irnet.dialects.traits import NotDifferentiable, ShapeOnly
-from irnet.locations import error_at
 from irnet.lowering.inline import drop_unused_private_functions, inline_call
 
 

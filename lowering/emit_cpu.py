@@ -47,12 +47,11 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 
+from irnet.diagnostics import IrnError, error_at, source_loc
 from irnet.dialects import nn
 from irnet.dialects.kernel import FusedOp, YieldOp
 from irnet.dialects.shapes import DYN, format_type
 from irnet.dialects.traits import Elementwise, Reduction
-from irnet.errors import IrnError
-from irnet.locations import error_at, source_loc
 
 from . import cpu_runtime
 from .fusion import is_inlined_constant

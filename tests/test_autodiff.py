@@ -9,7 +9,7 @@ import pytest
 from conftest import PROGRAMS
 
 from irnet import driver, gradcheck, reference
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 
 
 def check(source: str, function: str = "f", batch: int = 3, samples: int = 40):

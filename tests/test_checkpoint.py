@@ -13,7 +13,7 @@ import pytest
 
 from irnet import checkpoint
 from irnet.checkpoint import FORMAT, Checkpoint, check_compatible, latest, load, save, source_hash
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 
 MODEL = "mnist_mlp"
 SOURCE = source_hash("model mnist_mlp(...) { ... }")

@@ -33,9 +33,9 @@ from xdsl.printer import Printer
 
 from irnet import driver, reference
 from irnet.cpu import CpuRunner, compile_stats, lower
+from irnet.diagnostics import IrnError
 from irnet.dialects import nn
 from irnet.dialects.kernel import FusedOp
-from irnet.errors import IrnError
 from irnet.lowering.emit_cpu import CpuOptions, emit_module
 
 

@@ -28,7 +28,7 @@ from conftest import PROGRAMS, ROOT, console_script, subprocess_env
 from op_cases import CASES, CONSTANTS, assert_matches, inputs_for, public_functions
 
 from irnet import cuda, driver, reference
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 
 pytestmark = pytest.mark.skipif(
     cuda.device_problem() is not None, reason=str(cuda.device_problem())

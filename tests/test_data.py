@@ -19,8 +19,8 @@ from irnet.data import (
     fit_to_input,
     load,
 )
+from irnet.diagnostics import IrnError
 from irnet.dialects.shapes import DYN
-from irnet.errors import IrnError
 
 ROOT = Path(__file__).resolve().parent.parent
 

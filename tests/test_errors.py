@@ -20,7 +20,7 @@ from textwrap import dedent
 import pytest
 
 from irnet import driver
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 
 FILE = "t.irn"
 BIN = Path(sys.executable).parent

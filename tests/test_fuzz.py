@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from lark.exceptions import VisitError
 
 from irnet import driver
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 
 ROOT = Path(__file__).resolve().parent.parent
 FILE = "fuzz.irn"

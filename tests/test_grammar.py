@@ -15,7 +15,7 @@ import pytest
 
 import irnet
 from irnet import ast
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 from irnet.parser import parse
 
 FILE = "test.irn"

@@ -25,9 +25,9 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from irnet import driver, reference
+from irnet.diagnostics import IrnError
 from irnet.dialects import nn
 from irnet.dialects.shapes import DYN
-from irnet.errors import IrnError
 from irnet.initializers import initialize
 
 END = nn.SLICE_END

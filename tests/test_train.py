@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, console_script, subprocess_env
 
 from irnet import driver, reference, train
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 from irnet.schedules import learning_rate, options
 
 TINY = """

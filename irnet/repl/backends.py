@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 from irnet.universe import IRNET_UNIVERSE
 
 TARGETS = ("reference", "cpu", "cuda")

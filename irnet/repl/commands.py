@@ -19,7 +19,7 @@ from xdsl.ir import SSAValue
 
 from irnet import ast, driver, summary
 from irnet.builtins import suggest
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 from irnet.imports import FunctionRef
 from irnet.irgen import DTYPES as IR_DTYPES
 

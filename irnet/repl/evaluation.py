@@ -35,7 +35,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
 from irnet import ast, driver, params, reference, summary, train_ir
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 from irnet.grammar.lexer import RESERVED
 from irnet.imports import STDLIB_DIR, FunctionRef, LoadedModule, Program
 from irnet.irgen import IRGen, evaluate

@@ -8,7 +8,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from irnet import ast
-from irnet.errors import remember_source
+from irnet.diagnostics import remember_source
 from irnet.parser import parse_expression
 
 _BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[()\[\]{}]')

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from irnet import ast
-from irnet.errors import IrnError
+from irnet.diagnostics import IrnError
 from irnet.grammar.lexer import DTYPES
 from irnet.irgen import DTypeValue, FunctionBuilder, describe
 from irnet.runner import load_array_file

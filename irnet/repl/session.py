@@ -21,7 +21,7 @@ import os
 import re
 import traceback
 
-from irnet.errors import IrnError, remember_source
+from irnet.diagnostics import IrnError, remember_source
 
 from . import completion
 from .commands import COMMANDS, run_command
