@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IrnError
+from .diagnostics import IrnError
 
 FORMAT = "irnet-checkpoint-1"
 PARAM = "param/"

@@ -19,8 +19,8 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
-from . import __version__, driver
-from .errors import IrnError
+from . import __version__, driver, targets
+from .diagnostics import IrnError
 from .summary import parameter_table, parameters, signature
 
 
@@ -128,16 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    if args.target == "cuda":
-        from .cuda import compile_file
-    else:
-        from .cpu import compile_file
-
-    compile_file(args)
+    targets.compile_file(args)
     return 0
 
-
-TARGETS = ["reference", "cpu", "cuda"]
 
 TRAIN_FLAGS = ("epochs", "batch", "lr", "optimizer", "schedule", "seed", "data", "val_split")
 
@@ -329,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a model on inputs from .npy/.npz files")
     run.add_argument("file")
     run.add_argument("--function", help="the function to run (default: the first model)")
-    run.add_argument("--target", choices=TARGETS, default="reference")
+    run.add_argument("--target", choices=targets.TARGETS, default="reference")
     run.add_argument(
         "-i", "--input", action="append", default=[], metavar="NAME=FILE.npy | FILE.npz",
         help="an input array by argument name, or an .npz of arrays named like the arguments",
@@ -348,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compile", help="write the compiled module (Numba kernels) of a file's functions"
     )
     compile_cmd.add_argument("file")
-    compile_cmd.add_argument("--target", choices=["cpu", "cuda"], default="cpu")
+    compile_cmd.add_argument("--target", choices=tuple(targets.EMITTERS), default="cpu")
     compile_cmd.add_argument("-o", "--output", help="write the module here instead of stdout")
     compile_cmd.add_argument("--f64", action="store_true", help="compute in float64")
     compile_cmd.add_argument(
@@ -389,7 +382,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-split", type=float, dest="val_split")
     p.add_argument(
         "--target",
-        choices=TARGETS,
+        choices=targets.TARGETS,
         default="reference",
         help="run on NumPy (reference), compiled with Numba for the CPU (cpu) or an NVIDIA GPU "
         "(cuda; NUMBA_ENABLE_CUDASIM=1 runs it in Numba's simulator)",

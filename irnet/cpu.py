@@ -1,6 +1,6 @@
 """The `cpu` target: IR -> `fuse-elementwise`, `plan-memory` -> a Python module of Numba kernels
-(`lowering/emit_cpu.py`), cached on disk and imported; `CpuRunner` runs its entry points with
-the interface of the reference interpreter (`reference.Reference`), so the trainer can use either.
+(`lowering/emit_cpu.py`), cached on disk and imported; `CpuRunner` runs its entry points as a
+`targets.Runner`, the interface of the reference interpreter, so the trainer can use either.
 
 The compile cache lives in `$IRNET_CACHE_DIR` (default `$XDG_CACHE_HOME/irnet`, else
 `~/.cache/irnet`), one folder per key: `cpu/<key>/model_cpu.py`, with Numba's own cache of the
@@ -33,11 +33,11 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.printer import Printer
 
+from irnet.dialects.dtypes import numpy_dtype
 from irnet.lowering.emit_cpu import EMITTER_VERSION, CpuOptions, EmittedModule, emit_module
 
 from . import __version__, driver, reference
-from .errors import IrnError
-from .locations import error_at
+from .diagnostics import IrnError, error_at
 
 CACHE_ENV = "IRNET_CACHE_DIR"
 PARALLEL_ENV = "IRNET_CPU_PARALLEL"
@@ -243,13 +243,16 @@ def compile_stats(module: types.ModuleType) -> dict[str, int]:
 
 
 class CpuRunner:
-    """Runs functions of one module on the cpu target; `run` as `reference.Reference.run`.
+    """Runs functions of one module on the cpu target, a `targets.Runner`.
 
     `float_dtype=np.float64` computes every float in float64 (as the reference's option);
     `parallel` turns on parallel loops (default: `default_parallel()`); `cache` overrides the
     cache folder. Kernels compile on their first call (or load from the cache)."""
 
     target = CPU
+    runs_allreduce = False
+    """The compiled steps hold no collectives: a data-parallel trainer reduces between
+    `@m.grad` and `@m.update`."""
 
     def __init__(
         self,
@@ -291,7 +294,7 @@ class CpuRunner:
                 if not isinstance(t, TensorType):
                     types = []
                     break
-                dtype = reference.numpy_dtype(t.element_type, self.float_dtype)
+                dtype = numpy_dtype(t, self.float_dtype)
                 types.append((dtype, tuple(t.get_shape())))
             self._signatures[name] = (fn, types)
         return self._signatures[name]
@@ -377,6 +380,12 @@ class CpuRunner:
         except (IrnError, KeyError, ValueError):
             pass
         return error_at(f"{blamed.name}: {message}", blamed.location)
+
+    def to_host(self, value: ArrayLike) -> np.ndarray:
+        return np.asarray(value)
+
+    def from_host(self, array: np.ndarray) -> ArrayLike:
+        return array
 
     def stats(self) -> dict[str, int]:
         return compile_stats(self.compiled.module)

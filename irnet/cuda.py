@@ -2,9 +2,9 @@
 Python module of Numba CUDA kernels (`lowering/emit_cuda.py`), cached on disk beside the cpu
 target's modules (`$IRNET_CACHE_DIR/cuda/<key>/model_cuda.py`) and imported.
 
-`CudaRunner.run` has the interface of `Reference.run` but returns device arrays, which stay on
-the GPU: a trainer that feeds a step's new parameters and optimiser state back into the next
-step never copies them to the host (`np.asarray` does, when a checkpoint needs them). Without a
+`CudaRunner` is a `targets.Runner` whose `run` returns device arrays, which stay on the GPU: a
+trainer that feeds a step's new parameters and optimiser state back into the next step never
+copies them to the host (`to_host` does, when a checkpoint needs them). Without a
 GPU, Numba's simulator (`NUMBA_ENABLE_CUDASIM=1`, set before Numba is imported) runs the same
 kernels on the CPU; without either, `CudaRunner` refuses with a clear message.
 """
@@ -18,13 +18,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from irnet.lowering.emit_cuda import emit_module
 
 from . import cpu
 from .cpu import GENERATOR, CpuRunner, Target, load_module
-from .errors import IrnError
+from .diagnostics import IrnError
 
 SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
 
@@ -67,8 +68,8 @@ CUDA = Target("cuda", emit_module, (*GENERATOR, "emit_cuda", "cuda_runtime"))
 
 
 class CudaRunner(CpuRunner):
-    """Runs functions of one module on the GPU (or the simulator); `run` as
-    `Reference.run`, returning device arrays."""
+    """Runs functions of one module on the GPU (or the simulator), a `targets.Runner` whose
+    `run` returns device arrays."""
 
     target = CUDA
 
@@ -89,6 +90,14 @@ class CudaRunner(CpuRunner):
         super().__init__(
             module, float_dtype=float_dtype, parallel=False, cache=cache, source_name=source_name
         )
+
+    def to_host(self, value: Any) -> np.ndarray:
+        return value.copy_to_host() if hasattr(value, "copy_to_host") else np.asarray(value)
+
+    def from_host(self, array: np.ndarray) -> Any:
+        from numba import cuda
+
+        return cuda.to_device(np.asarray(array, order="C"))  # 0-d arrays stay 0-d
 
 
 def ptx(path: Path, cc: tuple[int, int] = (9, 0)) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IrnError
+from .diagnostics import IrnError
 
 RANK_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
 

@@ -17,10 +17,11 @@ from xdsl.dialects.builtin import ModuleOp
 
 from irnet.dialects import nn
 from irnet.dialects.ad import ValueAndGradOp
+from irnet.dialects.dtypes import numpy_dtype
 
 from . import driver, reference
-from .errors import IrnError
-from .params import Argument, arguments, find_function, initial_parameters, numpy_dtype
+from .diagnostics import IrnError
+from .params import Argument, arguments, find_function, initial_parameters
 
 
 @dataclass(frozen=True)

@@ -11,23 +11,11 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, StringAttr, TensorType
 
-from irnet.dialects.shapes import DYN, dtype_name
+from irnet.dialects.dtypes import numpy_dtype
+from irnet.dialects.shapes import DYN
 
-from .errors import IrnError
+from .diagnostics import IrnError
 from .initializers import initialize
-
-NUMPY_DTYPES = {
-    "f32": np.float32,
-    "f64": np.float64,
-    "i32": np.int32,
-    "i64": np.int64,
-    "bool": np.bool_,
-}
-
-
-def numpy_dtype(t: TensorType) -> np.dtype:
-    return np.dtype(NUMPY_DTYPES[dtype_name(t.element_type)])
-
 
 ROLES = ("param", "grad", "state", "hyper", "target", "input")
 """The `nn.<role>` argument attributes, in the order they are looked for."""

@@ -29,9 +29,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
-    Float32Type,
-    Float64Type,
-    IntegerType,
     ModuleOp,
     TensorType,
 )
@@ -69,15 +66,14 @@ def unsupported(op: Operation) -> IrnError:
 
 
 def numpy_dtype(element_type: Attribute, float_dtype: np.dtype | None = None) -> np.dtype:
-    """The NumPy dtype of an element type; floats become `float_dtype` when it is given."""
-    if isinstance(element_type, Float32Type | Float64Type):
-        return float_dtype or np.dtype(
-            np.float32 if isinstance(element_type, Float32Type) else np.float64
-        )
-    if isinstance(element_type, IntegerType) and element_type.width.data in (1, 8, 16, 32, 64):
-        width = element_type.width.data
-        return np.dtype(bool) if width == 1 else np.dtype(f"int{width}")
-    raise IrnError(f"the reference interpreter has no NumPy dtype for {element_type}")
+    """The NumPy dtype of an element type (`irnet.dialects.dtypes`); floats become
+    `float_dtype` when it is given."""
+    from irnet.dialects import dtypes
+
+    try:
+        return dtypes.numpy_dtype(element_type, float_dtype)
+    except dtypes.DTypeError as e:
+        raise IrnError(str(e)) from None
 
 
 KINDS = {"f": "f", "i": "iu", "b": "b"}
@@ -563,13 +559,17 @@ class AnomalyCheck(Interpreter.Listener):
 
 
 class Reference:
-    """The reference interpreter over one module; `run` a function of it as often as needed.
+    """The reference interpreter over one module, a `targets.Runner`; `run` a function of it
+    as often as needed.
 
     `float_dtype=np.float64` runs every float computation in float64: float arguments and
     constants are cast, and the ops that make floats from a type (one_hot, random_uniform,
     axis_size, cast) make float64. By default each value has its IR dtype (f32 -> float32,
     f64 -> float64, i32, i64, i1 -> bool).
     """
+
+    runs_allreduce = True
+    """`dist.allreduce` runs as an op, between the processes of `world`."""
 
     def __init__(
         self, module: ModuleOp, *, float_dtype: ArrayLike = None, world: World | None = None
@@ -625,6 +625,12 @@ class Reference:
                 return fn
         known = ", ".join(f"@{fn.sym_name.data}" for fn in functions) or "none"
         raise IrnError(f"no function @{name} in the module (functions: {known})")
+
+    def to_host(self, value: ArrayLike) -> np.ndarray:
+        return np.asarray(value)
+
+    def from_host(self, array: np.ndarray) -> np.ndarray:
+        return array
 
     def check_supported(self, fn: func.FuncOp, seen: set[str] | None = None) -> None:
         """Every op `fn` runs, through calls too, must have an implementation."""

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 from xdsl.dialects import func
 
-from . import driver, reference
-from .errors import IrnError
+from . import driver
+from .diagnostics import IrnError
 from .params import arguments, find_function, initial_parameters
+from .targets import make_runner
 
 
 def load_array_file(path: str) -> dict[str, np.ndarray] | np.ndarray:
@@ -73,18 +74,9 @@ def run_file(args: argparse.Namespace) -> None:
     if given:
         raise IrnError(f"{name} has no input named {', '.join(sorted(given))}")
     float_dtype = np.float64 if args.f64 else None
-    if args.target == "cpu":
-        from .cpu import CpuRunner
-
-        runner = CpuRunner(module, float_dtype=float_dtype, source_name=args.file)
-    elif args.target == "cuda":
-        from .cuda import CudaRunner
-
-        runner = CudaRunner(module, float_dtype=float_dtype, source_name=args.file)
-    else:
-        runner = reference.Reference(module, float_dtype=float_dtype)
+    runner = make_runner(module, args.target, float_dtype=float_dtype, source_name=args.file)
     results = runner.run(name, values, training=args.training, seed=args.seed)
-    outputs = tuple(np.asarray(r) for r in results)  # device arrays (cuda) to the host
+    outputs = tuple(runner.to_host(r) for r in results)
     if args.output:
         save(Path(args.output), outputs)
     else:

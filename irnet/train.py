@@ -21,30 +21,34 @@ from pathlib import Path
 import numpy as np
 from xdsl.dialects import func
 
+from irnet.dialects.dtypes import numpy_dtype
+
 from . import checkpoint as ckpt
 from . import data as datasets
-from . import driver, reference
+from . import driver
+from .diagnostics import IrnError
 from .distributed import World
-from .errors import IrnError
-from .params import Argument, arguments, find_function, initial_parameters, numpy_dtype
+from .params import Argument, arguments, find_function, initial_parameters
 from .progress import Progress
 from .schedules import learning_rate
+from .targets import Array, Runner, make_runner
 from .train_config import TrainConfig
 
 
 @dataclass
 class Session:
-    """A train block compiled for the reference target, with its parameters and state."""
+    """A train block compiled for a target, with its parameters and state (kept where the
+    runner keeps them: on the device for cuda)."""
 
     path: Path
     model: str
     config: TrainConfig
-    runner: reference.Reference
+    runner: Runner
     step_args: list[Argument]
     source_hash: str
     world: World = field(default_factory=World)
-    params: dict[str, np.ndarray] = field(default_factory=dict)
-    state: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, Array] = field(default_factory=dict)
+    state: dict[str, Array] = field(default_factory=dict)
     epoch: int = 0
     step: int = 0
     history: list[dict] = field(default_factory=list)
@@ -73,14 +77,19 @@ class Session:
 
     def reset(self) -> None:
         """Fresh parameters from the initialisers, zero optimiser state."""
-        self.params = initial_parameters(
-            self.runner.function(f"{self.model}.step"), self.config.seed
-        )
-        self.state = {
+        params = initial_parameters(self.runner.function(f"{self.model}.step"), self.config.seed)
+        state = {
             a.name: np.zeros(a.type.get_shape(), numpy_dtype(a.type)) for a in self.role("state")
         }
+        self.params, self.state = self.from_host(params), self.from_host(state)
         self.epoch = self.step = 0
         self.history = []
+
+    def to_host(self, arrays: dict[str, Array]) -> dict[str, np.ndarray]:
+        return {name: self.runner.to_host(value) for name, value in arrays.items()}
+
+    def from_host(self, arrays: dict[str, np.ndarray]) -> dict[str, Array]:
+        return {name: self.runner.from_host(value) for name, value in arrays.items()}
 
     @property
     def distributed(self) -> bool:
@@ -100,7 +109,7 @@ class Session:
             mine = self.world.slice(rows)
             inputs, targets = [a[mine] for a in inputs], [a[mine] for a in targets]
             extra.append(np.asarray(len(inputs[0]) / rows, self.dtype))
-        if self.distributed and not isinstance(self.runner, reference.Reference):
+        if self.distributed and not self.runner.runs_allreduce:
             loss, *rest = self.split_step(inputs, targets, params, state, extra, options)
         else:
             args = [*inputs, *targets, *params, *state, *extra]
@@ -109,16 +118,17 @@ class Session:
         for name, value in zip(names, rest):
             (self.params if name in self.params else self.state)[name] = value
         self.step += 1
-        return float(np.asarray(loss))  # the one value a step copies back from a device
+        return float(self.runner.to_host(loss))  # the one value a step copies off a device
 
-    def split_step(self, inputs, targets, params, state, extra, options) -> list[np.ndarray]:
-        """The step as a compiled target runs it in parallel: `@m.grad`, the allreduce of the
-        loss and gradients between processes (the step's `dist.allreduce`), then `@m.update`."""
+    def split_step(self, inputs, targets, params, state, extra, options) -> list[Array]:
+        """The step for a runner that does not run `dist.allreduce` itself: `@m.grad`, the
+        allreduce of the loss and gradients between processes, then `@m.update`."""
         lr, share = extra
         loss, *grads = self.runner.run(
             f"{self.model}.grad", [*inputs, *targets, *params], **options
         )
-        loss, *grads = self.world.allreduce([loss, *grads], float(share))
+        reduced = [self.runner.to_host(value) for value in (loss, *grads)]
+        loss, *grads = self.world.allreduce(reduced, float(share))
         updated = self.runner.run(f"{self.model}.update", [*params, *grads, *state, lr], **options)
         return [loss, *updated]
 
@@ -133,10 +143,11 @@ class Session:
                 f"{self.model}.eval", [*inputs, *targets, *params], seed=self.config.seed
             )
             n = len(inputs[0])
-            total += float(np.asarray(loss)) * n
+            total += float(self.runner.to_host(loss)) * n
             count += n
             if "accuracy" in self.config.metrics:
-                correct += int(np.sum(np.argmax(output, axis=-1) == targets[0]))
+                predicted = np.argmax(self.runner.to_host(output), axis=-1)
+                correct += int(np.sum(predicted == targets[0]))
         metrics = {"loss": total / max(count, 1)}
         if "accuracy" in self.config.metrics:
             metrics["accuracy"] = correct / max(count, 1)
@@ -155,7 +166,7 @@ class Session:
         for start in range(0, len(inputs[0]), batch):
             chunk = [a[start : start + batch] for a in inputs]
             (out,) = self.runner.run(self.model, [*chunk, *params], seed=self.config.seed)
-            outputs.append(np.asarray(out))
+            outputs.append(self.runner.to_host(out))
         return np.concatenate(outputs)
 
     # --- checkpoints ---
@@ -173,12 +184,14 @@ class Session:
             },
             "history": self.history,
         }
-        return ckpt.Checkpoint(dict(self.params), dict(self.state), meta)
+        return ckpt.Checkpoint(self.to_host(self.params), self.to_host(self.state), meta)
 
     def share_state(self) -> None:
         """Rank 0's parameters, optimiser state and position on every process."""
-        self.params = self.world.broadcast(self.params)
-        self.state = self.world.broadcast(self.state)
+        if self.world.size == 1:
+            return
+        self.params = self.from_host(self.world.broadcast(self.to_host(self.params)))
+        self.state = self.from_host(self.world.broadcast(self.to_host(self.state)))
         self.epoch, self.step = self.world.broadcast_ints(self.epoch, self.step)
 
     def restore(self, path: Path) -> None:
@@ -195,8 +208,9 @@ class Session:
                 f"{path}: the checkpoint has no optimizer state {', '.join(missing[:5])}; "
                 "it was written with another optimizer"
             )
-        self.params = dict(loaded.params)
-        self.state.update({k: v for k, v in loaded.state.items() if k in self.state})
+        self.params = self.from_host(loaded.params)
+        known = {name: value for name, value in loaded.state.items() if name in self.state}
+        self.state.update(self.from_host(known))
         self.checkpoint_config = loaded.meta.get("config")
         self.epoch = int(loaded.meta.get("epoch", 0))
         self.step = int(loaded.meta.get("step", 0))
@@ -227,28 +241,13 @@ def open_session(
         Path(path),
         symbol,
         compiled.trains[name],
-        runner(module, target, path, world),
+        make_runner(module, target, source_name=path, world=world),
         arguments(step_fn),
         ckpt.source_hash(*compiled.sources),
         world,
     )
     session.reset()
     return session
-
-
-def runner(module, target: str, path: str, world: World):
-    """What runs the compiled functions: NumPy op by op, or the Numba module (cpu or cuda)."""
-    if target == "cpu":
-        from .cpu import CpuRunner
-
-        return CpuRunner(module, source_name=path)
-    if target == "cuda":
-        if world.size > 1:
-            raise IrnError("--distributed runs on the reference or cpu target, not cuda")
-        from .cuda import CudaRunner
-
-        return CudaRunner(module, source_name=path)
-    return reference.Reference(module, world=world)
 
 
 def load_data(session: Session, part: str = "train") -> datasets.Dataset:
