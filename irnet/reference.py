@@ -3,9 +3,10 @@ targets are tested against.
 
 `run(module, "mnist_mlp", args)` evaluates one `func.func` op by op on xDSL's `Interpreter`
 framework; every value is a NumPy array (0-d for scalars). Each op's semantics is its docstring in
-`dialects/nn.py`, spelt here in NumPy: one `@impl` per op, the elementwise ones from the
-`ELEMENTWISE` table. Convolution and pooling work on windows (`windows`, im2col as a strided
-view) and their gradients add windows back (`add_windows`, col2im).
+`dialects/nn.py`, spelt here in NumPy: one `@impl` per op; an elementwise op's is its scalar
+formula (the `Elementwise` trait) evaluated on arrays. Convolution and pooling work on windows
+(`windows`, im2col as a strided view) and their gradients add windows back (`add_windows`,
+col2im).
 
 Values are checked against the IR as they flow, because autodiff and the backends rely on the
 types:
@@ -37,11 +38,12 @@ from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Attribute, Operation
 
 from irnet.dialects import dist, nn
+from irnet.dialects.formula import numpy_function
 from irnet.dialects.shapes import DYN, format_shape, format_type
+from irnet.dialects.traits import Elementwise
 
+from .diagnostics import IrnError, error_at
 from .distributed import World
-from .errors import IrnError
-from .locations import error_at
 
 Shape = tuple[int, ...]
 ArrayLike = Any
@@ -159,61 +161,23 @@ def check_indices(op: Operation, indices: np.ndarray, size: int, axis: int) -> N
 
 # --- elementwise -------------------------------------------------------------------------------
 
-GELU_C = math.sqrt(2 / math.pi)
 
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """`1 / (1 + exp(-x))` without overflow for any x."""
-    return np.exp(-np.logaddexp(0, -x))
-
-
-def gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1 + np.tanh(GELU_C * (x + 0.044715 * x**3)))
-
-
-ELEMENTWISE: dict[type[Operation], Callable[..., np.ndarray]] = {
-    nn.NegOp: np.negative,
-    nn.AbsOp: np.abs,
-    nn.ExpOp: np.exp,
-    nn.LogOp: np.log,
-    nn.SqrtOp: np.sqrt,
-    nn.TanhOp: np.tanh,
-    nn.SigmoidOp: sigmoid,
-    nn.ReluOp: lambda x: np.maximum(x, 0),
-    nn.GeluOp: gelu,
-    nn.AddOp: np.add,
-    nn.SubOp: np.subtract,
-    nn.MulOp: np.multiply,
-    nn.DivOp: np.true_divide,
-    nn.PowOp: np.power,
-    nn.MaximumOp: np.maximum,
-    nn.MinimumOp: np.minimum,
-}
-
-COMPARISONS = {
-    "eq": np.equal,
-    "ne": np.not_equal,
-    "lt": np.less,
-    "le": np.less_equal,
-    "gt": np.greater,
-    "ge": np.greater_equal,
-}
-
-
-def elementwise_impl(fn: Callable[..., np.ndarray]):
-    def run(self: NNFunctions, interpreter: Interpreter, op: Operation, args: PythonValues):
-        return self.result(op, fn(*broadcast_args(op, args)))
-
-    return run
+def run_formula(self: NNFunctions, interpreter: Interpreter, op: Operation, args: PythonValues):
+    """An `Elementwise` op: its scalar formula evaluated on the (checked) broadcast operands."""
+    formula = op.get_trait(Elementwise).formula_of(op)
+    compute = numpy_function(formula)
+    return self.result(op, compute(*broadcast_args(op, args), dtype=self.dtype(op.results[0].type)))
 
 
 class ElementwiseFunctions(InterpreterFunctions):
-    """The ops of `ELEMENTWISE`, one `@impl` each (set below; `NNFunctions` inherits them)."""
+    """One `@impl` per op with an `Elementwise` formula over its values (set below, from the
+    dialect; `NNFunctions` inherits them)."""
 
 
-for _op, _fn in ELEMENTWISE.items():
-    _name = f"run_{_op.name.removeprefix('nn.')}"
-    setattr(ElementwiseFunctions, _name, impl(_op)(elementwise_impl(_fn)))
+for _op in nn.NN.operations:
+    _trait = _op.get_trait(Elementwise)
+    if _trait is not None and _trait.formula is not None and not _trait.shape_operands:
+        setattr(ElementwiseFunctions, f"run_{_op.name.removeprefix('nn.')}", impl(_op)(run_formula))
 
 
 # --- windows: convolution and pooling ----------------------------------------------------------
@@ -295,16 +259,12 @@ class NNFunctions(ElementwiseFunctions):
             )
         return (value,)
 
-    # constants, casts, mode and randomness
+    # constants, mode and randomness
 
     @impl(nn.ConstantOp)
     def run_constant(self, interpreter, op: nn.ConstantOp, args):
         values = np.array(op.value.get_values(), self.dtype(op.res.type))
         return self.result(op, values.reshape(op.res.type.get_shape()))
-
-    @impl(nn.CastOp)
-    def run_cast(self, interpreter, op: nn.CastOp, args):
-        return self.result(op, args[0].astype(self.dtype(op.res.type)))
 
     @impl(nn.TrainingOp)
     def run_training(self, interpreter, op: nn.TrainingOp, args):
@@ -318,16 +278,6 @@ class NNFunctions(ElementwiseFunctions):
         dtype = self.dtype(op.res.type)
         below_one = np.nextafter(dtype.type(1), dtype.type(0))
         return self.result(op, np.minimum(draw.astype(dtype), below_one))
-
-    # comparisons and selection
-
-    @impl(nn.CmpOp)
-    def run_cmp(self, interpreter, op: nn.CmpOp, args):
-        return self.result(op, COMPARISONS[op.predicate.data](*broadcast_args(op, args)))
-
-    @impl(nn.SelectOp)
-    def run_select(self, interpreter, op: nn.SelectOp, args):
-        return self.result(op, np.where(*broadcast_args(op, args)))
 
     # linear algebra and layout
 
