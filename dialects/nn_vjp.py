@@ -23,19 +23,12 @@ from xdsl.ir import Attribute, Operation, SSAValue
 
 from . import nn
 from .nn_builder import Emitter, NoDerivative
+from .registry import Registry
 from .shapes import DYN, ShapeError, format_type, is_float
 
 Rule = Callable[[Emitter, Operation, SSAValue, Sequence[bool]], Sequence[SSAValue | None]]
-VJP: dict[type[Operation], Rule] = {}
-
-
-def rule(*op_classes: type[Operation]):
-    def register(fn: Rule) -> Rule:
-        for op_class in op_classes:
-            VJP[op_class] = fn
-        return fn
-
-    return register
+VJP: Registry[Rule] = Registry("derivative")
+rule = VJP.register
 
 
 def each(needs: Sequence[bool], *makers: Callable[[], SSAValue]) -> list[SSAValue | None]:

@@ -6,9 +6,9 @@ The compile cache lives in `$IRNET_CACHE_DIR` (default `$XDG_CACHE_HOME/irnet`, 
 `~/.cache/irnet`), one folder per key: `cpu/<key>/model_cpu.py`, with Numba's own cache of the
 compiled kernels beside it (`__pycache__`, `@njit(cache=True)`). The key hashes the IR before
 lowering (locations included), the source name, the target and its options, the text of the
-modules that lower and emit (`GENERATOR`), and the versions of irnet, the emitter, Python,
-NumPy, Numba and llvmlite; so a second run of the same model neither lowers nor emits: it
-imports the same file and loads its machine code instead of compiling it.
+packages that define the ops and lower and emit them (`GENERATOR`), and the versions of irnet,
+the emitter, Python, NumPy, Numba and llvmlite; so a second run of the same model neither
+lowers nor emits: it imports the same file and loads its machine code instead of compiling it.
 """
 
 from __future__ import annotations
@@ -94,9 +94,10 @@ def lower(module: ModuleOp) -> ModuleOp:
     return lowered
 
 
-GENERATOR = ("fusion", "memplan", "emit_cpu", "cpu_runtime")
-"""The modules of `irnet.lowering` that turn IR into the cpu target's file. The cache key is
-taken before lowering, so it hashes their text: an edit to any of them makes a new entry."""
+GENERATOR = ("irnet.dialects", "irnet.lowering")
+"""The packages whose code turns IR into a target's file: the ops' traits and scalar formulas,
+the passes, emitters and runtime helpers. The cache key is taken before lowering, so it hashes
+the text of every module in them: an edit to any makes a new entry."""
 
 
 @dataclass(frozen=True)
@@ -106,19 +107,21 @@ class Target:
     name: str
     emit: Callable[..., EmittedModule]
     """`emit(lowered, options, source_name)`: the module's source."""
-    generator: tuple[str, ...]
-    """The modules of `irnet.lowering` whose text goes into the cache key."""
 
 
-CPU = Target("cpu", emit_module, GENERATOR)
+CPU = Target("cpu", emit_module)
 
 
 @functools.cache
-def generator_digest(generator: tuple[str, ...] = GENERATOR) -> str:
+def generator_digest() -> str:
     digest = hashlib.sha256()
-    for name in generator:
-        path = importlib.util.find_spec(f"irnet.lowering.{name}").origin  # type: ignore[union-attr]
-        digest.update(Path(path).read_bytes())
+    for package in GENERATOR:
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.submodule_search_locations
+        for folder in spec.submodule_search_locations:
+            for path in sorted(Path(folder).rglob("*.py")):
+                digest.update(str(path.relative_to(folder)).encode())
+                digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -131,7 +134,7 @@ def cache_key(
             "target": target.name,
             "options": options.key(),
             "versions": versions(),
-            "generator": generator_digest(target.generator),
+            "generator": generator_digest(),
             "source": source_name,
             "ir": ir_text,
         },

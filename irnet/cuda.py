@@ -24,7 +24,7 @@ from xdsl.dialects.builtin import ModuleOp
 from irnet.lowering.emit_cuda import emit_module
 
 from . import cpu
-from .cpu import GENERATOR, CpuRunner, Target, load_module
+from .cpu import CpuRunner, Target, load_module
 from .diagnostics import IrnError
 
 SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
@@ -64,7 +64,7 @@ def require_device() -> None:
         raise IrnError(problem)
 
 
-CUDA = Target("cuda", emit_module, (*GENERATOR, "emit_cuda", "cuda_runtime"))
+CUDA = Target("cuda", emit_module)
 
 
 class CudaRunner(CpuRunner):

@@ -26,6 +26,24 @@ from .source import arith, index_src, shape_of, tuple_src
 CPU_LOWERINGS: Registry[Callable[[FunctionEmitter, Operation], None]] = Registry("cpu lowering")
 
 
+@CPU_LOWERINGS.register(nn.ConstantOp)
+def lower_constant(f: FunctionEmitter, op: nn.ConstantOp) -> None:
+    f.names[op.res] = f.m.constant(op)
+    f.const_roots.add(op.res)
+
+
+@CPU_LOWERINGS.register(nn.TrainingOp)
+def lower_training(f: FunctionEmitter, op: nn.TrainingOp) -> None:
+    f.uses_training = True
+    f.names[op.res] = "v_training"
+
+
+@CPU_LOWERINGS.register(nn.MatmulOp)
+def lower_matmul(f: FunctionEmitter, op: nn.MatmulOp) -> None:
+    """A matmul that fusion left alone: a matmul site without epilogue."""
+    f.matmul_site(op, [op], {v: v for v in op.operands}, list(op.results))
+
+
 def simple_site(
     f: FunctionEmitter,
     op: Operation,

@@ -63,6 +63,17 @@ class Site:
     """The values of `ops` the kernel writes, in the kernel's order (fused: yielded values)."""
 
 
+def lowering_of(
+    op_class: type[Operation], lowerings: Registry[Callable[[FunctionEmitter, Operation], None]]
+) -> Callable[[FunctionEmitter, Operation], None] | None:
+    """How a target with `lowerings` writes the site of a top-level op of `op_class`: its
+    registered rule, else (an elementwise op or a reduction) a loop nest of its own."""
+    rule = lowerings.get(op_class)
+    if rule is None and (op_class.has_trait(Elementwise) or op_class.has_trait(Reduction)):
+        return FunctionEmitter.lone_loop_site
+    return rule
+
+
 class ModuleContext(Spelling, Protocol):
     """What a function's emission needs from its module (`emit_cpu.ModuleEmitter`)."""
 
@@ -284,26 +295,16 @@ class FunctionEmitter:
             else:
                 self.loop_site(op, ops, outer, inner_outputs)
             return
-        if isinstance(op, nn.ConstantOp):
-            self.names[op.res] = self.m.constant(op)
-            self.const_roots.add(op.res)
-            return
-        if isinstance(op, nn.TrainingOp):
-            self.uses_training = True
-            self.names[op.res] = "v_training"
-            return
-        self.comment(op, [op])
-        if op.has_trait(Elementwise) or op.has_trait(Reduction):
-            outer = {v: v for v in op.operands}
-            self.loop_site(op, [op], outer, list(op.results))
-            return
-        if isinstance(op, nn.MatmulOp):
-            self.matmul_site(op, [op], {v: v for v in op.operands}, list(op.results))
-            return
-        lower = self.m.lowerings.get(type(op))
+        lower = lowering_of(type(op), self.m.lowerings)
         if lower is None:
             raise unsupported(op, self.m.target)
+        if op.operands:  # an op without operands names a value (a constant), calls nothing
+            self.comment(op, [op])
         lower(self, op)
+
+    def lone_loop_site(self, op: Operation) -> None:
+        """An elementwise op or a reduction that fusion left alone: a loop nest of one op."""
+        self.loop_site(op, [op], {v: v for v in op.operands}, list(op.results))
 
     # --- loop nests ---
 
