@@ -13,23 +13,15 @@ from collections.abc import Sequence
 from xdsl.dialects.builtin import DYNAMIC_INDEX, Float32Type, Float64Type, IntegerType, TensorType
 from xdsl.ir import Attribute
 
+# The frontend and the summaries import `dtype_name` from here, beside `format_type`.
+from .dtypes import dtype_name as dtype_name
+
 DYN = DYNAMIC_INDEX
 Shape = tuple[int, ...]
 
 
 class ShapeError(Exception):
     """A type or shape rule was violated; the message is user-facing."""
-
-
-def dtype_name(element_type: Attribute) -> str:
-    if isinstance(element_type, Float32Type):
-        return "f32"
-    if isinstance(element_type, Float64Type):
-        return "f64"
-    if isinstance(element_type, IntegerType):
-        width = element_type.width.data
-        return "bool" if width == 1 else f"i{width}"
-    return str(element_type)
 
 
 def format_shape(shape: Sequence[int]) -> str:

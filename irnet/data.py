@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from irnet.dialects.dtypes import numpy_dtype
 from irnet.dialects.shapes import DYN, format_shape, format_type
 
 from . import ast
@@ -694,8 +695,6 @@ def fit_to_input(
 def _model_type(input_type: Any) -> tuple[tuple[int, ...], np.dtype | None, str]:
     """(shape with DYN for `?`, NumPy dtype or None, the type as `.irn` spells it)."""
     if hasattr(input_type, "get_shape"):
-        from .params import numpy_dtype  # the compiler's dtype table
-
         return tuple(input_type.get_shape()), numpy_dtype(input_type), format_type(input_type)
     shape = tuple(DYN if d is None else d for d in input_type)
     return shape, None, format_shape(shape)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from xdsl.dialects.builtin import (
     DictionaryAttr,
     FileLineColLoc,
@@ -23,19 +24,27 @@ from xdsl.dialects.builtin import (
     f64,
     i1,
     i32,
-    i64,
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
-from irnet.dialects import nn
+from irnet.dialects import dtypes, nn
 from irnet.dialects.shapes import DYN, ShapeError, dtype_name, format_type
 
 from . import ast
 from .diagnostics import IrnError
 from .imports import FunctionRef, LoadedModule
 
-DTYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i32": i32, "i64": i64, "bool": i1}
-CONSTANT_LIMITS = {"f32": 3.4e38, "f64": 1.79e308, "i32": 2**31 - 1, "i64": 2**63 - 1}
+DTYPES: dict[str, Attribute] = {d.name: d.element_type for d in dtypes.DTYPES}
+"""The element type of each dtype name a type or a `dtype=` argument may spell."""
+
+
+def _largest(dtype: np.dtype) -> float | int:
+    return float(np.finfo(dtype).max) if dtype.kind == "f" else int(np.iinfo(dtype).max)
+
+
+CONSTANT_LIMITS = {d.name: _largest(d.numpy) for d in dtypes.DTYPES if d.numpy.kind in "fi"}
+"""The largest magnitude a literal may have in each numeric dtype."""
+
 AUTO_SEEDS = 1_000_000
 """Seeds irnet picks for `random_uniform` start here, away from the small ones people choose."""
 
@@ -259,7 +268,7 @@ class FunctionBuilder:
         name = value.name if isinstance(value, DTypeValue) else value
         if not isinstance(name, str) or name not in DTYPES:
             raise IrnError(
-                f"expected a dtype (f32, f64, i32, i64, bool), got {describe(value)}", loc
+                f"expected a dtype ({', '.join(dtypes.NAMES)}), got {describe(value)}", loc
             )
         return DTYPES[name]
 

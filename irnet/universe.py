@@ -58,12 +58,6 @@ class NumbaCpuTarget(Target):
             raise DiagnosticException(str(e)) from None
         output.write(emitted.source)
 
-    def run(self, module: ModuleOp, function: str, args, seed: int = 0):
-        """Evaluate `@function` compiled (the REPL's `:target cpu`)."""
-        from .cpu import CpuRunner
-
-        return CpuRunner(module).run(function, args, seed=seed)
-
 
 @dataclass(frozen=True)
 class NumbaCudaTarget(Target):
@@ -75,14 +69,6 @@ class NumbaCudaTarget(Target):
         from irnet.lowering.emit_cuda import emit_module
 
         NumbaCpuTarget.write(emit_module, module, output)
-
-    def run(self, module: ModuleOp, function: str, args, seed: int = 0):
-        """Evaluate `@function` on the GPU or the simulator (the REPL's `:target cuda`)."""
-        import numpy as np
-
-        from .cuda import CudaRunner
-
-        return tuple(np.asarray(r) for r in CudaRunner(module).run(function, args, seed=seed))
 
 
 def _nn_dialect():

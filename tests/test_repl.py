@@ -374,30 +374,37 @@ def test_compile_and_target_cuda(mnist):
 
 @dataclass(frozen=True)
 class FakeCpuTarget:
-    """A stand-in for the Numba CPU backend, registered as xDSL targets are."""
+    """A stand-in for the Numba CPU emitter, registered as xDSL targets are."""
 
     name = "numba-cpu"
-    runs = []
 
     def emit(self, ctx, module, output) -> None:
         names = [op.sym_name.data for op in module.ops]
         output.write(f"# emitted: {', '.join(names)}\ndef kernel():\n    pass\n")
 
-    def run(self, module, name, args, seed=0):
+
+class FakeCpuRunner(reference.Reference):
+    """A stand-in for the cpu target's runner, as `irnet.targets.make_runner` makes it."""
+
+    runs = []
+
+    def run(self, name, args, **options):
         self.runs.append(name)
-        return reference.Reference(module).run(name, args, seed=seed)
+        return super().run(name, args, **options)
 
 
-def test_compile_and_target_find_a_registered_backend(mnist, monkeypatch):
+def test_compile_and_target_use_the_registered_emitter_and_runner(mnist, monkeypatch):
+    from irnet import targets
     from irnet.universe import IRNET_UNIVERSE
 
     monkeypatch.setitem(IRNET_UNIVERSE.all_targets, "numba-cpu", lambda: FakeCpuTarget)
+    monkeypatch.setitem(targets.RUNNERS, "cpu", lambda module, *_: FakeCpuRunner(module))
     outputs = mnist.run(":compile mnist_mlp")
     assert [o.kind for o in outputs] == ["python"]
     assert outputs[0].text.startswith("# emitted: mnist_mlp\n")
     assert ok(mnist, ":target cpu") == "target: cpu"
     assert mnist.eval("mnist_mlp(zeros(1, 784))").shape == (1, 10)
-    assert FakeCpuTarget.runs == ["__repl__"]
+    assert FakeCpuRunner.runs == ["__repl__"]
 
 
 def test_params(s):

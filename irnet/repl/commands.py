@@ -20,10 +20,11 @@ from xdsl.ir import SSAValue
 from irnet import ast, driver, summary
 from irnet.builtins import suggest
 from irnet.diagnostics import IrnError
+from irnet.dialects.shapes import is_float
 from irnet.imports import FunctionRef
-from irnet.irgen import DTYPES as IR_DTYPES
+from irnet.targets import EMITTERS, TARGETS
+from irnet.universe import IRNET_UNIVERSE
 
-from .backends import BACKEND_NAMES, TARGETS, find_backend
 from .display import Output, format_value, static_type, what
 from .evaluation import Evaluator
 from .inputs import parse_span
@@ -235,11 +236,12 @@ def time_expression(session: Evaluator, line: CommandLine) -> list[Output]:
     ]
 
 
-@command(":compile [cpu|cuda] NAME", "the source a backend emits for a function")
+@command(":compile [cpu|cuda] NAME", "the source a target emits for a function")
 def show_compiled_source(session: Evaluator, line: CommandLine) -> list[Output]:
     words, _ = options(line.args)
-    target = words.pop(0) if words and words[0] in BACKEND_NAMES else "cpu"
-    backend = find_backend(target)
+    target = words.pop(0) if words and words[0] in EMITTERS else "cpu"
+    # The module is in memory, not a file, so it is emitted as `xdsl-opt -t numba-cpu` would.
+    emitter = IRNET_UNIVERSE.all_targets[f"numba-{target}"]()()
     if len(words) != 1:
         raise IrnError("usage: :compile [cpu|cuda] NAME")
     module = session.compile_session()
@@ -247,7 +249,7 @@ def show_compiled_source(session: Evaluator, line: CommandLine) -> list[Output]:
     driver.run_passes(module, ",".join(driver.PIPELINE))
     alone = ModuleOp([f.clone() for f in reachable(module, symbol)])
     out = StringIO()
-    backend.emit(driver.context(), alone, out)
+    emitter.emit(driver.context(), alone, out)
     return [Output(out.getvalue(), "python")]
 
 
@@ -258,11 +260,6 @@ def choose_target(session: Evaluator, line: CommandLine) -> list[Output]:
         return [Output(f"target: {session.target}")]
     if words[0] not in TARGETS:
         raise IrnError(f"unknown target '{words[0]}'; the targets are {', '.join(TARGETS)}")
-    if words[0] != "reference" and not hasattr(find_backend(words[0]), "run"):
-        raise IrnError(
-            f"the {words[0]} target emits code (:compile {words[0]} NAME) but cannot run "
-            "REPL expressions yet"
-        )
     session.target = words[0]
     return [Output(f"target: {session.target}")]
 
@@ -316,11 +313,7 @@ def function_symbol(session: Evaluator, name: str) -> str:
 
 
 def is_float_scalar(value: Any) -> bool:
-    return (
-        isinstance(value, SSAValue)
-        and value.type.get_num_dims() == 0
-        and value.type.element_type in (IR_DTYPES["f32"], IR_DTYPES["f64"])
-    )
+    return isinstance(value, SSAValue) and value.type.get_num_dims() == 0 and is_float(value.type)
 
 
 def table(rows: list[tuple[str, str]]) -> str:

@@ -10,10 +10,12 @@ import numpy as np
 from xdsl.ir import SSAValue
 
 from irnet import ast
+from irnet.dialects.dtypes import BY_NUMPY
 from irnet.dialects.shapes import format_shape
 from irnet.dialects.shapes import format_type as ir_type
+from irnet.function_builder import DTypeValue, describe
 from irnet.imports import FunctionRef
-from irnet.irgen import DTypeValue, describe, type_spelling
+from irnet.irgen import type_spelling
 
 
 @dataclass(frozen=True)
@@ -25,19 +27,9 @@ class Output:
     kind: str = "text"
 
 
-IRN_DTYPES = {
-    np.dtype(np.float32): "f32",
-    np.dtype(np.float64): "f64",
-    np.dtype(np.int32): "i32",
-    np.dtype(np.int64): "i64",
-    np.dtype(np.bool_): "bool",
-}
-"""The NumPy dtypes a session value may have, with their `.irn` names."""
-
-
 def type_name(array: np.ndarray) -> str:
     """`f32[2, 3]`."""
-    return IRN_DTYPES[array.dtype] + format_shape(array.shape)
+    return BY_NUMPY[array.dtype].name + format_shape(array.shape)
 
 
 def format_value(value: Any) -> str:

@@ -15,7 +15,7 @@ turns a definition, an expression or an assignment into IR and values.
   function) need no function at all, and errors then point straight at what the user typed
   (the input is parsed with the assignment target blanked out, so columns are unchanged). The
   default pipeline runs over the module, and the session's target runs `@__repl__`: the
-  reference interpreter unless `:target` picked the cpu or cuda backend (`backends.py`).
+  reference interpreter unless `:target` picked cpu or cuda (`irnet.targets.make_runner`).
 - **Parameters** of layers an expression calls are drawn from their initialisers with the
   session seed (`irnet.params.initial_parameters`). A model's parameters are drawn from the
   model's own function, so `mnist_mlp(x)` uses the weights `irnet run --seed 0` would, and
@@ -34,14 +34,15 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
-from irnet import ast, driver, params, reference, summary, train_ir
+from irnet import ast, driver, params, summary, train_ir
 from irnet.diagnostics import IrnError
+from irnet.dialects.dtypes import numpy_dtype
 from irnet.grammar.lexer import RESERVED
 from irnet.imports import STDLIB_DIR, FunctionRef, LoadedModule, Program
 from irnet.irgen import IRGen, evaluate
 from irnet.parser import parse
+from irnet.targets import make_runner
 
-from .backends import find_backend
 from .display import Output, format_value, header, type_name
 from .inputs import names_in, parse_span
 from .ir import public_functions
@@ -263,19 +264,18 @@ class Evaluator:
         """A parameter's initial value, drawn once per model (or per prompt-level layer)."""
         cached = self.weights.get((owner, name))
         shape = tuple(type_.get_shape())
-        if cached is None or cached.shape != shape or cached.dtype != params.numpy_dtype(type_):
+        if cached is None or cached.shape != shape or cached.dtype != numpy_dtype(type_):
             drawn = params.initial_parameters(source, self.seed)
             self.weights.update({(owner, n): v for n, v in drawn.items()})
         return self.weights[(owner, name)]
 
     def execute_compiled(self, compiled: Compiled, name: str | None = None) -> tuple:
         """Run `@name` (by default `@__repl__`) of a module the pipeline has run over, on the
-        session's target."""
+        session's target; the results as NumPy arrays, to print and to keep as variables."""
         name = name or compiled.function.sym_name.data
-        if self.target == "reference":
-            return reference.Reference(compiled.module).run(name, compiled.args, seed=self.seed)
-        backend = find_backend(self.target)
-        return backend.run(compiled.module, name, compiled.args, seed=self.seed)
+        runner = make_runner(compiled.module, self.target)
+        results = runner.run(name, compiled.args, seed=self.seed)
+        return tuple(runner.to_host(r) for r in results)
 
     def evaluate(self, expr: ast.Expr) -> Any:
         """The value of `expr`: compile-time values as they are, tensors computed."""

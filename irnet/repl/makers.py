@@ -13,30 +13,27 @@ import numpy as np
 
 from irnet import ast
 from irnet.diagnostics import IrnError
-from irnet.grammar.lexer import DTYPES
-from irnet.irgen import DTypeValue, FunctionBuilder, describe
+from irnet.dialects.dtypes import BY_NAME, BY_NUMPY, DTYPES, NAMES
+from irnet.function_builder import DTypeValue, FunctionBuilder, describe
 from irnet.runner import load_array_file
 
-from .display import IRN_DTYPES
 from .prompt import PromptBuilder
 
 MAX_ELEMENTS = 2**27
 """The largest tensor a REPL builtin makes (512 MiB of f32): a typo must not exhaust memory."""
 
-NUMPY_DTYPES = {name: dtype for dtype, name in IRN_DTYPES.items()}
-
 
 def as_irn_array(value: Any) -> np.ndarray:
     """An array of a dtype `.irn` has: other floats become f32, other integers i32 or i64."""
     array = np.asarray(value)
-    if array.dtype in IRN_DTYPES:
+    if array.dtype in BY_NUMPY:
         return array
     if array.dtype.kind == "f":
         return array.astype(np.float32)
     if array.dtype.kind in "iu":
         small = array.dtype.itemsize < 4 or array.dtype == np.int32
         return array.astype(np.int32 if small else np.int64)
-    raise IrnError(f"arrays of {array.dtype} have no .irn dtype (f32, f64, i32, i64, bool)")
+    raise IrnError(f"arrays of {array.dtype} have no .irn dtype ({', '.join(NAMES)})")
 
 
 @dataclass(frozen=True)
@@ -93,10 +90,10 @@ def _shape(name: str, loc: ast.Loc, dims: tuple) -> tuple[int, ...]:
 
 def _dtype(name: str, loc: ast.Loc, dtype: Any, kinds: str = "fib") -> np.dtype:
     """The NumPy dtype of a `dtype=` argument, which must be of one of `kinds` (NumPy's)."""
-    if not isinstance(dtype, DTypeValue) or NUMPY_DTYPES[dtype.name].kind not in kinds:
-        allowed = [n for n in DTYPES if NUMPY_DTYPES[n].kind in kinds]
+    if not isinstance(dtype, DTypeValue) or BY_NAME[dtype.name].numpy.kind not in kinds:
+        allowed = [d.name for d in DTYPES if d.numpy.kind in kinds]
         raise IrnError(f"{name}(): dtype must be one of {', '.join(allowed)}", loc)
-    return NUMPY_DTYPES[dtype.name]
+    return BY_NAME[dtype.name].numpy
 
 
 F32 = DTypeValue("f32")

@@ -13,17 +13,16 @@ from xdsl.ir import SSAValue
 
 from irnet import ast
 from irnet.dialects.ad import GradRequestOp
-from irnet.irgen import DTYPES as IR_DTYPES
-from irnet.irgen import FunctionBuilder, IRGen
-
-from .display import IRN_DTYPES
+from irnet.dialects.dtypes import BY_NUMPY
+from irnet.function_builder import FunctionBuilder
+from irnet.irgen import IRGen
 
 REPL_SYMBOL = "__repl__"
 
 
 def tensor_type(array: np.ndarray) -> TensorType:
     """The IR type of an array: its dtype and its exact shape."""
-    return TensorType(IR_DTYPES[IRN_DTYPES[array.dtype]], array.shape)
+    return TensorType(BY_NUMPY[array.dtype].element_type, array.shape)
 
 
 @dataclass

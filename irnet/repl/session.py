@@ -10,7 +10,6 @@ The work is split by job, each module importing only those below it:
   assignments into IR and values;
 - `makers.py`: the REPL builtins that make tensors in NumPy (`randn`, `tensor`, `load`, ...);
 - `prompt.py`: `@__repl__`, the function one input compiles into;
-- `backends.py`: the targets expressions run on (reference, cpu, cuda);
 - `ir.py`: the functions of compiled modules, their printout, the gradient `:grad` adds;
 - `inputs.py` and `display.py`: the text of an input, and how values and answers are shown.
 """
