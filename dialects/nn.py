@@ -377,17 +377,50 @@ class ReluOp(UnaryOp):
 
 @irdl_op_definition
 class GeluOp(UnaryOp):
-    """Gaussian error linear unit, tanh approximation (GPT-2's; PyTorch `approximate="tanh"`).
+    """Gaussian error linear unit, `x * Phi(x)`. `approximate = "none"` computes it exactly,
+    `0.5 x (1 + erf(x / sqrt 2))` (PyTorch's default); without the property (or with
+    `"tanh"`) it is the tanh approximation, GPT-2's and PyTorch's `approximate="tanh"`.
 
     ```mlir
-    %1 = nn.gelu %0 : tensor<?x256xf32>
+    %1 = nn.gelu %0 {approximate = "none"} : tensor<?x256xf32>
     ```
     """
 
     name = "nn.gelu"
-    traits = traits_def(
-        Pure(), elementwise("0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))")
-    )
+    approximate = opt_prop_def(StringAttr)
+    traits = traits_def(Pure(), Elementwise(lambda op: GELU[GeluOp.approximation(op)]))
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        mode = props.get("approximate")
+        if isinstance(mode, StringAttr) and mode.data not in GELU:
+            raise ShapeError(f'nn.gelu: approximate must be "tanh" or "none", got "{mode.data}"')
+        return super().infer(operand_types, props, result_type)
+
+    @staticmethod
+    def approximation(op: Operation) -> str:
+        mode = op.properties.get("approximate")
+        return mode.data if isinstance(mode, StringAttr) else "tanh"
+
+
+GELU = {
+    "tanh": Formula("0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))"),
+    "none": Formula("0.5 * x * (1 + erf(x * 0.7071067811865476))"),
+}
+"""The formula of each `approximate` mode of `nn.gelu` (0.797... is sqrt(2 / pi))."""
+
+
+@irdl_op_definition
+class ErfOp(UnaryOp):
+    """The error function, `2 / sqrt(pi) * integral of exp(-t^2) from 0 to x`.
+
+    ```mlir
+    %1 = nn.erf %0 : tensor<?x256xf32>
+    ```
+    """
+
+    name = "nn.erf"
+    traits = traits_def(Pure(), elementwise("erf(x)"))
 
 
 @irdl_op_definition
@@ -1421,6 +1454,7 @@ NN = Dialect(
         SigmoidOp,
         ReluOp,
         GeluOp,
+        ErfOp,
         AddOp,
         SubOp,
         MulOp,

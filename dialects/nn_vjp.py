@@ -87,9 +87,15 @@ GELU_C = math.sqrt(2.0 / math.pi)
 
 @rule(nn.GeluOp)
 def _gelu(e, op, g, needs):
+    x = op.input
+    if nn.GeluOp.approximation(op) == "none":
+        # y = x Phi(x), so y' = Phi(x) + x phi(x)
+        #   = (1 + erf(x / sqrt 2)) / 2 + x exp(-x^2 / 2) / sqrt(2 pi)
+        phi = e.mul(e.op(nn.ExpOp, e.mul(e.mul(x, x), -0.5)), 1 / math.sqrt(2 * math.pi))
+        cdf = e.mul(e.add(e.op(nn.ErfOp, e.mul(x, 1 / math.sqrt(2.0))), 1.0), 0.5)
+        return [e.mul(g, e.add(cdf, e.mul(x, phi)))]
     # y = x/2 (1 + t) with t = tanh(c (x + 0.044715 x^3)), so
     # y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2)
-    x = op.input
     x2 = e.mul(x, x)
     t = e.op(nn.TanhOp, e.mul(e.mul(x, e.add(e.mul(x2, 0.044715), 1.0)), GELU_C))
     inner = e.mul(e.add(e.mul(x2, 3 * 0.044715), 1.0), GELU_C)
@@ -97,6 +103,12 @@ def _gelu(e, op, g, needs):
         e.mul(e.add(t, 1.0), 0.5), e.mul(e.mul(e.mul(x, 0.5), e.sub(1.0, e.mul(t, t))), inner)
     )
     return [e.mul(g, slope)]
+
+
+@rule(nn.ErfOp)
+def _erf(e, op, g, needs):
+    x = op.input
+    return [e.mul(g, e.mul(e.op(nn.ExpOp, e.neg(e.mul(x, x))), 2 / math.sqrt(math.pi)))]
 
 
 @rule(nn.AddOp)

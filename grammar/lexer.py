@@ -36,7 +36,8 @@ RESERVED = frozenset(
 """The words that are never names (the grammar's NAME terminal excludes exactly these)."""
 
 BUILTINS = (
-    "abs", "argmax", "avg_pool2d", "broadcast_to", "cast", "concat", "conv2d", "exp", "gather",
+    "abs", "argmax", "avg_pool2d", "broadcast_to", "cast", "concat", "conv2d", "erf", "exp",
+    "gather",
     "gelu", "grad", "len", "log", "log_softmax", "matmul", "max", "max_pool2d", "maximum", "mean",
     "minimum", "one_hot", "random_uniform", "range", "relu", "reshape", "sigmoid", "size",
     "softmax", "sqrt", "sum", "tanh", "training", "transpose", "value_and_grad", "where",

@@ -17,6 +17,7 @@ from xdsl.ir import SSAValue
 
 from irnet.dialects import nn
 from irnet.dialects.shapes import DYN
+from irnet.dialects.traits import Elementwise
 
 from .ast import Loc
 from .diagnostics import IrnError
@@ -88,13 +89,29 @@ def builtin(name: str, *params: str, **defaults: Any):
 
 # --- elementwise -------------------------------------------------------------------------------
 
+SPELT_OTHERWISE = {nn.NegOp, nn.GeluOp}
+"""Elementwise ops of one operand that the language spells otherwise: `-x`, and `gelu` with its
+`approximate` argument."""
+
 UNARY = {
-    "relu": nn.ReluOp, "exp": nn.ExpOp, "log": nn.LogOp, "sqrt": nn.SqrtOp,
-    "tanh": nn.TanhOp, "sigmoid": nn.SigmoidOp, "gelu": nn.GeluOp, "abs": nn.AbsOp,
-}  # fmt: skip
+    op.name.removeprefix("nn."): op
+    for op in nn.NN.operations
+    if issubclass(op, nn.UnaryOp) and op.has_trait(Elementwise) and op not in SPELT_OTHERWISE
+}
+"""`relu(x)`, `exp(x)`, `erf(x)`, ...: every elementwise op of one operand, by its op name."""
 
 for _name, _op in UNARY.items():
     builtin(_name, "x")(lambda fb, loc, x, _op=_op: fb.op(_op, [fb.tensor(x, loc)], loc))
+
+
+@builtin("gelu", "x", approximate="tanh")
+def _gelu(fb: FunctionBuilder, loc: Loc, x, approximate) -> SSAValue:
+    if approximate not in nn.GELU:
+        raise IrnError(f'gelu(): approximate must be "tanh" or "none", got {approximate!r}', loc)
+    # The tanh form is the op without the property, as it was before exact gelu existed.
+    props = {"approximate": StringAttr(approximate)} if approximate != "tanh" else {}
+    return fb.op(nn.GeluOp, [fb.tensor(x, loc)], loc, **props)
+
 
 builtin("maximum", "a", "b")(lambda fb, loc, a, b: fb.binary(nn.MaximumOp, a, b, loc))
 builtin("minimum", "a", "b")(lambda fb, loc, a, b: fb.binary(nn.MinimumOp, a, b, loc))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from .runtime import text
 
 IMPORTS = """
+import math
+
 import numpy as np
 from numba import njit, prange
 """

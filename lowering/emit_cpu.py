@@ -151,9 +151,11 @@ class ModuleEmitter:
         return self.helper("_tanh32") if np_type == "np.float32" else "np.tanh"
 
     def math(self, name: str, np_type: str) -> str:
-        """The scalar function `name` (exp, log, sqrt, tanh, power) for `np_type`."""
+        """The scalar function `name` of a formula (`formula.FUNCTIONS`) for `np_type`."""
         if name in ("exp", "tanh"):
             return getattr(self, name)(np_type)
+        if name == "erf":  # NumPy has none; Numba compiles the standard library's
+            return "math.erf"
         return f"np.{name}"
 
     def call(self, name: str, args: list[str], np_type: str) -> str:

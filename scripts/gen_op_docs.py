@@ -34,6 +34,8 @@ from xdsl.irdl import (
 )
 
 from irnet.dialects import nn
+from irnet.dialects.formula import Formula
+from irnet.dialects.traits import Elementwise
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "ops.md"
@@ -163,6 +165,10 @@ def op_section(op: type) -> str:
         type(t).__name__ for t in definition.traits if not type(t).__name__.startswith("_")
     )
     out.append(f"Traits: {', '.join(f'`{t}`' for t in traits) if traits else 'none'}.  ")
+    elementwise = op.get_trait(Elementwise)
+    if elementwise is not None and isinstance(elementwise.formula, Formula):
+        formula = elementwise.formula
+        out.append(f"Scalar formula over `{', '.join(formula.operands)}`: `{formula.text}`.  ")
     out.append(f"Python class: `{op.__name__}` in `dialects/nn.py`.  ")
     if definition.assembly_format:
         out.append(f"Assembly format: `` {definition.assembly_format} ``")

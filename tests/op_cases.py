@@ -74,6 +74,7 @@ UNARY = {
     nn.SigmoidOp: (-30, 30),
     nn.ReluOp: (-2, 2),
     nn.GeluOp: (-4, 4),
+    nn.ErfOp: (-3, 3),
 }
 BINARY = [nn.AddOp, nn.SubOp, nn.MulOp, nn.DivOp, nn.PowOp, nn.MaximumOp, nn.MinimumOp]
 WINDOW = {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}
@@ -90,6 +91,10 @@ def cases() -> list[Case]:
         name = op.name.removeprefix("nn.")
         out.append(Case(name, op, [("f32[?, 4]", floats((3, 4), low=low, high=high))]))
         out.append(Case(f"{name}-f64", op, [("f64[2, ?]", floats((2, 5), "f64", low, high))]))
+    exact_gelu = {"approximate": "none"}
+    out.append(
+        Case("gelu-none", nn.GeluOp, [("f32[?, 4]", floats((3, 4), low=-4, high=4))], exact_gelu)
+    )
     out.append(Case("neg-i32", nn.NegOp, [("i32[?, 3]", ints((2, 3), 9, low=-9))], exact=True))
     out.append(Case("abs-i64", nn.AbsOp, [("i64[3]", ints(3, 9, np.int64, -9))], exact=True))
     for op in BINARY:

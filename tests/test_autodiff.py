@@ -45,6 +45,8 @@ CASES = [
     ("sigmoid", "x: f64[3, 4], w: f64[3, 4]", "sigmoid(x)"),
     ("relu", "x: f64[3, 4], w: f64[3, 4]", "relu(x)"),
     ("gelu", "x: f64[3, 4], w: f64[3, 4]", "gelu(x)"),
+    ("gelu-exact", "x: f64[3, 4], w: f64[3, 4]", 'gelu(x, approximate="none")'),
+    ("erf", "x: f64[3, 4], w: f64[3, 4]", "erf(x)"),
     ("add-same", "a: f64[3, 4], b: f64[3, 4], w: f64[3, 4]", "a + b"),
     ("add-scalar", "a: f64[3, 4], b: f64, w: f64[3, 4]", "a + b"),
     ("add-row", "a: f64[N, 4], b: f64[4], w: f64[N, 4]", "a + b"),
@@ -126,6 +128,30 @@ def test_dropout_gradient_is_exact_for_a_fixed_mask():
 def test_example_losses(program):
     rows = gradcheck.gradcheck(str(program), batch=2, samples=12)
     assert rows and all(r.passed for r in rows), gradcheck.format_rows(rows)
+
+
+SMOOTH = """
+from nn import dense, mse
+
+model smooth(x: f32[N, 6]) -> f32[N, 1] {
+    h = gelu(dense(x, 8), approximate="none")
+    h = erf(dense(h, 8)) + gelu(h)
+    return dense(h, 1)
+}
+
+train smooth(y: f32[N, 1]) {
+    data      = npz("smooth.npz", x="x", y="y")
+    loss      = mse(smooth(x), y)
+    optimizer = sgd(lr=0.1)
+}
+"""
+
+
+def test_a_model_with_erf_and_exact_gelu(tmp_path):
+    path = tmp_path / "smooth.irn"
+    path.write_text(SMOOTH)
+    rows = gradcheck.gradcheck(str(path), batch=3, samples=12)
+    assert len(rows) == 6 and all(r.passed for r in rows), gradcheck.format_rows(rows)
 
 
 def test_stdlib_losses():

@@ -132,12 +132,15 @@ def case(op: type[nn.NNOp], operands: Sequence[str], expected: str, label: str =
     return pytest.param(op, tuple(operands), result, props, expected, id=f"{name}:{label}")
 
 
-FLOAT_UNARY = (nn.ExpOp, nn.LogOp, nn.SqrtOp, nn.TanhOp, nn.SigmoidOp, nn.ReluOp, nn.GeluOp)
+FLOAT_UNARY = (
+    nn.ExpOp, nn.LogOp, nn.SqrtOp, nn.TanhOp, nn.SigmoidOp, nn.ReluOp, nn.GeluOp, nn.ErfOp
+)  # fmt: skip
 
 # fmt: off
 INFERENCE = [
     # elementwise unary
     *[case(op, ["f32[?, 128]"], "f32[?, 128]", "float") for op in FLOAT_UNARY],
+    case(nn.GeluOp, ["f32[?, 128]"], "f32[?, 128]", "exact", approximate="none"),
     case(nn.NegOp, ["i32[?, 10]"], "i32[?, 10]", "int"),
     case(nn.AbsOp, ["f64[4]"], "f64[4]", "f64"),
     case(nn.SoftmaxOp, ["f32[?, 10]"], "f32[?, 10]", "axis", axis=1),
@@ -339,6 +342,8 @@ ERRORS = [
     error(nn.AddOp, ["bool[3]", "bool[3]"], "nn.add", "bool", label="bool"),
     error(nn.MaximumOp, ["bool[3]", "bool[]"], "nn.maximum", "bool", label="bool"),
     error(nn.NegOp, ["bool[2]"], "nn.neg", "bool", label="bool"),
+    error(nn.GeluOp, ["f32[2]"], "nn.gelu", "approximate", "erf", approximate="erf",
+          label="mode"),
     error(nn.MatmulOp, ["bool[2, 2]", "bool[2, 2]"], "nn.matmul", "bool", label="bool"),
     error(nn.MatmulOp, ["f32[2, 2]", "f64[2, 2]"], "nn.matmul", "f32[2, 2]", "f64[2, 2]",
           label="dtype"),

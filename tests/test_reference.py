@@ -125,6 +125,7 @@ UNARY = {
         lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
         (-4, 4),
     ),
+    nn.ErfOp: (np.vectorize(math.erf, otypes=[float]), (-3, 3)),
 }
 SHAPES = [("[]", ()), ("[5]", (5,)), ("[?, 4]", (3, 4)), ("[2, ?, 4]", (2, 3, 4))]
 
@@ -136,6 +137,14 @@ def test_unary(op, dt, rng):
     for dims, shape in SHAPES:
         x = data(rng, dt, shape, low, high)
         check(run_op(op, (spec(dt, dims), x)), expected(wide(x)), dt, scale=4)
+
+
+@FLOATS
+def test_exact_gelu(dt, rng):
+    x = data(rng, dt, (3, 4), -4, 4)
+    erf = np.vectorize(math.erf, otypes=[float])
+    expected = 0.5 * wide(x) * (1 + erf(wide(x) / math.sqrt(2)))
+    check(run_op(nn.GeluOp, (f"{dt}[?, 4]", x), approximate="none"), expected, dt, scale=4)
 
 
 @FLOATS

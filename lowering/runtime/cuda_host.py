@@ -63,6 +63,7 @@ if SIMULATOR:  # Python's math functions raise where the GPU's give inf or NaN; 
     _exp, _log, _sqrt, _tanh, _pow = np.exp, np.log, np.sqrt, np.tanh, np.power
 else:
     _exp, _log, _sqrt, _tanh, _pow = math.exp, math.log, math.sqrt, math.tanh, math.pow
+_erf = math.erf  # finite for every input: it raises nowhere, on the GPU or in the simulator
 
 JIT = {"cache": True}
 """Options of every kernel: compiled code is cached beside this file (`__pycache__`)."""
