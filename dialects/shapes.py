@@ -100,11 +100,17 @@ def static_product(shape: Sequence[int]) -> int:
     return count
 
 
+def window_span(kernel: int, dilation: int = 1) -> int:
+    """The input positions a (dilated) window covers along one axis."""
+    return dilation * (kernel - 1) + 1
+
+
 def window_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int:
-    """Output length of a convolution or pooling window along one spatial axis."""
+    """Output length of a convolution or pooling window along one spatial axis (the one formula:
+    the emitters write `(size + 2 * pad - span) // stride + 1` from `window_span` too)."""
     if size == DYN:
         return DYN
-    span = dilation * (kernel - 1) + 1
+    span = window_span(kernel, dilation)
     out = (size + 2 * pad - span) // stride + 1
     if out < 1:
         raise ShapeError(
@@ -112,3 +118,10 @@ def window_output_size(size: int, kernel: int, stride: int, pad: int, dilation: 
             f"an input of size {size} with padding {pad}"
         )
     return out
+
+
+def window_input_size(
+    out: int, kernel: int, stride: int, pad: int, dilation: int = 1
+) -> int | None:
+    """The input length a window op maps to `out`, when only one does (stride 1)."""
+    return out - 1 + window_span(kernel, dilation) - 2 * pad if stride == 1 else None

@@ -39,7 +39,7 @@ from xdsl.ir import Attribute, Operation
 
 from irnet.dialects import dist, nn
 from irnet.dialects.formula import numpy_function
-from irnet.dialects.shapes import DYN, format_shape, format_type
+from irnet.dialects.shapes import DYN, format_shape, format_type, window_input_size, window_span
 from irnet.dialects.traits import Elementwise
 
 from .diagnostics import IrnError, error_at
@@ -193,7 +193,7 @@ def windows(
     (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
-    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    span = [window_span(k, d) for k, d in zip(kernel, dilation)]
     return sliding_window_view(x, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
@@ -221,11 +221,6 @@ def window_props(op: Operation) -> tuple[Pair, ...]:
     """`stride, padding, dilation` of a convolution, or `kernel, stride, padding` of a pool."""
     names = ("kernel", "stride", "padding") if "kernel" in op.properties else nn.WINDOW_PROPS[:3]
     return tuple(nn.get_ints(op.properties, name) for name in names)  # type: ignore[return-value]
-
-
-def input_size(out: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int | None:
-    """The input length a window op maps to `out`, when only one does (stride 1)."""
-    return out - 1 + dilation * (kernel - 1) + 1 - 2 * pad if stride == 1 else None
 
 
 # --- the interpreter functions -----------------------------------------------------------------
@@ -394,7 +389,7 @@ class NNFunctions(ElementwiseFunctions):
         groups = nn.get_int(op.properties, "groups")
         n, _, oh, ow = grad.shape
         _, i, kh, kw = w.shape
-        sizes = [input_size(*a) for a in zip((oh, ow), (kh, kw), stride, padding, dilation)]
+        sizes = [window_input_size(*a) for a in zip((oh, ow), (kh, kw), stride, padding, dilation)]
         _, _, h, wd = result_shape(op, (n, groups * i, *sizes))
         cols = np.einsum("ngohw,goikl->ngihwkl", grouped(grad, groups, 1), grouped(w, groups, 0))
         cols = cols.reshape(n, groups * i, oh, ow, kh, kw)
@@ -425,7 +420,7 @@ class NNFunctions(ElementwiseFunctions):
         (grad,) = args
         kernel, stride, padding = window_props(op)
         n, c, oh, ow = grad.shape
-        sizes = [input_size(*a) for a in zip((oh, ow), kernel, stride, padding)]
+        sizes = [window_input_size(*a) for a in zip((oh, ow), kernel, stride, padding)]
         _, _, h, w = result_shape(op, (n, c, *sizes))
         share = grad / (kernel[0] * kernel[1])
         cols = np.broadcast_to(share[..., None, None], (*grad.shape, *kernel))

@@ -18,7 +18,7 @@ from xdsl.ir import Operation, SSAValue
 from irnet.diagnostics import error_at
 from irnet.dialects import nn
 from irnet.dialects.registry import Registry
-from irnet.dialects.shapes import DYN, format_type
+from irnet.dialects.shapes import DYN, format_type, window_span
 
 from .emit_function import FunctionEmitter
 from .source import arith, index_src, shape_of, tuple_src
@@ -358,10 +358,11 @@ def window(op: Operation) -> tuple[tuple[int, int], ...]:
 
 
 def out_size(f: FunctionEmitter, value: SSAValue, axis: int, result: SSAValue, k, s, p, d=1) -> str:
+    """`shapes.window_output_size` of `value`'s `axis` as source (its static size if known)."""
     static = shape_of(result)[axis]
     if static != DYN:
         return str(static)
-    return f"({f.dim(value, axis)} + {2 * p} - {d * (k - 1)} - 1) // {s} + 1"
+    return f"({f.dim(value, axis)} + {2 * p - window_span(k, d)}) // {s} + 1"
 
 
 @CPU_LOWERINGS.register(nn.Conv2dOp)

@@ -3,6 +3,7 @@ reference interpreter (`test_cpu.py`, `test_cuda.py`), and how results are compa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,18 +65,51 @@ def const(value):
     return lambda rng: np.asarray(value)
 
 
-UNARY = {
-    nn.NegOp: (-2, 2),
-    nn.AbsOp: (-2, 2),
-    nn.ExpOp: (-3, 3),
-    nn.LogOp: (0.1, 5),
-    nn.SqrtOp: (0, 5),
-    nn.TanhOp: (-3, 3),
-    nn.SigmoidOp: (-30, 30),
-    nn.ReluOp: (-2, 2),
-    nn.GeluOp: (-4, 4),
-    nn.ErfOp: (-3, 3),
-}
+@dataclass(frozen=True)
+class Unary:
+    """An elementwise op of one operand, as every suite checks it: its value against `numpy`,
+    an independent float64 expression (`test_reference.py`), its gradient against finite
+    differences through `irn`, its `.irn` spelling (`test_autodiff.py`), its type rule
+    (`test_dialect.py`) and each compiled target against the reference (`cases` below)."""
+
+    id: str
+    op: type[nn.NNOp]
+    low: float
+    high: float
+    numpy: Callable[[np.ndarray], np.ndarray]
+    irn: str
+    props: dict = field(default_factory=dict)
+
+
+ERF = np.vectorize(math.erf, otypes=[float])
+UNARY = [
+    Unary("neg", nn.NegOp, -2, 2, lambda x: -x, "-x"),
+    Unary("abs", nn.AbsOp, -2, 2, lambda x: np.where(x < 0, -x, x), "abs(x)"),
+    Unary("exp", nn.ExpOp, -3, 3, lambda x: math.e**x, "exp(x)"),
+    Unary("log", nn.LogOp, 0.1, 5, np.log, "log(x * x + 0.5)"),
+    Unary("sqrt", nn.SqrtOp, 0, 5, lambda x: x**0.5, "sqrt(x * x + 0.5)"),
+    Unary("tanh", nn.TanhOp, -3, 3, lambda x: (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1), "tanh(x)"),
+    Unary("sigmoid", nn.SigmoidOp, -30, 30, lambda x: 1 / (1 + np.exp(-x)), "sigmoid(x)"),
+    Unary("relu", nn.ReluOp, -2, 2, lambda x: np.where(x > 0, x, 0.0), "relu(x)"),
+    Unary(
+        "gelu",
+        nn.GeluOp,
+        -4,
+        4,
+        lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+        "gelu(x)",
+    ),
+    Unary(
+        "gelu-none",
+        nn.GeluOp,
+        -4,
+        4,
+        lambda x: 0.5 * x * (1 + ERF(x / math.sqrt(2))),
+        'gelu(x, approximate="none")',
+        {"approximate": "none"},
+    ),
+    Unary("erf", nn.ErfOp, -3, 3, ERF, "erf(x)"),
+]
 BINARY = [nn.AddOp, nn.SubOp, nn.MulOp, nn.DivOp, nn.PowOp, nn.MaximumOp, nn.MinimumOp]
 WINDOW = {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}
 STRIDED = {"stride": [2, 1], "padding": [1, 1], "dilation": [1, 2], "groups": 2}
@@ -87,14 +121,11 @@ def pool(kernel, stride, padding):
 
 def cases() -> list[Case]:
     out: list[Case] = []
-    for op, (low, high) in UNARY.items():
-        name = op.name.removeprefix("nn.")
-        out.append(Case(name, op, [("f32[?, 4]", floats((3, 4), low=low, high=high))]))
-        out.append(Case(f"{name}-f64", op, [("f64[2, ?]", floats((2, 5), "f64", low, high))]))
-    exact_gelu = {"approximate": "none"}
-    out.append(
-        Case("gelu-none", nn.GeluOp, [("f32[?, 4]", floats((3, 4), low=-4, high=4))], exact_gelu)
-    )
+    for u in UNARY:
+        f32 = [("f32[?, 4]", floats((3, 4), low=u.low, high=u.high))]
+        f64 = [("f64[2, ?]", floats((2, 5), "f64", u.low, u.high))]
+        out.append(Case(u.id, u.op, f32, u.props))
+        out.append(Case(f"{u.id}-f64", u.op, f64, u.props))
     out.append(Case("neg-i32", nn.NegOp, [("i32[?, 3]", ints((2, 3), 9, low=-9))], exact=True))
     out.append(Case("abs-i64", nn.AbsOp, [("i64[3]", ints(3, 9, np.int64, -9))], exact=True))
     for op in BINARY:
@@ -433,7 +464,7 @@ def check_extreme_values(module: ModuleOp, run: Callable) -> None:
     special = np.array([[np.nan, np.inf, -np.inf, 0.0], [-0.0, 1e30, -1e30, 1e-30]], np.float32)
     ref = reference.Reference(module)
     for index, case in enumerate(CASES):
-        if case.op in UNARY and case.operands[0][0] == "f32[?, 4]":
+        if case.id in {u.id for u in UNARY}:
             assert_matches(run(f"case{index}", [special]), ref.run(f"case{index}", [special]))
     for index, case in enumerate(CASES):
         if case.id in ("maximum", "minimum", "max-pool-2x2", "reduce-max-all", "softmax-1"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import PROGRAMS
+from op_cases import UNARY
 
 from irnet import driver, gradcheck, reference
 from irnet.diagnostics import IrnError
@@ -36,17 +37,7 @@ def model(signature: str, body: str) -> str:
 
 # (id, signature, expression): each expression's gradient w.r.t. every float input
 CASES = [
-    ("neg", "x: f64[3, 4], w: f64[3, 4]", "-x"),
-    ("abs", "x: f64[3, 4], w: f64[3, 4]", "abs(x)"),
-    ("exp", "x: f64[3, 4], w: f64[3, 4]", "exp(x)"),
-    ("log", "x: f64[3, 4], w: f64[3, 4]", "log(x * x + 0.5)"),
-    ("sqrt", "x: f64[3, 4], w: f64[3, 4]", "sqrt(x * x + 0.5)"),
-    ("tanh", "x: f64[3, 4], w: f64[3, 4]", "tanh(x)"),
-    ("sigmoid", "x: f64[3, 4], w: f64[3, 4]", "sigmoid(x)"),
-    ("relu", "x: f64[3, 4], w: f64[3, 4]", "relu(x)"),
-    ("gelu", "x: f64[3, 4], w: f64[3, 4]", "gelu(x)"),
-    ("gelu-exact", "x: f64[3, 4], w: f64[3, 4]", 'gelu(x, approximate="none")'),
-    ("erf", "x: f64[3, 4], w: f64[3, 4]", "erf(x)"),
+    *[(u.id, "x: f64[3, 4], w: f64[3, 4]", u.irn) for u in UNARY],
     ("add-same", "a: f64[3, 4], b: f64[3, 4], w: f64[3, 4]", "a + b"),
     ("add-scalar", "a: f64[3, 4], b: f64, w: f64[3, 4]", "a + b"),
     ("add-row", "a: f64[N, 4], b: f64[4], w: f64[N, 4]", "a + b"),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 from ir_helpers import attr, mentions, ty
+from op_cases import UNARY
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
@@ -132,9 +133,7 @@ def case(op: type[nn.NNOp], operands: Sequence[str], expected: str, label: str =
     return pytest.param(op, tuple(operands), result, props, expected, id=f"{name}:{label}")
 
 
-FLOAT_UNARY = (
-    nn.ExpOp, nn.LogOp, nn.SqrtOp, nn.TanhOp, nn.SigmoidOp, nn.ReluOp, nn.GeluOp, nn.ErfOp
-)  # fmt: skip
+FLOAT_UNARY = tuple(dict.fromkeys(u.op for u in UNARY if u.op.FLOAT_ONLY))
 
 # fmt: off
 INFERENCE = [

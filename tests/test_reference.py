@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from conftest import PROGRAMS
 from ir_helpers import DTYPES, attr, mentions, ty
+from op_cases import UNARY
 from xdsl.dialects import func, test
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
@@ -112,39 +113,16 @@ def test_every_op_has_an_implementation():
 
 # --- elementwise -------------------------------------------------------------------------------
 
-UNARY = {
-    nn.NegOp: (lambda x: -x, (-2, 2)),
-    nn.AbsOp: (lambda x: np.where(x < 0, -x, x), (-2, 2)),
-    nn.ExpOp: (lambda x: math.e**x, (-3, 3)),
-    nn.LogOp: (lambda x: np.log(x), (0.1, 5)),
-    nn.SqrtOp: (lambda x: x**0.5, (0, 5)),
-    nn.TanhOp: (lambda x: (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1), (-3, 3)),
-    nn.SigmoidOp: (lambda x: 1 / (1 + np.exp(-x)), (-8, 8)),
-    nn.ReluOp: (lambda x: np.where(x > 0, x, 0.0), (-2, 2)),
-    nn.GeluOp: (
-        lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
-        (-4, 4),
-    ),
-    nn.ErfOp: (np.vectorize(math.erf, otypes=[float]), (-3, 3)),
-}
 SHAPES = [("[]", ()), ("[5]", (5,)), ("[?, 4]", (3, 4)), ("[2, ?, 4]", (2, 3, 4))]
 
 
 @FLOATS
-@pytest.mark.parametrize("op", UNARY, ids=lambda op: op.name)
-def test_unary(op, dt, rng):
-    expected, (low, high) = UNARY[op]
+@pytest.mark.parametrize("unary", UNARY, ids=lambda u: u.id)
+def test_unary(unary, dt, rng):
     for dims, shape in SHAPES:
-        x = data(rng, dt, shape, low, high)
-        check(run_op(op, (spec(dt, dims), x)), expected(wide(x)), dt, scale=4)
-
-
-@FLOATS
-def test_exact_gelu(dt, rng):
-    x = data(rng, dt, (3, 4), -4, 4)
-    erf = np.vectorize(math.erf, otypes=[float])
-    expected = 0.5 * wide(x) * (1 + erf(wide(x) / math.sqrt(2)))
-    check(run_op(nn.GeluOp, (f"{dt}[?, 4]", x), approximate="none"), expected, dt, scale=4)
+        x = data(rng, dt, shape, unary.low, unary.high)
+        out = run_op(unary.op, (spec(dt, dims), x), **unary.props)
+        check(out, unary.numpy(wide(x)), dt, scale=4)
 
 
 @FLOATS
