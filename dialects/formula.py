@@ -18,30 +18,45 @@ spells it differently, to the emitters' names for it.
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
-import scipy.special
 
-FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
-    "exp": np.exp,
-    "log": np.log,
-    "sqrt": np.sqrt,
-    "tanh": np.tanh,
-    "erf": scipy.special.erf,
-    "abs": np.abs,
-    "power": np.power,
+FUNCTIONS: dict[str, tuple[str, int]] = {
+    "exp": ("numpy.exp", 1),
+    "log": ("numpy.log", 1),
+    "sqrt": ("numpy.sqrt", 1),
+    "tanh": ("numpy.tanh", 1),
+    "erf": ("scipy.special.erf", 1),
+    "abs": ("numpy.abs", 1),
+    "power": ("numpy.power", 2),
 }
-"""The functions a formula may call, by their NumPy meaning (Numba has a scalar version of
-each: `np.<name>`, or `math.erf`)."""
+"""The functions a formula may call: the NumPy ufunc that is their meaning (imported when the
+reference interpreter first needs it: SciPy's import alone takes 0.15 s), and their argument
+count. Numba has a scalar version of each: `np.<name>`, or `math.erf`."""
 
 SPECIAL = {"where": 3, "cast": 1}
 """Calls every target spells its own way, with their argument counts."""
 
 BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.BitOr: "|", ast.BitAnd: "&"}
 COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+def ufunc(name: str) -> Callable[..., np.ndarray]:
+    """The NumPy meaning of formula function `name`, imported on first use."""
+    module, _, attribute = FUNCTIONS[name][0].rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def arity(name: str) -> int | None:
+    """How many arguments the function `name` takes (None: no such function)."""
+    if name in SPECIAL:
+        return SPECIAL[name]
+    return FUNCTIONS[name][1] if name in FUNCTIONS else None
+
 
 Literal = Callable[[float | int], str]
 Call = Callable[[str, list[str]], str]
@@ -86,7 +101,7 @@ class Formula:
                     return f"({go(left)} {COMPARE[type(op)]} {go(right)})"
                 case ast.Call(func=ast.Name(id=name), args=call_args, keywords=[]) if len(
                     call_args
-                ) == SPECIAL.get(name, len(call_args)) and name in (*FUNCTIONS, *SPECIAL):
+                ) == arity(name):
                     return call(name, [go(a) for a in call_args])
             raise FormulaError(f"formula {self.text!r}: {ast.unparse(node)!r} is not allowed")
 
@@ -101,14 +116,17 @@ def numpy_function(formula: Formula) -> Callable[..., np.ndarray]:
     params = ", ".join(f"_{i}" for i in range(len(formula.operands)))
     args = [f"_{i}" for i in range(len(formula.operands))]
 
+    called: set[str] = set()
+
     def call(name: str, call_args: list[str]) -> str:
+        called.add(name)
         if name == "cast":
             return f"_cast({call_args[0]}, dtype)"
         return f"{'_where' if name == 'where' else name}({', '.join(call_args)})"
 
     body = formula.render(args, repr, call)
     namespace = {
-        **FUNCTIONS,
+        **{name: ufunc(name) for name in called & FUNCTIONS.keys()},
         "_where": np.where,
         "_cast": lambda a, dtype: np.asarray(a).astype(dtype),
     }

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from xdsl.ir import Operation, SSAValue
 
-from irnet.diagnostics import error_at
+from irnet.diagnostics import IrnError, error_at
 from irnet.dialects import nn
 from irnet.dialects.registry import Registry
 from irnet.dialects.shapes import DYN, format_type, window_span
@@ -42,6 +42,14 @@ def lower_training(f: FunctionEmitter, op: nn.TrainingOp) -> None:
 def lower_matmul(f: FunctionEmitter, op: nn.MatmulOp) -> None:
     """A matmul that fusion left alone: a matmul site without epilogue."""
     f.matmul_site(op, [op], {v: v for v in op.operands}, list(op.results))
+
+
+def undetermined_size(op: Operation, d: int) -> IrnError:
+    return error_at(
+        f"{op.name}: dimension {d} of the result type {format_type(op.results[0].type)} is "
+        "`?`, and the operands do not determine its size; the result type must give it",
+        op.location,
+    )
 
 
 def simple_site(
@@ -172,12 +180,7 @@ def lower_slice_grad(f: FunctionEmitter, op: nn.SliceGradOp) -> None:
         elif stop == nn.SLICE_END and step == 1:
             shape.append(f"{start} + {f.dim(g, d)}")
         else:
-            raise error_at(
-                f"{op.name}: dimension {d} of the result type {format_type(op.res.type)} "
-                "is `?`, and the operands do not determine its size; the result type "
-                "must give it",
-                op.location,
-            )
+            raise undetermined_size(op, d)
     for d, (start, stop, step) in enumerate(bounds):
         if shape_of(g)[d] == DYN:
             stop_src = shape[d] if stop == nn.SLICE_END else f"min({stop}, {shape[d]})"
@@ -238,12 +241,7 @@ def lower_scatter_add(f: FunctionEmitter, op: nn.ScatterAddOp) -> None:
         elif d > axis:
             shape.append(f.dim(g, d - 1 + len(qs)))
         else:
-            raise error_at(
-                f"{op.name}: dimension {d} of the result type {format_type(op.res.type)} "
-                "is `?`, and the operands do not determine its size; the result type "
-                "must give it",
-                op.location,
-            )
+            raise undetermined_size(op, d)
     f.line(f"_indices({site}, {f.name(idx)}, {shape[axis]}, {axis})")
     out = f.alloc(op, 0, op.res, shape)
     grank = len(gs)

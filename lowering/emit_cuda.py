@@ -33,6 +33,7 @@ from xdsl.ir import SSAValue
 
 from irnet.dialects import nn
 from irnet.dialects.registry import Registry
+from irnet.dialects.traits import Reduction
 
 from . import cuda_runtime
 from .cpu_ops import CPU_LOWERINGS
@@ -190,7 +191,7 @@ class CudaFunctionEmitter(FunctionEmitter):
         kept = product([s for d, s in enumerate(sizes) if d not in axes])
         reduced = product([sizes[d] for d in axes])
         out = outs[nest.outputs.index(nest.reduction_value)]
-        kind = "max" if isinstance(nest.reduction, nn.ReduceMaxOp) else "sum"
+        kind = nest.reduction.get_trait(Reduction).kind
         split = chunked(kind, len(shape_of(nest.reduction_value)))
         if split:
             self.m.record_fill(numba_type(self.m.np_type(nest.reduction_value.type), 1))

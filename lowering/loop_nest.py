@@ -278,6 +278,7 @@ class LoopNest:
         reduction = None
         if self.reduction is not None:
             red = self.reduction
+            trait = red.get_trait(Reduction)
             dtype = self.m.np_type(red.results[0].type)
             reduction = ReductionCode(
                 value=read(red, red.operands[0]),
@@ -285,11 +286,9 @@ class LoopNest:
                 axes=axes_of(red, rank),
                 keep="keepdims" in red.properties,
                 dtype=dtype,
-                kind="max" if isinstance(red, nn.ReduceMaxOp) else "sum",
-                mean=isinstance(red, nn.ReduceMeanOp),
-                init=self.m.literal(
-                    reduction_identity(isinstance(red, nn.ReduceMaxOp), dtype), dtype
-                ),
+                kind=trait.kind,
+                mean=trait.mean,
+                init=self.m.literal(reduction_identity(trait.kind == "max", dtype), dtype),
             )
             if reduction.mean:
                 count = " * ".join(sizes[d] for d in reduction.axes) or "1"
