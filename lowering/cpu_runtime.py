@@ -8,6 +8,8 @@ and `cpu_kernels`. The emitted module imports only NumPy and Numba.
 
 from __future__ import annotations
 
+import functools
+
 from .runtime import text
 
 IMPORTS = """
@@ -18,10 +20,6 @@ from numba import njit, prange
 """
 """The emitted module's imports: the prelude's and the generated kernels'."""
 
-PRELUDE = text.prelude(IMPORTS, "host", "cpu_host")
-
-HELPERS: dict[str, str] = text.helpers(text.read("cpu_kernels"), text.imports(IMPORTS))
-"""Hand-written kernels by name; `DEPENDS` says which others each one calls."""
 
 # Pooling: each kernel calls its body, inlined (Numba IR); specialised, with the window as
 # constants when it is one of COMMON_WINDOWS, so that LLVM unrolls the window loops (3-6x faster
@@ -47,10 +45,25 @@ def specialising(kernel: str) -> str:
 
 
 SPECIALISED = ("_max_pool2d", "_max_pool2d_grad", "_avg_pool2d", "_avg_pool2d_grad")
-HELPERS.update({name: specialising(HELPERS[name]) for name in SPECIALISED})
 
-DEPENDS = text.depends(HELPERS)
-"""The helpers that each helper uses (copied before it)."""
+
+@functools.cache
+def texts() -> dict[str, object]:
+    """PRELUDE; HELPERS, the hand-written kernels by name; DEPENDS, the helpers that each helper
+    uses (copied before it)."""
+    helpers = text.helpers(text.read("cpu_kernels"), text.imports(IMPORTS))
+    helpers.update({name: specialising(helpers[name]) for name in SPECIALISED})
+    prelude = text.prelude(IMPORTS, "host", "cpu_host")
+    return {"PRELUDE": prelude, "HELPERS": helpers, "DEPENDS": text.depends(helpers)}
+
+
+def __getattr__(name: str) -> object:
+    # PRELUDE, HELPERS and DEPENDS are made on first use: parsing the runtime's source takes
+    # 15 ms that a command which emits nothing should not pay.
+    if name in ("PRELUDE", "HELPERS", "DEPENDS"):
+        return texts()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SOURCES = ("runtime.text", "runtime.host", "runtime.cpu_host", "runtime.cpu_kernels")
 """The modules of `irnet.lowering`, besides this one, whose text makes PRELUDE and HELPERS."""

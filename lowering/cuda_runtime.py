@@ -10,6 +10,8 @@ The code is ordinary Python in `runtime/`: `host` (shared with the cpu target), 
 
 from __future__ import annotations
 
+import functools
+
 from .runtime import text
 
 IMPORTS = """
@@ -21,14 +23,23 @@ from numba import cuda
 """
 """The emitted module's imports: the prelude's and the generated kernels'."""
 
-PRELUDE = text.prelude(IMPORTS, "host", "cuda_host")
 
-HELPERS: dict[str, str] = text.helpers(text.read("cuda_kernels"), text.imports(IMPORTS))
-"""Hand-written kernels and their host launchers by name; `DEPENDS` says which others each one
-uses, `SIGNATURES` the argument types of each kernel (`{f}`: the float type)."""
+@functools.cache
+def texts() -> dict[str, object]:
+    """PRELUDE; HELPERS, the hand-written kernels and their host launchers by name; DEPENDS, the
+    helpers that each helper uses (copied before it). `SIGNATURES` gives the argument types of
+    each kernel (`{f}`: the float type)."""
+    helpers = text.helpers(text.read("cuda_kernels"), text.imports(IMPORTS))
+    prelude = text.prelude(IMPORTS, "host", "cuda_host")
+    return {"PRELUDE": prelude, "HELPERS": helpers, "DEPENDS": text.depends(helpers)}
 
-DEPENDS = text.depends(HELPERS)
-"""The helpers that each helper uses (copied before it)."""
+
+def __getattr__(name: str) -> object:
+    # Made on first use, as in cpu_runtime: a command that emits nothing does not parse them.
+    if name in ("PRELUDE", "HELPERS", "DEPENDS"):
+        return texts()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SOURCES = ("runtime.text", "runtime.host", "runtime.cuda_host", "runtime.cuda_kernels")
 """The modules of `irnet.lowering`, besides this one, whose text makes PRELUDE and HELPERS."""
