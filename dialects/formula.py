@@ -33,10 +33,13 @@ FUNCTIONS: dict[str, tuple[str, int]] = {
     "erf": ("scipy.special.erf", 1),
     "abs": ("numpy.abs", 1),
     "power": ("numpy.power", 2),
+    "maximum": ("numpy.maximum", 2),
+    "minimum": ("numpy.minimum", 2),
 }
 """The functions a formula may call: the NumPy ufunc that is their meaning (imported when the
 reference interpreter first needs it: SciPy's import alone takes 0.15 s), and their argument
-count. Numba has a scalar version of each: `np.<name>`, or `math.erf`."""
+count. The compiled targets spell each as a scalar function (`np.<name>`, `math.erf`), and
+`maximum` / `minimum` as a select that lets NaN through, as NumPy's do."""
 
 SPECIAL = {"where": 3, "cast": 1}
 """Calls every target spells its own way, with their argument counts."""

@@ -372,7 +372,7 @@ class ReluOp(UnaryOp):
     """
 
     name = "nn.relu"
-    traits = traits_def(Pure(), elementwise("where(x <= 0, 0, x)"))
+    traits = traits_def(Pure(), elementwise("maximum(x, 0)"))
 
 
 @irdl_op_definition
@@ -500,7 +500,7 @@ class MaximumOp(BinaryOp):
     """
 
     name = "nn.maximum"
-    traits = traits_def(Pure(), elementwise("where((x >= y) | (x != x), x, y)", "x", "y"))
+    traits = traits_def(Pure(), elementwise("maximum(x, y)", "x", "y"))
 
 
 @irdl_op_definition
@@ -513,7 +513,7 @@ class MinimumOp(BinaryOp):
     """
 
     name = "nn.minimum"
-    traits = traits_def(Pure(), elementwise("where((x <= y) | (x != x), x, y)", "x", "y"))
+    traits = traits_def(Pure(), elementwise("minimum(x, y)", "x", "y"))
 
 
 COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -523,7 +523,10 @@ COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": "
 def comparison(op: Operation) -> Formula:
     predicate = op.properties["predicate"]
     assert isinstance(predicate, StringAttr)
-    return Formula(f"x {COMPARISONS[predicate.data]} y", ("x", "y"))
+    return COMPARISON_FORMULAS[predicate.data]
+
+
+COMPARISON_FORMULAS = {p: Formula(f"x {c} y", ("x", "y")) for p, c in COMPARISONS.items()}
 
 
 @irdl_op_definition

@@ -21,6 +21,7 @@ A mismatch raises `IrnError`, at the op's source location when an op is to blame
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, im
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Attribute, Operation
 
-from irnet.dialects import dist, nn
+from irnet.dialects import dist, dtypes, nn
 from irnet.dialects.formula import numpy_function
 from irnet.dialects.shapes import DYN, format_shape, format_type, window_input_size, window_span
 from irnet.dialects.traits import Elementwise
@@ -70,8 +71,6 @@ def unsupported(op: Operation) -> IrnError:
 def numpy_dtype(element_type: Attribute, float_dtype: np.dtype | None = None) -> np.dtype:
     """The NumPy dtype of an element type (`irnet.dialects.dtypes`); floats become
     `float_dtype` when it is given."""
-    from irnet.dialects import dtypes
-
     try:
         return dtypes.numpy_dtype(element_type, float_dtype)
     except dtypes.DTypeError as e:
@@ -164,9 +163,12 @@ def check_indices(op: Operation, indices: np.ndarray, size: int, axis: int) -> N
 
 def run_formula(self: NNFunctions, interpreter: Interpreter, op: Operation, args: PythonValues):
     """An `Elementwise` op: its scalar formula evaluated on the (checked) broadcast operands."""
-    formula = op.get_trait(Elementwise).formula_of(op)
-    compute = numpy_function(formula)
-    return self.result(op, compute(*broadcast_args(op, args), dtype=self.dtype(op.results[0].type)))
+    compute = self.formulas.get(op)
+    if compute is None:  # once per op: a training step runs the same ops every time
+        formula = op.get_trait(Elementwise).formula_of(op)
+        dtype = self.dtype(op.results[0].type)
+        compute = self.formulas[op] = functools.partial(numpy_function(formula), dtype=dtype)
+    return self.result(op, compute(*broadcast_args(op, args)))
 
 
 class ElementwiseFunctions(InterpreterFunctions):
@@ -236,6 +238,8 @@ class NNFunctions(ElementwiseFunctions):
     training: bool = False
     seed: int = 0
     step: int = 0
+    formulas: dict[Operation, Callable[..., np.ndarray]] = field(default_factory=dict)
+    """Each elementwise op's formula as a NumPy function of its operands."""
 
     def dtype(self, t: Attribute) -> np.dtype:
         assert isinstance(t, TensorType)
@@ -524,6 +528,8 @@ class Reference:
         self.module = module
         self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
         self.world = world or World()
+        self.formulas: dict[Operation, Callable[..., np.ndarray]] = {}
+        """The elementwise ops' NumPy functions, kept from call to call."""
 
     def run(
         self,
@@ -542,7 +548,9 @@ class Reference:
         fn = self.function(function_name)
         self.check_supported(fn)
         values = self.arguments(fn, args)
-        functions = NNFunctions(self.float_dtype, bool(training), int(seed), int(step))
+        functions = NNFunctions(
+            self.float_dtype, bool(training), int(seed), int(step), self.formulas
+        )
         current = CurrentOp()
         listeners = (current, AnomalyCheck()) if check_finite else (current,)
         interpreter = Interpreter(self.module, listeners=listeners)

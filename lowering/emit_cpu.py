@@ -167,6 +167,10 @@ class ModuleEmitter:
             return f"({args[0]} != 0)" if np_type == "np.bool_" else f"{np_type}({args[0]})"
         if name == "abs":
             return f"abs({args[0]})"
+        if name in ("maximum", "minimum"):  # NaN wins, as in NumPy
+            a, b = args
+            keep = ">=" if name == "maximum" else "<="
+            return f"({a} if ({a} {keep} {b}) | ({a} != {a}) else {b})"
         return f"{self.math(name, np_type)}({', '.join(args)})"
 
     def kernel_head(self, params: Sequence[str], parallel: bool = False) -> list[str]:
