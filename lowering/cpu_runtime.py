@@ -8,8 +8,6 @@ and `cpu_kernels`. The emitted module imports only NumPy and Numba.
 
 from __future__ import annotations
 
-import functools
-
 from .runtime import text
 
 IMPORTS = """
@@ -47,7 +45,6 @@ def specialising(kernel: str) -> str:
 SPECIALISED = ("_max_pool2d", "_max_pool2d_grad", "_avg_pool2d", "_avg_pool2d_grad")
 
 
-@functools.cache
 def texts() -> dict[str, object]:
     """PRELUDE; HELPERS, the hand-written kernels by name; DEPENDS, the helpers that each helper
     uses (copied before it)."""
@@ -57,12 +54,8 @@ def texts() -> dict[str, object]:
     return {"PRELUDE": prelude, "HELPERS": helpers, "DEPENDS": text.depends(helpers)}
 
 
-def __getattr__(name: str) -> object:
-    # PRELUDE, HELPERS and DEPENDS are made on first use: parsing the runtime's source takes
-    # 15 ms that a command which emits nothing should not pay.
-    if name in ("PRELUDE", "HELPERS", "DEPENDS"):
-        return texts()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = text.lazily(texts)
+"""PRELUDE, HELPERS and DEPENDS, made on first use."""
 
 
 SOURCES = ("runtime.text", "runtime.host", "runtime.cpu_host", "runtime.cpu_kernels")

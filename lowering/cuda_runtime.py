@@ -10,8 +10,6 @@ The code is ordinary Python in `runtime/`: `host` (shared with the cpu target), 
 
 from __future__ import annotations
 
-import functools
-
 from .runtime import text
 
 IMPORTS = """
@@ -24,7 +22,6 @@ from numba import cuda
 """The emitted module's imports: the prelude's and the generated kernels'."""
 
 
-@functools.cache
 def texts() -> dict[str, object]:
     """PRELUDE; HELPERS, the hand-written kernels and their host launchers by name; DEPENDS, the
     helpers that each helper uses (copied before it). `SIGNATURES` gives the argument types of
@@ -34,11 +31,8 @@ def texts() -> dict[str, object]:
     return {"PRELUDE": prelude, "HELPERS": helpers, "DEPENDS": text.depends(helpers)}
 
 
-def __getattr__(name: str) -> object:
-    # Made on first use, as in cpu_runtime: a command that emits nothing does not parse them.
-    if name in ("PRELUDE", "HELPERS", "DEPENDS"):
-        return texts()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = text.lazily(texts)
+"""PRELUDE, HELPERS and DEPENDS, made on first use."""
 
 
 SOURCES = ("runtime.text", "runtime.host", "runtime.cuda_host", "runtime.cuda_kernels")

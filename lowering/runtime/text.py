@@ -7,7 +7,8 @@ CUDA simulator (which the cuda host code patches when imported).
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection, Mapping
+import functools
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 FOLDER = Path(__file__).parent
@@ -88,3 +89,20 @@ def reads(code: str) -> list[str]:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
     ]
     return list(dict.fromkeys(name for *_, name in sorted(loads)))
+
+
+LAZY = ("PRELUDE", "HELPERS", "DEPENDS")
+
+
+def lazily(make: Callable[[], Mapping[str, object]]) -> Callable[[str], object]:
+    """A module `__getattr__` serving the names in LAZY from `make()`, called once, on first
+    use: parsing a runtime's source takes 15 ms that a command which emits nothing should not
+    pay."""
+    made = functools.cache(make)
+
+    def module_getattr(name: str) -> object:
+        if name in LAZY:
+            return made()[name]
+        raise AttributeError(name)
+
+    return module_getattr
