@@ -4,10 +4,13 @@ whole training step (forward, gradients, update) into one function.
 An optimiser names its per-parameter state slots, its hyperparameters with defaults, and an
 update rule `(e, p, g, slots, lr, t, hp) -> (p', slots')` written with an `Emitter`. The
 learning rate `lr` and the step count `t` (1 at the first step) are run-time scalars: schedules
-change `lr` without recompiling. Conventions follow PyTorch's `torch.optim`.
+change `lr` without recompiling. Conventions follow PyTorch's `torch.optim` (Lion, which
+PyTorch lacks, follows its paper). A hyperparameter whose default is a bool is a flag, given as
+`true`/`false` (`rmsprop(centered=true)`); the others are numbers.
 
-Shared hyperparameters: `weight_decay` (L2, added to the gradient; decoupled for AdamW) and
-`clip_norm` (rescale all gradients together when their global norm exceeds it; 0 = off).
+Shared hyperparameters: `weight_decay` (L2, added to the gradient; decoupled for AdamW and
+Lion) and `clip_norm` (rescale all gradients together when their global norm exceeds it; 0 =
+off).
 """
 
 from __future__ import annotations
@@ -36,15 +39,21 @@ class Optimizer:
     update: Update
     decoupled_decay: bool = False
 
-    def hyperparameters(self, given: Mapping[str, float]) -> dict[str, float]:
-        """Defaults completed by `given`; raises ValueError naming an unknown one."""
+    def hyperparameters(self, given: Mapping[str, object]) -> dict[str, float]:
+        """Defaults completed by `given`; raises ValueError naming an unknown hyperparameter or
+        a value of the wrong kind (a number for a flag, a flag or a string for a number)."""
         known = {**SHARED, **self.defaults}
-        for name in given:
+        for name, value in given.items():
             if name not in known:
                 raise ValueError(
                     f"{self.name} has no hyperparameter '{name}' (it has {', '.join(known)})"
                 )
-        return {**known, **{k: float(v) for k, v in given.items()}}
+            is_flag = isinstance(known[name], bool)
+            if isinstance(value, bool) != is_flag or not isinstance(value, int | float):
+                kind = "true or false" if is_flag else "a number"
+                shown = str(value).lower() if isinstance(value, bool) else repr(value)
+                raise ValueError(f"{self.name}: {name} must be {kind}, got {shown}")
+        return {**known, **{k: v if isinstance(v, bool) else float(v) for k, v in given.items()}}
 
 
 def _sgd(e, p, g, slots, lr, t, hp):
@@ -72,6 +81,54 @@ def _adam(e, p, g, slots, lr, t, hp):
     return e.sub(p, e.mul(step, lr)), {"m": m, "v": v}
 
 
+def _rmsprop(e, p, g, slots, lr, t, hp):
+    """torch.optim.RMSprop: eps is added outside the square root; `centered` divides by the
+    running variance (mean of g² less the squared mean of g); `momentum` > 0 accumulates the
+    scaled step in a buffer. A slot that the flags leave unused is passed through unchanged,
+    since an optimiser's slots cannot depend on its hyperparameters."""
+    alpha = hp["alpha"]
+    square_avg = e.add(e.mul(slots["square_avg"], alpha), e.mul(e.mul(g, g), 1.0 - alpha))
+    new_slots = {**slots, "square_avg": square_avg}
+    variance = square_avg
+    if hp["centered"]:
+        grad_avg = e.add(e.mul(slots["grad_avg"], alpha), e.mul(g, 1.0 - alpha))
+        variance = e.sub(square_avg, e.mul(grad_avg, grad_avg))
+        new_slots["grad_avg"] = grad_avg
+    step = e.div(g, e.add(e.op(nn.SqrtOp, variance), hp["eps"]))
+    if hp["momentum"] > 0:
+        step = e.add(e.mul(slots["momentum_buffer"], hp["momentum"]), step)
+        new_slots["momentum_buffer"] = step
+    return e.sub(p, e.mul(step, lr)), new_slots
+
+
+def _adagrad(e, p, g, slots, lr, t, hp):
+    """torch.optim.Adagrad. State starts at zero, so the slot `sum` holds the sum of g² and
+    `initial_accumulator_value` is added where it is read."""
+    total = e.add(slots["sum"], e.mul(g, g))
+    if hp["lr_decay"]:
+        lr = e.div(lr, e.add(e.mul(e.sub(t, 1.0), hp["lr_decay"]), 1.0))
+    accumulated = e.add(total, hp["initial_accumulator_value"])
+    step = e.div(g, e.add(e.op(nn.SqrtOp, accumulated), hp["eps"]))
+    return e.sub(p, e.mul(step, lr)), {"sum": total}
+
+
+def _sign(e: Emitter, x: SSAValue) -> SSAValue:
+    """-1, 0 or 1 as torch.sign; zero and NaN are their own sign, so a NaN still shows."""
+    negative = e.select(e.cmp("lt", x, 0.0), e.const(-1.0, x), x)
+    return e.select(e.cmp("gt", x, 0.0), e.const(1.0, x), negative)
+
+
+def _lion(e, p, g, slots, lr, t, hp):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), as lucidrains'
+    lion-pytorch: the step is the sign of an interpolation (beta1) of the momentum and the
+    gradient; the momentum then moves towards the gradient with beta2. Its weight decay is
+    decoupled, `p ← p − lr·(sign(...) + weight_decay·p)`."""
+    b1, b2 = hp["beta1"], hp["beta2"]
+    direction = _sign(e, e.add(e.mul(slots["m"], b1), e.mul(g, 1.0 - b1)))
+    m = e.add(e.mul(slots["m"], b2), e.mul(g, 1.0 - b2))
+    return e.sub(p, e.mul(direction, lr)), {"m": m}
+
+
 ADAM_DEFAULTS = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 OPTIMIZERS = {
     o.name: o
@@ -81,6 +138,19 @@ OPTIMIZERS = {
         Optimizer("nesterov", ("velocity",), {"lr": 0.01, "momentum": 0.9}, _nesterov),
         Optimizer("adam", ("m", "v"), ADAM_DEFAULTS, _adam),
         Optimizer("adamw", ("m", "v"), {**ADAM_DEFAULTS, "weight_decay": 0.01}, _adam, True),
+        Optimizer(
+            "rmsprop",
+            ("square_avg", "grad_avg", "momentum_buffer"),
+            {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False},
+            _rmsprop,
+        ),
+        Optimizer(
+            "adagrad",
+            ("sum",),
+            {"lr": 0.01, "eps": 1e-10, "initial_accumulator_value": 0.0, "lr_decay": 0.0},
+            _adagrad,
+        ),
+        Optimizer("lion", ("m",), {"lr": 1e-4, "beta1": 0.9, "beta2": 0.99}, _lion, True),
     )
 }
 

@@ -162,8 +162,7 @@ def check_optimizer(spec: Spec) -> Spec:
 
 
 def check_schedule(spec: Spec) -> Spec:
-    numbers(spec)
-    try:
+    try:  # checks the kinds too: numbers, and flags such as rmsprop(centered=true)
         options(spec.name, spec.kwargs)
     except ValueError as e:
         hint = suggest(spec.name, list(SCHEDULES)) if spec.name not in SCHEDULES else ""
