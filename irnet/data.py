@@ -6,7 +6,9 @@ into a `Dataset` of batch-first NumPy arrays, with seeded splitting and batching
     data = npz("arrays.npz", x="x", y="y")         # arrays by name
     data = npy("x.npy", "y.npy")                   # one array per file
     data = csv("table.csv.gz", label=-1)           # a numeric table, the label one of its columns
+    data = csv("t.csv", x=["a", "b"], label="c")   # chosen columns, by header name or index
     data = text("input.txt", context=8)            # next-character prediction
+    data = text("input.txt", part=0.9)             # ... on the first 90 % of the characters
 
 Paths are relative to the `.irn` file's folder. Every problem with a source or its files is an
 `IrnError` naming the file (and line, for text formats) and what is wrong.
@@ -25,6 +27,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +184,38 @@ def _is_names(value: Any) -> bool:
     return isinstance(value, str) or (is_list and all(isinstance(v, str) for v in value))
 
 
+def _is_column(value: Any) -> bool:
+    return type(value) is int or isinstance(value, str)
+
+
+def _is_columns(value: Any) -> bool:
+    is_list = isinstance(value, list | tuple) and len(value) > 0
+    return _is_column(value) or (is_list and all(map(_is_column, value)))
+
+
+def _is_text_part(value: Any) -> bool:
+    """A fraction in [-1, 1] other than 0, or a character range [start, end] with start < end."""
+    if isinstance(value, list | tuple):
+        pair = len(value) == 2 and all(type(v) is int for v in value)
+        return pair and 0 <= value[0] < value[1]
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < abs(value) <= 1
+
+
 NAMES = "a name or a non-empty list of names"
 PATH = Option(None, "a path", lambda v: isinstance(v, str), shown="PATH", is_path=True)
-LABEL = Option(
-    None, "a column index or a header name", lambda v: type(v) is int or isinstance(v, str), "-1"
+LABEL = Option(None, "a column index or a header name", _is_column, "-1")
+COLUMNS = Option(
+    None,
+    "a column (an index or a header name) or a non-empty list of columns",
+    _is_columns,
+    "OTHERS",
+)
+TEXT_PART = Option(
+    None,
+    "a fraction (0.9: the first 90 %; -0.1: the last 10 %) or a character range [start, end] "
+    "with 0 <= start < end",
+    _is_text_part,
+    "ALL",
 )
 BOOLEAN = choice(False, True, False)
 
@@ -198,6 +229,8 @@ class Source:
     """(paths, options with defaults, part) -> Dataset."""
     summary: str
     has_test_part: bool = False
+    find_parts: Callable[[list[Path]], tuple[str, ...]] = lambda paths: ("train",)
+    """(paths) -> the parts present on disk, for sources whose folders may lack one."""
 
     def signature(self, kind: str) -> str:
         options = [
@@ -214,6 +247,14 @@ def describe_kinds() -> str:
 def has_test_part(kind: str) -> bool:
     """Whether load(..., part="test") can load a source of this kind (mnist's t10k files)."""
     return kind in SOURCES and SOURCES[kind].has_test_part
+
+
+def parts(spec: DataSpec, base_dir: Path) -> tuple[str, ...]:
+    """The parts ("train", "test") that the data `spec` names has on disk, without reading them:
+    an mnist folder may hold either pair of IDX files (Fashion-MNIST's test set comes alone)."""
+    source = _source(spec)
+    _bind(spec, source)
+    return source.find_parts([_resolve(base_dir, arg) for arg in spec.args])
 
 
 def load(spec: DataSpec, base_dir: Path, part: str = "train") -> Dataset:
@@ -345,6 +386,12 @@ def read_mnist(paths: list[Path], options: dict[str, Any], part: str) -> Dataset
     folder = paths[0]
     if not folder.is_dir():
         raise IrnError(f"{shown(folder)}: no such folder (mnist() takes the folder of IDX files)")
+    if part == "train" and mnist_parts(paths) == ("test",):
+        train_files = " and ".join(MNIST_FILES["train"])
+        raise IrnError(
+            f"{shown(folder)}: has no training part, only the test part (t10k files); "
+            f"training needs {train_files} (irnet eval --part test can evaluate this folder)"
+        )
     image_file, label_file = (find_idx_file(folder, stem) for stem in MNIST_FILES[part])
     images = read_idx(image_file, IDX_IMAGES, "image")
     labels = read_idx(label_file, IDX_LABELS, "label")
@@ -367,12 +414,28 @@ def scale_pixels(pixels: np.ndarray, normalize: str) -> np.ndarray:
     return pixels
 
 
-def find_idx_file(folder: Path, stem: str) -> Path:
+def mnist_parts(paths: list[Path]) -> tuple[str, ...]:
+    """The parts with at least one of their IDX files in the folder; a part missing its other
+    file is reported when it is read."""
+    folder = paths[0]
+    return tuple(
+        part for part, stems in MNIST_FILES.items() if any(idx_file(folder, stem) for stem in stems)
+    )
+
+
+def idx_file(folder: Path, stem: str) -> Path | None:
     """`stem.gz` or `stem`, also spelled with a dot before `idx` as some mirrors do."""
     dotted = stem.replace("-idx", ".idx")
     for name in (f"{stem}.gz", stem, f"{dotted}.gz", dotted):
         if (folder / name).is_file():
             return folder / name
+    return None
+
+
+def find_idx_file(folder: Path, stem: str) -> Path:
+    found = idx_file(folder, stem)
+    if found is not None:
+        return found
     needed = ", ".join(n for pair in MNIST_FILES.values() for n in pair)
     raise IrnError(
         f"{shown(folder)}: missing {stem}.gz (or {stem}); an MNIST folder holds {needed}, "
@@ -474,12 +537,11 @@ def read_csv(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
     if options["target"] is not None:
         if label is not None:
             raise IrnError("csv(): give either label (a column) or target (a file), not both")
-        features, target = table.values, target_column(options["target"], table)
+        label_index, target = None, target_column(options["target"], table)
     else:
-        column = label_column(table, -1 if label is None else label)
-        features, target = np.delete(table.values, column, axis=1), table.values[:, column]
-        if features.shape[1] == 0:
-            raise IrnError(f"{table.name}: has one column, the label; no features are left")
+        label_index = column_index(table, -1 if label is None else label, "label")
+        target = table.values[:, label_index]
+    features = feature_columns(table, options["x"], label_index)
     stats = feature_stats(features) if options["normalize"] else None
     features = stats.apply(features) if stats else features.astype(np.float32)
     targets = class_labels(target, table) if options["classes"] else regression(target)
@@ -546,20 +608,39 @@ def to_floats(rows: list[tuple[int, list[str]]], name: str) -> np.ndarray:
     raise AssertionError("unreachable: a row that NumPy cannot convert holds a non-number")
 
 
-def label_column(table: Table, label: int | str) -> int:
+def column_index(table: Table, column: int | str, option: str) -> int:
+    """The index, from 0, of the column that the option `option` names by header name or by
+    index (negative from the end)."""
     width = table.values.shape[1]
-    if isinstance(label, str):
+    if isinstance(column, str):
         if table.header is None:
-            raise IrnError(f"{table.name}: label='{label}' names a column, but there is no header")
-        if label not in table.header:
+            raise IrnError(
+                f"{table.name}: {option}='{column}' names a column, but there is no header"
+            )
+        if column not in table.header:
             names = ", ".join(f"'{h}'" for h in table.header)
-            raise IrnError(f"{table.name}: no column named '{label}'; the header has {names}")
-        index = table.header.index(label)
+            raise IrnError(f"{table.name}: no column named '{column}'; the header has {names}")
+        index = table.header.index(column)
     else:
-        index = label
+        index = column
     if not -width <= index < width:
-        raise IrnError(f"{table.name}: no label column {label}; the rows have {width} columns")
+        raise IrnError(f"{table.name}: no {option} column {column}; the rows have {width} columns")
     return index % width
+
+
+def feature_columns(table: Table, x: Any, label: int | None) -> np.ndarray:
+    """The columns that `x` names, in its order; by default every column but the label's."""
+    width = table.values.shape[1]
+    if x is None:
+        columns = [c for c in range(width) if c != label]
+        if not columns:
+            raise IrnError(f"{table.name}: has one column, the label; no features are left")
+    else:
+        columns = [column_index(table, c, "x") for c in ([x] if _is_column(x) else x)]
+        if label in columns:  # a feature equal to the label would leak the answer
+            name = f"'{table.header[label]}'" if table.header else str(label)
+            raise IrnError(f"{table.name}: column {name} is the label; x cannot take it too")
+    return table.values[:, columns]
 
 
 def target_column(path: Path, table: Table) -> np.ndarray:
@@ -596,18 +677,38 @@ def feature_stats(features: np.ndarray) -> FeatureStats:
 
 
 def read_characters(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
-    path, context = paths[0], options["context"]
+    path, context, chosen = paths[0], options["context"], options["part"]
     codes = np.frombuffer(read_text(path).encode("utf-32-le"), dtype=np.uint32)
-    if len(codes) <= context:
+    # The vocabulary is the whole file's, so that every part of it numbers characters alike
+    # (a model trained on part=0.9 is evaluated on part=-0.1 with the same ids).
+    alphabet, ids = np.unique(codes, return_inverse=True)
+    ids = text_part(ids.astype(np.int32), chosen, path)
+    if len(ids) <= context:
+        holds = "has" if chosen is None else f"part={irn_literal(chosen)} holds"
         raise IrnError(
-            f"{shown(path)}: has {len(codes)} characters; context={context} needs at least "
+            f"{shown(path)}: {holds} {len(ids)} characters; context={context} needs at least "
             f"{context + 1}"
         )
-    alphabet, ids = np.unique(codes, return_inverse=True)
-    ids = ids.astype(np.int32)
     windows = np.lib.stride_tricks.sliding_window_view(ids[:-1], context)  # a view: no copy
     vocabulary = "".join(map(chr, alphabet))
     return Dataset([windows], [ids[context:]], shown(path), vocabulary=vocabulary)
+
+
+def text_part(ids: np.ndarray, part: float | list[int] | None, path: Path) -> np.ndarray:
+    """The characters that `part` selects: all (None), [start, end) by index, the first
+    fraction f of them (f > 0), or the last -f (f < 0)."""
+    if part is None:
+        return ids
+    n = len(ids)
+    if isinstance(part, list | tuple):
+        start, end = part
+        if end > n:
+            raise IrnError(f"{shown(path)}: part={irn_literal(part)} ends past its {n} characters")
+        return ids[start:end]
+    # The fraction as written (0.9 is 9/10, not the float just under it), so that part=-0.1
+    # starts exactly where part=0.9 ends: the two split the text with neither gap nor overlap.
+    fraction = Fraction(repr(part))
+    return ids[: round(fraction * n)] if fraction > 0 else ids[round((1 + fraction) * n) :]
 
 
 SOURCES: dict[str, Source] = {
@@ -616,8 +717,9 @@ SOURCES: dict[str, Source] = {
         {"normalize": choice("scale", "scale", "standardize", "none")},
         read_mnist,
         "MNIST IDX files (gzip or raw), images f32[N, 28, 28] and labels i32[N]; "
-        "a train and a test part",
+        "a train and a test part (or the test part alone)",
         has_test_part=True,
+        find_parts=mnist_parts,
     ),
     "npz": Source(
         ("path",),
@@ -633,6 +735,7 @@ SOURCES: dict[str, Source] = {
         ("path",),
         {
             "label": LABEL,
+            "x": COLUMNS,
             "header": choice("auto", True, False, "auto"),
             "target": PATH,
             "normalize": BOOLEAN,
@@ -640,14 +743,16 @@ SOURCES: dict[str, Source] = {
             "classes": BOOLEAN,
         },
         read_csv,
-        "a numeric table (.gz too): features f32[N, F], the label column (or the one column of "
-        "the target file) f32[N, 1], or i32[N] with classes=true",
+        "a numeric table (.gz too): features f32[N, F] (the columns x, or all but the label), "
+        "the label column (or the one column of the target file) f32[N, 1], or i32[N] with "
+        "classes=true",
     ),
     "text": Source(
         ("path",),
-        {"context": integer(8, minimum=1)},
+        {"context": integer(8, minimum=1), "part": TEXT_PART},
         read_characters,
-        "characters: windows i32[N, context] of character ids, the next character i32[N]",
+        "characters (all, or the part: a fraction or a range [start, end]): windows "
+        "i32[N, context] of character ids, the next character i32[N]",
     ),
 }
 

@@ -18,8 +18,9 @@ from irnet.data import (
     describe_kinds,
     fit_to_input,
     load,
+    parts,
 )
-from irnet.diagnostics import IrnError
+from irnet.diagnostics import IrnError, Loc
 from irnet.dialects.shapes import DYN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,17 @@ def in_tmp_path(at_repo_root, tmp_path, monkeypatch):
 def load_error(spec: DataSpec, base: Path, part: str = "train") -> str:
     with pytest.raises(IrnError) as info:
         load(spec, base, part)
+    return info.value.message
+
+
+LOC = Loc("m.irn", 9, 12)
+"""Where a train block's `data = ...` entry is: every error about the data points there."""
+
+
+def located_error(kind: str, args: tuple, options: dict, base: Path) -> str:
+    with pytest.raises(IrnError) as info:
+        load(DataSpec(kind, args, options, LOC), base)
+    assert info.value.loc == LOC
     return info.value.message
 
 
@@ -171,6 +183,32 @@ def test_mnist_missing_file_and_folder(tmp_path):
     )
 
 
+def test_mnist_test_part_alone(tmp_path):
+    """Fashion-MNIST's test set comes as a folder of the two t10k files."""
+    arrays = make_mnist(tmp_path / "mnist")
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (tmp_path / "mnist" / f"{stem}.gz").unlink()
+    assert parts(MNIST, tmp_path) == ("test",)
+    test = load(MNIST, tmp_path, "test")
+    np.testing.assert_array_equal(test.targets[0], arrays["t10k-labels-idx1-ubyte"])
+    assert located_error("mnist", ("mnist",), {}, tmp_path) == (
+        "mnist: has no training part, only the test part (t10k files); training needs "
+        "train-images-idx3-ubyte and train-labels-idx1-ubyte (irnet eval --part test can "
+        "evaluate this folder)"
+    )
+
+
+def test_parts_on_disk(tmp_path):
+    make_mnist(tmp_path / "mnist")
+    assert parts(MNIST, tmp_path) == ("train", "test")
+    (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").unlink()
+    assert parts(MNIST, tmp_path) == ("train", "test")  # the missing file is named on reading
+    for stem in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / "mnist" / f"{stem}.gz").unlink()
+    assert parts(MNIST, tmp_path) == ("train",)
+    assert parts(DataSpec("npz", ("d.npz",)), tmp_path) == ("train",)
+
+
 # --- npz, npy ----------------------------------------------------------------------------------
 
 
@@ -267,6 +305,38 @@ def test_csv_target_file_and_normalize(tmp_path):
     np.testing.assert_allclose(stats.apply(np.array([[2.0, 5, 8]])), 0)
 
 
+def test_csv_feature_columns(tmp_path):
+    text = "a,b,c,d\n1,2,3,0\n4,5,6,1\n"
+    named = csv_data(tmp_path, text, header=True, x=["c", "a"], label="d")
+    assert named.inputs[0].tolist() == [[3, 1], [6, 4]]
+    assert named.targets[0].ravel().tolist() == [0, 1]
+    one = csv_data(tmp_path, text, x="b", label=0)
+    assert one.inputs[0].tolist() == [[2], [5]] and one.targets[0].ravel().tolist() == [1, 4]
+    indexed = csv_data(tmp_path, "1,2,3,0\n4,5,6,1\n", x=[0, -2])  # the label: the last column
+    assert indexed.inputs[0].tolist() == [[1, 3], [4, 6]]
+    (tmp_path / "y.csv").write_text("7\n8\n")
+    with_target = csv_data(tmp_path, text, x=["d", "b"], target="y.csv", normalize=True)
+    np.testing.assert_allclose(with_target.feature_stats.mean, [0.5, 3.5])
+
+
+@pytest.mark.parametrize(
+    "text, options, message",
+    [
+        ("a,b,c\n1,2,3\n", {"x": ["a", "e"]}, "t.csv: no column named 'e'; the header has 'a',"),
+        ("1,2,3\n", {"x": ["a"]}, "t.csv: x='a' names a column, but there is no header"),
+        ("1,2,3\n", {"x": [0, 3]}, "t.csv: no x column 3; the rows have 3 columns"),
+        ("a,b,c\n1,2,3\n", {"x": ["a", "c"]}, "t.csv: column 'c' is the label; x cannot take"),
+        ("1,2,3\n", {"x": 0, "label": 0}, "t.csv: column 0 is the label; x cannot take it too"),
+        ("1,2,3,4\n", {"x": 4}, "t.csv: no x column 4; the rows have 4 columns"),
+        ("1,2,3\n4,5,6\n", {"x": [], "header": False}, "csv(): x must be a column (an index"),
+        ("1,2,3\n4,5,6\n", {"x": [1.5]}, "csv(): x must be a column (an index or a header"),
+    ],
+)
+def test_csv_bad_columns_are_located(tmp_path, text, options, message):
+    (tmp_path / "t.csv").write_text(text)
+    assert located_error("csv", ("t.csv",), options, tmp_path).startswith(message)
+
+
 @pytest.mark.parametrize(
     "text, options, message",
     [
@@ -311,6 +381,54 @@ def test_text_windows_and_vocabulary(tmp_path):
     )
 
 
+def test_text_parts(tmp_path):
+    (tmp_path / "t.txt").write_text("abcdefghij")  # 10 characters
+
+    def chars(part):
+        dataset = load(DataSpec("text", ("t.txt",), {"context": 1, "part": part}), tmp_path)
+        assert dataset.vocabulary == "abcdefghij"  # the whole file's, whatever the part
+        (windows,), (following,) = dataset.inputs, dataset.targets
+        return "".join(dataset.vocabulary[i] for i in [*windows[:1, 0], *following])
+
+    assert chars(0.7) == "abcdefg" and chars(-0.3) == "hij"
+    assert chars(1) == chars(-1.0) == "abcdefghij"
+    assert chars([2, 5]) == "cde" and chars([0, 10]) == "abcdefghij"
+    assert chars(0.25) == "ab" and chars(-0.75) == "cdefghij"  # 2.5 rounds to even: no gap
+
+
+@pytest.mark.parametrize("fraction", [0.9, 0.07, 0.33, 0.55, 0.123])
+def test_text_fractions_split_without_gap_or_overlap(tmp_path, fraction):
+    (tmp_path / "t.txt").write_text("x" * 1000 + "y" * 1001)
+
+    def size(part):
+        return len(load(DataSpec("text", ("t.txt",), {"context": 1, "part": part}), tmp_path))
+
+    assert size(fraction) + size(round(fraction - 1, 10)) == 2001 - 2  # one window per part
+
+
+@pytest.mark.parametrize(
+    "part, message",
+    [
+        (0, "text(): part must be a fraction (0.9: the first 90 %; -0.1: the last 10 %) or a"),
+        (1.5, "text(): part must be a fraction"),
+        (-2, "text(): part must be a fraction"),
+        (True, "text(): part must be a fraction"),
+        ("end", "text(): part must be a fraction"),
+        ([5, 2], "text(): part must be a fraction"),
+        ([-1, 4], "text(): part must be a fraction"),
+        ([0.1, 0.5], "text(): part must be a fraction"),
+        ([0, 4, 8], "text(): part must be a fraction"),
+        ([2, 99], "t.txt: part=[2, 99] ends past its 10 characters"),
+        (0.05, "t.txt: part=0.05 holds 0 characters; context=1 needs at least 2"),
+    ],
+)
+def test_text_bad_parts_are_located(tmp_path, part, message):
+    (tmp_path / "t.txt").write_text("abcdefghij")
+    assert located_error("text", ("t.txt",), {"context": 1, "part": part}, tmp_path).startswith(
+        message
+    )
+
+
 # --- specs -------------------------------------------------------------------------------------
 
 
@@ -344,7 +462,8 @@ def test_only_mnist_has_a_test_part(tmp_path):
 def test_describe_kinds_lists_every_source():
     lines = describe_kinds().splitlines()
     assert [line.split("(")[0].strip() for line in lines] == ["mnist", "npz", "npy", "csv", "text"]
-    assert 'csv(path, label=-1, header="auto", target=PATH' in describe_kinds()
+    assert 'csv(path, label=-1, x=OTHERS, header="auto", target=PATH' in describe_kinds()
+    assert "text(path, context=8, part=ALL)" in describe_kinds()
 
 
 def numbered(n: int) -> Dataset:
