@@ -7,10 +7,14 @@ Layout of the archive (written by `np.savez`, read with `allow_pickle=False` onl
     param/<name>    one array per parameter, by dotted name ("dense_0.w")
     state/<name>    one array per optimiser state entry ("m.dense_0.w", "t")
 
-`meta` carries what the trainer needs to resume: epoch, step, model name (`"model"`), source
-hash (`"source_hash"`), config, RNG states and history. JSON keeps Python's big integers exactly,
-so `np.random.Generator.bit_generator.state` round-trips; NumPy scalars and arrays in meta are
-written as plain numbers and lists (tuples come back as lists, non-string dict keys as strings).
+`meta` carries what the trainer needs to resume: epoch, step, model name (`"model"`), the
+fingerprint of its computation (`"program"`), config, RNG states and history. JSON keeps
+Python's big integers exactly, so `np.random.Generator.bit_generator.state` round-trips; NumPy
+scalars and arrays in meta are written as plain numbers and lists (tuples come back as lists,
+non-string dict keys as strings).
+
+A checkpoint fits a program when it holds the arrays the program expects, by name, shape and
+dtype (`check_fits`): it is keyed by what it holds, not by the source text it came from.
 """
 
 from __future__ import annotations
@@ -23,19 +27,25 @@ import re
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from irnet.dialects.dtypes import numpy_dtype
+
 from .diagnostics import IrnError
+
+if TYPE_CHECKING:
+    from .params import Argument
 
 FORMAT = "irnet-checkpoint-1"
 PARAM = "param/"
 STATE = "state/"
 MAX_LISTED = 5
-"""How many differences `check_compatible` names before summarising the rest."""
+"""How many differences `check_fits` names before summarising the rest."""
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, RuntimeError)
@@ -49,13 +59,11 @@ class Checkpoint:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     """Optimiser state by name, e.g. "m.dense_0.w", "t"."""
     meta: dict = field(default_factory=dict)
-    """JSON-serialisable: epoch, step, model, source_hash, config, rng states, history."""
+    """JSON-serialisable: epoch, step, model, program, config, rng states, history."""
 
 
-def source_hash(*texts: str) -> str:
-    """SHA-256 hex of a model's source texts (main file first, then imports in a stable order).
-
-    Each text is length-prefixed, so ("ab", "c") and ("a", "bc") hash differently."""
+def fingerprint(*texts: str) -> str:
+    """SHA-256 hex of texts, each length-prefixed so that ("ab", "c") and ("a", "bc") differ."""
     digest = hashlib.sha256()
     for text in texts:
         data = text.encode("utf-8")
@@ -246,57 +254,120 @@ def _reason(e: OSError) -> str:
     return e.strerror or _one_line(e)
 
 
-# --- compatibility ------------------------------------------------------------------------------
+# --- fitting a program ---------------------------------------------------------------------------
 
 
-def check_compatible(
+Table = Mapping[str, tuple[tuple[int, ...], np.dtype]]
+"""What a program expects of a checkpoint: array names to (shape, dtype)."""
+
+
+def table_of(arguments: Iterable[Argument], kind: str) -> Table:
+    """The table of a function's arguments of one kind: "param" or "state"."""
+    chosen = (a for a in arguments if a.kind == kind)
+    return {a.name: (tuple(a.type.get_shape()), numpy_dtype(a.type)) for a in chosen}
+
+
+@dataclass
+class Fit:
+    """How a checkpoint's arrays meet a table, name by name."""
+
+    loaded: list[str]
+    """In both, with the same shape and dtype: these are the ones a program can take."""
+    missing: list[str]
+    """The program's, absent from the checkpoint."""
+    unexpected: list[str]
+    """The checkpoint's, unknown to the program."""
+    mismatched: dict[str, str]
+    """In both but differing, with how ("has shape [4, 3] in the checkpoint but [4, 5] in the
+    model")."""
+
+    @property
+    def exact(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def differences(self, kind: str) -> list[str]:
+        """One phrase per difference; `kind` names the arrays ("parameter")."""
+        return [
+            *(f"{kind} '{name}' is missing from the checkpoint" for name in self.missing),
+            *(f"the checkpoint has an unexpected {kind} '{name}'" for name in self.unexpected),
+            *(f"{kind} '{name}' {how}" for name, how in self.mismatched.items()),
+        ]
+
+    def report(self) -> list[str]:
+        """The lines of a non-strict load's report: what was loaded and what was not."""
+        lines = [f"loaded {_count(self.loaded, 'parameter')}: {', '.join(self.loaded)}"]
+        if self.missing:
+            lines.append(f"missing, left as initialised: {', '.join(self.missing)}")
+        if self.unexpected:
+            lines.append(f"unexpected, ignored: {', '.join(self.unexpected)}")
+        for name, how in self.mismatched.items():
+            lines.append(f"not loaded, left as initialised: '{name}' {how}")
+        return lines
+
+
+def compare(saved: Mapping[str, np.ndarray], expected: Table, owner: str = "the model") -> Fit:
+    """Match `saved` arrays against `expected` by name, shape and dtype; `owner` is what the
+    table describes, for the phrases ("the model", "the optimizer")."""
+    fit = Fit(
+        loaded=[],
+        missing=[name for name in expected if name not in saved],
+        unexpected=[name for name in saved if name not in expected],
+        mismatched={},
+    )
+    for name in (name for name in expected if name in saved):
+        shape, dtype = tuple(expected[name][0]), np.dtype(expected[name][1])
+        array = saved[name]
+        how = []
+        if array.shape != shape:
+            how.append(
+                f"has shape {_shape(array.shape)} in the checkpoint but {_shape(shape)} in {owner}"
+            )
+        if array.dtype != dtype:
+            how.append(f"is {array.dtype} in the checkpoint but {dtype} in {owner}")
+        if how:
+            fit.mismatched[name] = " and ".join(how)
+        else:
+            fit.loaded.append(name)
+    return fit
+
+
+def check_fits(
     checkpoint: Checkpoint,
     path: Path,
     *,
     model: str,
-    source_hash: str,
-    params: Mapping[str, tuple[tuple[int, ...], np.dtype]],
-) -> None:
-    """Refuse to resume `model` from `checkpoint` (read from `path`) unless it was written for
-    the same model, from the same source, with the same parameter names, shapes and dtypes."""
-    differences = [
-        *_identity_differences(checkpoint.meta, model, source_hash),
-        *_param_differences(checkpoint.params, params),
-    ]
-    if differences:
-        raise IrnError(
-            f"cannot use checkpoint {path}, which does not match model '{model}': "
-            + _summarise(differences)
-        )
+    params: Table,
+    state: Table | None = None,
+) -> Fit:
+    """Refuse `checkpoint` (read from `path`) for `model` unless it holds exactly the parameters
+    of `params`, by name, shape and dtype, and, when `state` is given (a resume), exactly that
+    optimiser state. Nothing else is compared: not the source text, so that editing a comment or
+    an unrelated function keeps a checkpoint usable, and not the model name it was written for.
+    Returns the parameters' `Fit` (all of them loaded)."""
+    fit = compare(checkpoint.params, params)
+    differences = fit.differences("parameter")
+    state_fit = compare(checkpoint.state, state, "the optimizer") if state is not None else None
+    if state_fit is not None:
+        differences += state_fit.differences("optimizer state")
+    if not differences:
+        return fit
+    written_for = checkpoint.meta.get("model")
+    origin = f", written for model '{written_for}'" if written_for not in (None, model) else ""
+    advice = (
+        " It was written with another optimizer: --init-from CKPT starts from its parameters "
+        "with fresh optimizer state."
+        if fit.exact and state_fit is not None
+        else ""
+    )
+    raise IrnError(
+        f"cannot use checkpoint {path}{origin}, which does not match model '{model}': "
+        + _summarise(differences)
+        + advice
+    )
 
 
-def _identity_differences(meta: dict, model: str, source: str) -> Iterator[str]:
-    written_for = meta.get("model")
-    if written_for is None:
-        yield "it does not record which model it was written for"
-    elif written_for != model:
-        yield f"it was written for model '{written_for}'"
-    if meta.get("source_hash") != source:
-        yield "the model source changed since the checkpoint was written"
-
-
-def _param_differences(
-    saved: Mapping[str, np.ndarray], expected: Mapping[str, tuple[tuple[int, ...], np.dtype]]
-) -> Iterator[str]:
-    for name in sorted(expected.keys() - saved.keys()):
-        yield f"parameter '{name}' is missing from the checkpoint"
-    for name in sorted(saved.keys() - expected.keys()):
-        yield f"the checkpoint has a parameter '{name}' that the model does not"
-    for name in sorted(expected.keys() & saved.keys()):
-        shape, dtype = tuple(expected[name][0]), np.dtype(expected[name][1])
-        array = saved[name]
-        if array.shape != shape:
-            yield (
-                f"parameter '{name}' has shape {_shape(array.shape)} in the checkpoint "
-                f"but {_shape(shape)} in the model"
-            )
-        if array.dtype != dtype:
-            yield f"parameter '{name}' is {array.dtype} in the checkpoint but {dtype} in the model"
+def _count(names: list[str], noun: str) -> str:
+    return f"{len(names)} {noun}{'s' * (len(names) != 1)}"
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -132,7 +132,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_FLAGS = ("epochs", "batch", "lr", "optimizer", "schedule", "seed", "data", "val_split")
+TRAIN_FLAGS = (
+    "epochs", "batch", "lr", "optimizer", "schedule", "seed", "data", "val_split",
+    "shuffle", "monitor", "patience", "keep_best",
+)  # fmt: skip
 
 
 def overrides(args: argparse.Namespace) -> dict:
@@ -143,6 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .distributed import world
     from .train import TrainOptions, open_session, train
 
+    if args.non_strict and not args.init_from:
+        raise IrnError("--non-strict applies to --init-from CKPT")
     processes = world(args.distributed)
     options = TrainOptions(
         checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
@@ -151,9 +156,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         plot=Path(args.plot) if args.plot else None,
         detect_anomaly=args.detect_anomaly,
         stop_after=args.stop_after,
+        init_from=Path(args.init_from) if args.init_from else None,
+        strict=not args.non_strict,
     )
     try:
-        session = open_session(args.file, overrides(args), args.model, processes, args.target)
+        session = open_session(
+            args.file, overrides(args), args.model, processes, args.target, args.f64
+        )
         train(session, options)
     except Exception as e:
         if processes.size > 1:  # stop every rank, not only this one
@@ -165,8 +174,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def trained_session(args: argparse.Namespace):
     from .train import open_session
 
-    session = open_session(args.file, overrides(args), args.model, target=args.target)
-    session.restore(Path(args.checkpoint))
+    session = open_session(
+        args.file, overrides(args), args.model, target=args.target, float64=args.f64
+    )
+    session.load_weights(Path(args.checkpoint))
     return session
 
 
@@ -174,19 +185,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .train import format_metrics, load_data, splits
 
     session = trained_session(args)
-    if args.part == "test":
+    part = args.part
+    if part is None:
+        part, why = default_part(session)
+        print(f"evaluating the {part} part (no --part given; {why})")
+    if part == "test":
         dataset = load_data(session, "test")
     else:
         train_part, validation, _ = splits(session)
-        dataset = train_part if args.part == "train" else validation
+        dataset = train_part if part == "train" else validation
         if dataset is None:
             raise IrnError("no validation split: give --val-split or train with val_split")
     metrics = session.evaluate(dataset, session.config.batch)
     print(
-        f"{dataset.source} ({args.part}, {len(dataset):,} examples): "
-        + format_metrics(args.part, metrics)
+        f"{dataset.source} ({part}, {len(dataset):,} examples): "
+        + format_metrics(part, metrics, session.metrics)
     )
     return 0
+
+
+def default_part(session) -> tuple[str, str]:
+    """`eval`'s part without --part, and why: test if the data has one, else validation (with
+    val_split), else train."""
+    from .data import parts
+    from .train import data_spec
+
+    # without data, evaluating any part says that data is missing
+    if session.config.data is not None and "test" in parts(data_spec(session), session.path.parent):
+        return "test", "the data has a test part"
+    if session.config.val_split > 0:
+        return "validation", "the data has no test part"
+    return "train", "the data has no test part and there is no val_split"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -272,12 +301,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="checkpoints",
         help="where to write a checkpoint after every epoch (default: checkpoints)",
     )
-    train_cmd.add_argument(
+    start = train_cmd.add_mutually_exclusive_group()
+    start.add_argument(
         "--resume",
         nargs="?",
         const="latest",
         metavar="CKPT",
         help="continue from a checkpoint (default: the latest in --checkpoint-dir)",
+    )
+    start.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start from a checkpoint's parameters: fresh optimizer state, epoch 0",
+    )
+    train_cmd.add_argument(
+        "--non-strict",
+        action="store_true",
+        help="with --init-from: load the parameters that fit, report the others",
     )
     train_cmd.add_argument(
         "--stop-after",
@@ -301,7 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd = sub.add_parser("eval", help="loss and metrics of a checkpoint on data")
     add_train_flags(eval_cmd)
     eval_cmd.add_argument("--checkpoint", required=True)
-    eval_cmd.add_argument("--part", choices=["test", "validation", "train"], default="test")
+    eval_cmd.add_argument(
+        "--part",
+        choices=["test", "validation", "train"],
+        help="default: test if the data has one, else validation with val_split, else train",
+    )
     eval_cmd.set_defaults(run=cmd_eval)
 
     predict = sub.add_parser("predict", help="a checkpoint's outputs for inputs in .npy/.npz")
@@ -328,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="an input array by argument name, or an .npz of arrays named like the arguments",
     )  # fmt: skip
     run.add_argument("--seed", type=int, default=0, help="seed of the parameter initialisers")
-    run.add_argument("--f64", action="store_true", help="compute in float64")
+    run.add_argument("--checkpoint", help="take the parameters from this checkpoint instead")
+    run.add_argument("--f64", action="store_true", help="build the program in float64")
     run.add_argument("--training", action="store_true", help="run in training mode (dropout on)")
     run.add_argument("-o", "--output", help="save the result (.npy, or .npz for several)")
     run.set_defaults(run=cmd_run)
@@ -343,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("file")
     compile_cmd.add_argument("--target", choices=tuple(targets.EMITTERS), default="cpu")
     compile_cmd.add_argument("-o", "--output", help="write the module here instead of stdout")
-    compile_cmd.add_argument("--f64", action="store_true", help="compute in float64")
+    compile_cmd.add_argument("--f64", action="store_true", help="build the program in float64")
     compile_cmd.add_argument(
         "--ptx", metavar="DIR", help="cuda: also compile every kernel to PTX, one file each"
     )
@@ -380,6 +425,23 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--data", help="e.g. 'mnist(\"data/mnist\")', relative to the .irn file")
     p.add_argument("--val-split", type=float, dest="val_split")
+    p.add_argument(
+        "--f64",
+        action="store_true",
+        help="build the program in float64: every f32 becomes f64, literals and optimiser "
+        "constants included (a checkpoint then holds float64 weights)",
+    )
+    p.add_argument(
+        "--shuffle", action=argparse.BooleanOptionalAction, help="shuffle each epoch (default)"
+    )
+    p.add_argument("--monitor", help="the metric --patience and --keep-best watch (val_loss)")
+    p.add_argument("--patience", type=int, help="stop after this many epochs without progress")
+    p.add_argument(
+        "--keep-best",
+        action=argparse.BooleanOptionalAction,
+        dest="keep_best",
+        help="also keep <model>-best.npz, the checkpoint of the best monitored epoch",
+    )
     p.add_argument(
         "--target",
         choices=targets.TARGETS,

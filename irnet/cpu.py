@@ -399,11 +399,11 @@ class CpuRunner:
 
 def compile_file(args: argparse.Namespace, target: Target = CPU) -> None:
     """`irnet compile FILE --target cpu [-o OUT]`: the emitted module, to a file or stdout."""
-    compiled = driver.load(args.file)
+    compiled = driver.load(args.file, float64=args.f64)
     driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
     lowered = lower(compiled.module)
     parallel = default_parallel() if args.parallel is None else args.parallel
-    options = CpuOptions(float_dtype="float64" if args.f64 else None, parallel=parallel)
+    options = CpuOptions(parallel=parallel)
     emitted = target.emit(lowered, options, args.file)
     errors = [e.error for e in emitted.entries.values() if e.error is not None]
     if errors:

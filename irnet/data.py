@@ -184,6 +184,11 @@ def _is_names(value: Any) -> bool:
     return isinstance(value, str) or (is_list and all(isinstance(v, str) for v in value))
 
 
+def _are_targets(value: Any) -> bool:
+    """Target names; `[]` for a model trained without targets (an autoencoder)."""
+    return value in ([], ()) or _is_names(value)
+
+
 def _is_column(value: Any) -> bool:
     return type(value) is int or isinstance(value, str)
 
@@ -202,6 +207,7 @@ def _is_text_part(value: Any) -> bool:
 
 
 NAMES = "a name or a non-empty list of names"
+TARGET_NAMES = "a name, a list of names, or [] for a model without targets"
 PATH = Option(None, "a path", lambda v: isinstance(v, str), shown="PATH", is_path=True)
 LABEL = Option(None, "a column index or a header name", _is_column, "-1")
 COLUMNS = Option(
@@ -242,11 +248,6 @@ class Source:
 def describe_kinds() -> str:
     """One line per data source, its arguments and options, for messages and --help."""
     return "\n".join(f"  {s.signature(kind)}: {s.summary}" for kind, s in SOURCES.items())
-
-
-def has_test_part(kind: str) -> bool:
-    """Whether load(..., part="test") can load a source of this kind (mnist's t10k files)."""
-    return kind in SOURCES and SOURCES[kind].has_test_part
 
 
 def parts(spec: DataSpec, base_dir: Path) -> tuple[str, ...]:
@@ -501,7 +502,8 @@ def read_npz(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
         missing = [n for n in names if n not in arrays]
         if missing:
             has = ", ".join(f"'{n}'" for n in arrays) or "no arrays"
-            raise IrnError(f"{shown(path)}: has no array '{missing[0]}'; it has {has}")
+            hint = " (a model without targets takes y=[])" if missing == ["y"] else ""
+            raise IrnError(f"{shown(path)}: has no array '{missing[0]}'; it has {has}{hint}")
         return [arrays[n] for n in names]
 
     return Dataset(pick(options["x"]), pick(options["y"]), shown(path))
@@ -725,7 +727,7 @@ SOURCES: dict[str, Source] = {
         ("path",),
         {
             "x": Option("x", NAMES, _is_names),
-            "y": Option("y", NAMES, _is_names),
+            "y": Option("y", TARGET_NAMES, _are_targets),
         },
         read_npz,
         "inputs x and targets y, arrays by name from an .npz archive",

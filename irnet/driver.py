@@ -91,12 +91,15 @@ def compile_source(
     path: Path | None = None,
     overrides: dict | None = None,
     distributed: bool = False,
+    float64: bool = False,
 ) -> Compiled:
     """Frontend: `.irn` text to verified IR. `overrides` are command-line train settings;
-    `distributed` makes each training step reduce its gradients across processes."""
+    `distributed` makes each training step reduce its gradients across processes; `float64`
+    builds every `f32` of the program as `f64` (`--f64`: a float64 computation, literals
+    and optimiser constants included)."""
     program = Program()
     main = program.load_text(text, name, (path or Path(name)).resolve())
-    gen = IRGen(program, main)
+    gen = IRGen(program, main, float64)
     gen.generate()
     trains = train_ir.generate(gen, overrides, distributed)
     gen.module_op.verify()
@@ -104,8 +107,14 @@ def compile_source(
     return Compiled(gen.module_op, main, trains, sources)
 
 
-def load(path: str | Path, overrides: dict | None = None, distributed: bool = False) -> Compiled:
-    """A `.irn` file through the frontend, or a `.mlir` file through xDSL's parser."""
+def load(
+    path: str | Path,
+    overrides: dict | None = None,
+    distributed: bool = False,
+    float64: bool = False,
+) -> Compiled:
+    """A `.irn` file through the frontend (see `compile_source`), or a `.mlir` file through
+    xDSL's parser."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -113,7 +122,7 @@ def load(path: str | Path, overrides: dict | None = None, distributed: bool = Fa
         raise IrnError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if path.suffix == ".mlir":
         return Compiled(parse_mlir(text, str(path)))
-    return compile_source(text, str(path), path, overrides, distributed)
+    return compile_source(text, str(path), path, overrides, distributed, float64)
 
 
 def parse_mlir(text: str, name: str) -> ModuleOp:

@@ -92,6 +92,8 @@ class ModuleGenerator(Protocol):
     imports the builtins, which import this module."""
 
     seed_counter: int
+    float64: bool
+    """Build every `f32` of the program as `f64` (`--f64`)."""
 
     def call(
         self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args: list, keywords: list
@@ -198,7 +200,7 @@ class FunctionBuilder:
             element = (
                 like.element_type
                 if like is not None
-                else (f32 if isinstance(value, float) else i32)
+                else (self.named_dtype("f32") if isinstance(value, float) else i32)
             )
             if isinstance(value, float) and not value.is_integer() and element not in (f32, f64):
                 raise IrnError(
@@ -254,10 +256,10 @@ class FunctionBuilder:
         """The dtype a type names: a dtype, or a dtype variable bound by an argument."""
         name = type_expr.dtype
         if name in DTYPES:
-            return DTYPES[name]
+            return self.named_dtype(name)
         bound = self.env.get(name)
         if isinstance(bound, DTypeValue):
-            return DTYPES[bound.name]
+            return self.named_dtype(bound.name)
         raise IrnError(
             f"unknown dtype '{name}': the dtypes are f32, f64, i32, i64 and bool, and a dtype "
             "variable (such as F) must first appear in an argument's type",
@@ -270,7 +272,13 @@ class FunctionBuilder:
             raise IrnError(
                 f"expected a dtype ({', '.join(dtypes.NAMES)}), got {describe(value)}", loc
             )
-        return DTYPES[name]
+        return self.named_dtype(name)
+
+    def named_dtype(self, name: str) -> Attribute:
+        """The element type of dtype `name`: under `--f64` an `f32` is built as `f64`, so that
+        literals keep their decimal value and every constant is made in float64."""
+        element = DTYPES[name]
+        return f64 if element == f32 and self.gen.float64 else element
 
 
 def describe(value: Any) -> str:

@@ -78,9 +78,11 @@ class Spec:
 class IRGen:
     """Generates the IR module for one `Program`'s main file."""
 
-    def __init__(self, program: Program, main: LoadedModule):
+    def __init__(self, program: Program, main: LoadedModule, float64: bool = False):
         self.program = program
         self.main = main
+        self.float64 = float64
+        """Build every `f32` as `f64` (`--f64`): see `FunctionBuilder.named_dtype`."""
         self.module_op = ModuleOp([])
         self.specs: dict[tuple, Spec] = {}
         self.models: dict[str, Spec] = {}

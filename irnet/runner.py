@@ -1,6 +1,6 @@
 """`irnet run`: compile a file, bind its function's inputs from .npy/.npz files and its
-parameters from their initialisers, evaluate on the reference, cpu or cuda target,
-print or save."""
+parameters from their initialisers (or a checkpoint that fits), evaluate on the reference, cpu
+or cuda target, print or save."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from xdsl.dialects import func
 
+from . import checkpoint as ckpt
 from . import driver
 from .diagnostics import IrnError
 from .params import arguments, find_function, initial_parameters
@@ -55,12 +56,16 @@ def default_function(module) -> func.FuncOp:
 
 
 def run_file(args: argparse.Namespace) -> None:
-    module = driver.load(args.file).module
+    module = driver.load(args.file, float64=args.f64).module
     driver.run_passes(module, ",".join(driver.PIPELINE))
     function = find_function(module, args.function) if args.function else default_function(module)
     name = function.sym_name.data
     given = input_arrays(args.input)
-    params = initial_parameters(function, args.seed)
+    params = (
+        checkpoint_parameters(Path(args.checkpoint), function)
+        if args.checkpoint
+        else initial_parameters(function, args.seed)
+    )
     values = []
     for arg in arguments(function):
         if arg.kind == "param":
@@ -73,8 +78,7 @@ def run_file(args: argparse.Namespace) -> None:
             )
     if given:
         raise IrnError(f"{name} has no input named {', '.join(sorted(given))}")
-    float_dtype = np.float64 if args.f64 else None
-    runner = make_runner(module, args.target, float_dtype=float_dtype, source_name=args.file)
+    runner = make_runner(module, args.target, source_name=args.file)
     results = runner.run(name, values, training=args.training, seed=args.seed)
     outputs = tuple(runner.to_host(r) for r in results)
     if args.output:
@@ -83,6 +87,14 @@ def run_file(args: argparse.Namespace) -> None:
         for i, out in enumerate(outputs):
             label = f"result {i}: " if len(outputs) > 1 else ""
             print(f"{label}{out.dtype}{list(out.shape)}\n{np.array2string(out, threshold=200)}")
+
+
+def checkpoint_parameters(path: Path, function: func.FuncOp) -> dict[str, np.ndarray]:
+    """The parameters of the checkpoint at `path`, refused unless they fit `function`'s."""
+    loaded = ckpt.load(path)
+    expected = ckpt.table_of(arguments(function), "param")
+    ckpt.check_fits(loaded, path, model=function.sym_name.data, params=expected)
+    return loaded.params
 
 
 def save(path: Path, outputs: tuple[np.ndarray, ...]) -> None:

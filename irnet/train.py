@@ -13,19 +13,25 @@ alone prints, evaluates, logs, plots and writes checkpoints.
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.printer import Printer
 
+from irnet.dialects import nn
 from irnet.dialects.dtypes import numpy_dtype
 
 from . import checkpoint as ckpt
 from . import data as datasets
 from . import driver
+from . import metrics as metric_rules
 from .diagnostics import IrnError
 from .distributed import World
 from .params import Argument, arguments, find_function, initial_parameters
@@ -45,7 +51,8 @@ class Session:
     config: TrainConfig
     runner: Runner
     step_args: list[Argument]
-    source_hash: str
+    program: str
+    """The fingerprint of what training computes (`computation`), kept in checkpoints."""
     world: World = field(default_factory=World)
     params: dict[str, Array] = field(default_factory=dict)
     state: dict[str, Array] = field(default_factory=dict)
@@ -53,6 +60,11 @@ class Session:
     step: int = 0
     history: list[dict] = field(default_factory=list)
     checkpoint_config: dict | None = None
+    checkpoint_program: str | None = None
+    metrics: list[metric_rules.Metric] = field(default_factory=list)
+    """The block's metrics, resolved against the model's output and target types."""
+    output_type: TensorType | None = None
+    """The model's output type (`@m.eval`'s second result), for label checks."""
 
     def role(self, kind: str) -> list[Argument]:
         return [a for a in self.step_args if a.kind == kind]
@@ -63,6 +75,8 @@ class Session:
 
     def fit(self, arrays: list[np.ndarray], kind: str, source: str) -> list[np.ndarray]:
         args = self.role(kind)
+        if kind == "target" and not args:
+            return []  # a loss over inputs and outputs only: the data's labels go unused
         if len(arrays) != len(args):
             names = ", ".join(a.name for a in args)
             raise IrnError(
@@ -133,8 +147,9 @@ class Session:
         return [loss, *updated]
 
     def evaluate(self, dataset: datasets.Dataset, batch: int) -> dict[str, float]:
-        """Mean loss, and accuracy if the block asks for it, over `dataset`."""
-        total, correct, count = 0.0, 0, 0
+        """Mean loss and the block's metrics over `dataset`."""
+        total, count = 0.0, 0
+        tallies = [[0.0, 0] for _ in self.metrics]
         params = [self.params[a.name] for a in self.role("param")]
         for inputs, targets in dataset.batches(batch, None):
             inputs = self.fit(inputs, "input", dataset.source)
@@ -145,13 +160,15 @@ class Session:
             n = len(inputs[0])
             total += float(self.runner.to_host(loss)) * n
             count += n
-            if "accuracy" in self.config.metrics:
-                predicted = np.argmax(self.runner.to_host(output), axis=-1)
-                correct += int(np.sum(predicted == targets[0]))
-        metrics = {"loss": total / max(count, 1)}
-        if "accuracy" in self.config.metrics:
-            metrics["accuracy"] = correct / max(count, 1)
-        return metrics
+            output = self.runner.to_host(output)
+            for metric, tally in zip(self.metrics, tallies):
+                part, seen = metric.score(output, targets[metric.target])
+                tally[0] += part
+                tally[1] += seen
+        results = {"loss": total / max(count, 1)}
+        for metric, (part, seen) in zip(self.metrics, tallies):
+            results[metric.key] = metric.value(part, seen)
+        return results
 
     def normalized(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """New inputs scaled as the training data was (`csv(..., normalize=true)`)."""
@@ -176,7 +193,7 @@ class Session:
             "model": self.model,
             "epoch": self.epoch,
             "step": self.step,
-            "source_hash": self.source_hash,
+            "program": self.program,
             "config": self.config.as_dict(),
             "rng": {
                 "seed": self.config.seed,
@@ -195,26 +212,47 @@ class Session:
         self.epoch, self.step = self.world.broadcast_ints(self.epoch, self.step)
 
     def restore(self, path: Path) -> None:
+        """Continue from the checkpoint at `path` (`--resume`): its parameters, optimiser state,
+        position and history.
+
+        Resuming bit for bit needs the same step, but the source text is no key for that: a
+        comment edit changes nothing, and flags change the optimizer without touching it. So
+        the checkpoint must hold exactly the parameters and the optimiser state this step
+        updates, by name, shape and dtype; another optimizer has other state and is refused
+        (`--init-from` takes the parameters alone). What the tables cannot show refuses
+        nothing but is named in notes (`changed_settings`): changed settings, and a changed
+        model or loss (the `program` fingerprint)."""
         loaded = ckpt.load(path)
-        expected = {
-            a.name: (tuple(a.type.get_shape()), numpy_dtype(a.type)) for a in self.role("param")
-        }
-        ckpt.check_compatible(
-            loaded, path, model=self.model, source_hash=self.source_hash, params=expected
+        ckpt.check_fits(
+            loaded, path, model=self.model, params=self.table("param"), state=self.table("state")
         )
-        missing = [a.name for a in self.role("state") if a.name not in loaded.state]
-        if missing and self.state:
-            raise IrnError(
-                f"{path}: the checkpoint has no optimizer state {', '.join(missing[:5])}; "
-                "it was written with another optimizer"
-            )
         self.params = self.from_host(loaded.params)
-        known = {name: value for name, value in loaded.state.items() if name in self.state}
-        self.state.update(self.from_host(known))
+        self.state = self.from_host(loaded.state)
         self.checkpoint_config = loaded.meta.get("config")
+        self.checkpoint_program = loaded.meta.get("program")
         self.epoch = int(loaded.meta.get("epoch", 0))
         self.step = int(loaded.meta.get("step", 0))
         self.history = list(loaded.meta.get("history", []))
+
+    def load_weights(self, path: Path, strict: bool = True) -> ckpt.Fit:
+        """The parameters of the checkpoint at `path` in place of the current ones (`eval`,
+        `predict`, `sample`, `train --init-from`); optimiser state and position stay. Strict:
+        every parameter must fit, or the checkpoint is refused naming each difference. Not
+        strict: those that fit by name, shape and dtype are loaded and the others keep their
+        values; the `Fit` says which."""
+        loaded = ckpt.load(path)
+        if strict:
+            fit = ckpt.check_fits(loaded, path, model=self.model, params=self.table("param"))
+        else:
+            fit = ckpt.compare(loaded.params, self.table("param"))
+            if not fit.loaded:
+                raise IrnError(f"no parameter of checkpoint {path} fits model '{self.model}'")
+        self.params.update(self.from_host({name: loaded.params[name] for name in fit.loaded}))
+        return fit
+
+    def table(self, kind: str) -> ckpt.Table:
+        """The names, shapes and dtypes a checkpoint must hold: of "param" or "state"."""
+        return ckpt.table_of(self.step_args, kind)
 
 
 def open_session(
@@ -223,9 +261,12 @@ def open_session(
     model: str | None = None,
     world: World | None = None,
     target: str = "reference",
+    float64: bool = False,
 ) -> Session:
+    """The train block of `model` (the first by default) compiled for `target`; `float64`
+    builds the program in float64 (`--f64`)."""
     world = world or World()
-    compiled = driver.load(path, overrides, distributed=world.comm is not None)
+    compiled = driver.load(path, overrides, distributed=world.comm is not None, float64=float64)
     if not compiled.trains:
         raise IrnError(f"{path} has no train block")
     name = model or next(iter(compiled.trains))
@@ -237,27 +278,52 @@ def open_session(
     driver.run_passes(module, ",".join(driver.PIPELINE))
     symbol = find_function(module, name).sym_name.data
     step_fn: func.FuncOp = find_function(module, f"{symbol}.step")
+    step_args = arguments(step_fn)
+    output = find_function(module, f"{symbol}.eval").body.block.last_op.operands[1]
+    config = compiled.trains[name]
+    probability = isinstance(output.owner, nn.SigmoidOp)  # read before a target lowers the IR
+    targets = [a for a in step_args if a.kind == "target"]
+    metrics = metric_rules.resolve(config.metrics, output.type, targets, probability, config.loss)
+    program = computation(module, symbol)  # before a target lowers the IR
     session = Session(
         Path(path),
         symbol,
         compiled.trains[name],
         make_runner(module, target, source_name=path, world=world),
-        arguments(step_fn),
-        ckpt.source_hash(*compiled.sources),
+        step_args,
+        program,
         world,
     )
+    session.metrics, session.output_type = metrics, output.type
     session.reset()
     return session
 
 
-def load_data(session: Session, part: str = "train") -> datasets.Dataset:
+def computation(module: ModuleOp, model: str) -> str:
+    """A fingerprint of what training computes: `@MODEL.loss` (the model and its loss) as IR
+    printed without source locations, so comments, formatting and unrelated functions leave
+    it alone."""
+    text = io.StringIO()
+    Printer(text, print_debuginfo=False).print_op(find_function(module, f"{model}.loss"))
+    return ckpt.fingerprint(text.getvalue())
+
+
+def data_spec(session: Session) -> datasets.DataSpec:
     if session.config.data is None:
         raise IrnError(
             f"the train block of {session.model} has no `data = ...` entry; give one with --data"
         )
     spec = session.config.data
-    data_spec = datasets.DataSpec(spec.name, spec.args, spec.kwargs, spec.loc)
-    return datasets.load(data_spec, session.path.parent, part)
+    return datasets.DataSpec(spec.name, spec.args, spec.kwargs, spec.loc)
+
+
+def load_data(session: Session, part: str = "train") -> datasets.Dataset:
+    dataset = datasets.load(data_spec(session), session.path.parent, part)
+    if session.output_type is not None:
+        metric_rules.check_labels(
+            dataset, session.output_type, session.role("target"), session.model
+        )
+    return dataset
 
 
 def splits(
@@ -269,14 +335,17 @@ def splits(
     if session.config.val_split > 0:
         contiguous = session.config.data.name == "text"
         full, val = full.split(session.config.val_split, session.config.seed, contiguous)
-    has_test = datasets.has_test_part(session.config.data.name)
+    has_test = "test" in datasets.parts(data_spec(session), session.path.parent)
     return full, val, load_data(session, "test") if has_test else None
 
 
-def format_metrics(prefix: str, metrics: dict[str, float]) -> str:
+def format_metrics(prefix: str, metrics: dict[str, float], rules=()) -> str:
+    """`val loss 0.1893  val acc 94.55%  val mae 0.1200`: the loss, then each metric."""
     parts = [f"{prefix} loss {metrics['loss']:.4f}"]
-    if "accuracy" in metrics:
-        parts.append(f"{prefix} acc {100 * metrics['accuracy']:.2f}%")
+    for rule in rules:
+        value = metrics[rule.key]
+        shown = f"{100 * value:.2f}%" if rule.percent else f"{value:.4f}"
+        parts.append(f"{prefix} {rule.label} {shown}")
     return "  ".join(parts)
 
 
@@ -289,11 +358,78 @@ class TrainOptions:
     detect_anomaly: bool = False
     stop_after: int | None = None
     """Train at most this many epochs in this run (a job's time limit); `--resume` goes on."""
+    init_from: Path | None = None
+    """Start from this checkpoint's parameters, with fresh optimiser state, at epoch 0."""
+    strict: bool = True
+    """`init_from` must fit the model exactly; else what fits is loaded and reported."""
+
+
+@dataclass
+class Monitor:
+    """The logged metric that early stopping and `keep_best` watch, and its best value.
+
+    Which way is better follows from the name: accuracies (`val_accuracy`,
+    `val_top5_accuracy`) improve upwards, everything else (losses, `val_mae`, `val_rmse`)
+    downwards. Only a strict improvement counts, and NaN never improves."""
+
+    name: str
+    patience: int
+    """Epochs without improvement before stopping; 0 never stops."""
+    best: float = math.nan
+    best_epoch: int = 0
+    since_best: int = 0
+
+    def update(self, record: dict) -> bool:
+        """Take one epoch's log record; whether it improves on the best so far."""
+        value = record[self.name]
+        higher = self.name.endswith("accuracy")
+        improved = not math.isnan(value) and (
+            math.isnan(self.best) or (value > self.best if higher else value < self.best)
+        )
+        if improved:
+            self.best, self.best_epoch, self.since_best = value, record["epoch"], 0
+        else:
+            self.since_best += 1
+        return improved
+
+    @property
+    def exhausted(self) -> bool:
+        return self.patience > 0 and self.since_best >= self.patience
+
+    def stop_line(self, epoch: int) -> str:
+        return (
+            f"stopping early after epoch {epoch}: {self.name} has not improved for "
+            f"{self.since_best} epoch{'s' * (self.since_best != 1)} "
+            f"(best {self.best:.4f} after epoch {self.best_epoch})"
+        )
+
+
+def monitor(session: Session, options: TrainOptions) -> Monitor:
+    """The run's `Monitor`, checked before training: its metric must be one the epoch log will
+    have, and `keep_best` needs a checkpoint directory."""
+    config = session.config
+    validated = config.val_split > 0
+    logged = ["train_loss"]
+    if validated:
+        logged += ["val_loss", *(f"val_{metric.key}" for metric in session.metrics)]
+    name = config.monitor or ("val_loss" if validated else "train_loss")
+    if name not in logged:
+        why = "" if validated else " (validation metrics need val_split or --val-split)"
+        raise IrnError(
+            f"monitor {name}: the epoch log has no {name}{why}; it has {', '.join(logged)}"
+        )
+    if config.keep_best and options.checkpoint_dir is None:
+        raise IrnError(
+            f"keep_best writes {session.model}-best.npz into the checkpoint directory, "
+            "and --checkpoint-dir '' asks for none"
+        )
+    return Monitor(name, config.patience)
 
 
 def train(session: Session, options: TrainOptions) -> dict[str, float]:
     config, root = session.config, session.world.is_root
     say = print if root else lambda *args: None
+    watch = monitor(session, options)
     if options.plot and root:
         require_matplotlib()
     if options.resume and root:
@@ -302,6 +438,12 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
         say(f"resumed from {resume_from} after epoch {session.epoch} (step {session.step})")
         for note in changed_settings(session):
             say(f"note: {note}")
+    elif options.init_from and root:
+        fit = session.load_weights(options.init_from, options.strict)
+        say(f"initialised from {options.init_from}: " + "\n  ".join(fit.report()))
+    for record in session.history:  # a resumed run's best and patience go on from its history
+        if watch.name in record:
+            watch.update(record)
     session.share_state()
     train_set, val_set, test_set = splits(session)
     steps_per_epoch = train_set.num_batches(config.batch)
@@ -318,7 +460,13 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
         if options.stop_after is None
         else min(config.epochs, session.epoch + options.stop_after)
     )
+    stopped_early = False
     for epoch in range(session.epoch, last):
+        # rank 0 alone keeps the history, so it alone decides, for every process
+        (stopped_early,) = session.world.broadcast_ints(int(watch.exhausted))
+        if stopped_early:
+            say(watch.stop_line(epoch))
+            break
         loss, seconds, lr = train_epoch(session, train_set, epoch, steps_per_epoch, total_steps,
                                         base_lr, options)  # fmt: skip
         session.epoch = epoch + 1
@@ -330,26 +478,28 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
         if val_set is not None:
             metrics = session.evaluate(val_set, config.batch)
             record.update({f"val_{k}": v for k, v in metrics.items()})
-            summary.append(format_metrics("val", metrics))
+            summary.append(format_metrics("val", metrics, session.metrics))
         say("  ".join([*summary, f"{seconds:.1f}s"]))
         session.history.append(record)
         write_log(options.log, record)
-        save_checkpoint(session, options)
-    if session.epoch < config.epochs:
+        improved = watch.update(record)
+        save_checkpoint(session, options, best=improved and config.keep_best)
+    if session.epoch < config.epochs and not stopped_early:
         say(f"stopped after epoch {session.epoch} of {config.epochs}; continue with --resume")
         return {}
     final = session.evaluate(test_set, config.batch) if test_set is not None and root else {}
     if final:
-        say(format_metrics("test", final))
+        say(format_metrics("test", final, session.metrics))
     if options.plot and root:
         plot(session.history, options.plot)
     return final
 
 
 def train_epoch(session, train_set, epoch, steps, total_steps, base_lr, options):
-    """One pass over the shuffled training set: the mean loss, the seconds, the last lr."""
+    """One pass over the training set, shuffled unless `shuffle = false`: the mean loss, the
+    seconds, the last lr."""
     config = session.config
-    rng = np.random.default_rng([config.seed, epoch])
+    rng = np.random.default_rng([config.seed, epoch]) if config.shuffle else None
     quiet = open(os.devnull, "w") if not session.world.is_root else None  # noqa: SIM115
     bar = Progress(f"epoch {epoch + 1}/{config.epochs}", steps, quiet)
     running, seen, lr = 0.0, 0, base_lr
@@ -373,14 +523,18 @@ def train_epoch(session, train_set, epoch, steps, total_steps, base_lr, options)
 
 
 def changed_settings(session: Session) -> list[str]:
-    """The settings that differ from those the checkpoint was trained with."""
+    """The settings that differ from those the checkpoint was trained with, and whether the
+    model or its loss does."""
     recorded = session.checkpoint_config or {}
     current = session.config.as_dict()
-    return [
+    notes = [
         f"{key} was {recorded[key]} and is now {current[key]}"
         for key in current
         if key in recorded and recorded[key] != current[key]
     ]
+    if session.checkpoint_program not in (None, session.program):
+        notes.append("the model or its loss computes differently from when it was written")
+    return notes
 
 
 def resolve_resume(session: Session, options: TrainOptions) -> Path:
@@ -393,12 +547,14 @@ def resolve_resume(session: Session, options: TrainOptions) -> Path:
     return found
 
 
-def save_checkpoint(session: Session, options: TrainOptions) -> None:
+def save_checkpoint(session: Session, options: TrainOptions, best: bool = False) -> None:
+    """`MODEL-epochK.npz` and `MODEL-last.npz`, and `MODEL-best.npz` when `best`."""
     if options.checkpoint_dir is None:
         return
     state = session.checkpoint()
-    ckpt.save(options.checkpoint_dir / f"{session.model}-epoch{session.epoch}.npz", state)
-    ckpt.save(options.checkpoint_dir / f"{session.model}-last.npz", state)
+    names = ["epoch" + str(session.epoch), "last", *(["best"] if best else [])]
+    for name in names:
+        ckpt.save(options.checkpoint_dir / f"{session.model}-{name}.npz", state)
 
 
 def write_log(path: Path | None, record: dict) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast
+from . import metrics as metric_rules
 from .builtins import suggest
 from .diagnostics import IrnError
 from .optimizers import OPTIMIZERS
@@ -19,8 +21,9 @@ from .schedules import SCHEDULES, options
 
 ENTRIES = (
     "data", "loss", "optimizer", "schedule", "batch", "epochs", "metrics", "seed", "val_split",
+    "shuffle", "monitor", "patience", "keep_best",
 )  # fmt: skip
-METRICS = ("accuracy", "loss")
+METRICS = ("loss", *metric_rules.METRICS)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,12 @@ def literal(value: Any) -> str:
     return str(value)
 
 
+PLAIN_SETTINGS = (
+    "batch", "epochs", "seed", "val_split", "shuffle", "monitor", "patience", "keep_best",
+)  # fmt: skip
+"""The settings whose values are already JSON."""
+
+
 @dataclass
 class TrainConfig:
     model: str
@@ -62,9 +71,18 @@ class TrainConfig:
     schedule: Spec = field(default_factory=lambda: Spec("constant"))
     batch: int = 32
     epochs: int = 1
-    metrics: list[str] = field(default_factory=list)
+    metrics: list[Spec] = field(default_factory=list)
     seed: int = 0
     val_split: float = 0.0
+    shuffle: bool = True
+    """Shuffle the training examples every epoch (with `seed`)."""
+    monitor: str | None = None
+    """The metric `patience` and `keep_best` watch, as the epoch log names it (`val_loss`,
+    `val_accuracy`, `train_loss`); None: `val_loss` with a validation split, else `train_loss`."""
+    patience: int = 0
+    """Stop after this many epochs without improvement of `monitor` (0: never stop early)."""
+    keep_best: bool = False
+    """Also write `<model>-best.npz` whenever `monitor` improves."""
 
     @property
     def hyperparameters(self) -> dict[str, float]:
@@ -78,9 +96,10 @@ class TrainConfig:
         """The settings as JSON-friendly values (checkpoints record them)."""
         return {
             "data": str(self.data) if self.data else None,
+            "metrics": [spelled(m) for m in self.metrics],
             "optimizer": str(self.optimizer),
             "schedule": str(self.schedule),
-            **{k: getattr(self, k) for k in ("batch", "epochs", "metrics", "seed", "val_split")},
+            **{k: getattr(self, k) for k in PLAIN_SETTINGS},
         }
 
 
@@ -136,6 +155,10 @@ def set_entry(config: TrainConfig, name: str, raw: Any, loc: ast.Loc | None) -> 
         "seed": lambda v: nonnegative_int(v, "seed", loc),
         "val_split": lambda v: fraction(v, loc),
         "metrics": lambda v: metric_names(v, loc),
+        "shuffle": lambda v: flag(v, "shuffle", loc),
+        "monitor": lambda v: monitor_name(v, loc),
+        "patience": lambda v: nonnegative_int(v, "patience", loc),
+        "keep_best": lambda v: flag(v, "keep_best", loc),
     }
     setattr(config, name, checkers[name](raw))
 
@@ -153,8 +176,7 @@ def check_optimizer(spec: Spec) -> Spec:
         raise IrnError(f"unknown optimizer '{spec.name}'{hint} (known: {known})", spec.loc)
     if spec.args:
         raise IrnError(f"give {spec.name}'s settings by name, e.g. {spec.name}(lr=0.01)", spec.loc)
-    numbers(spec)
-    try:
+    try:  # checks the kinds too: numbers, and flags such as rmsprop(centered=true)
         OPTIMIZERS[spec.name].hyperparameters(spec.kwargs)
     except ValueError as e:
         raise IrnError(str(e), spec.loc) from None
@@ -162,7 +184,8 @@ def check_optimizer(spec: Spec) -> Spec:
 
 
 def check_schedule(spec: Spec) -> Spec:
-    try:  # checks the kinds too: numbers, and flags such as rmsprop(centered=true)
+    numbers(spec)
+    try:
         options(spec.name, spec.kwargs)
     except ValueError as e:
         hint = suggest(spec.name, list(SCHEDULES)) if spec.name not in SCHEDULES else ""
@@ -188,21 +211,51 @@ def nonnegative_int(v: Any, what: str, loc: ast.Loc | None) -> int:
     return v
 
 
+def flag(v: Any, what: str, loc: ast.Loc | None) -> bool:
+    if not isinstance(v, bool):
+        raise IrnError(f"{what} must be true or false, got {literal(v)}", loc)
+    return v
+
+
+MONITORED = re.compile(r"(train|val)_\w+")
+
+
+def monitor_name(v: Any, loc: ast.Loc | None) -> str:
+    name = v.name if isinstance(v, Spec) else v
+    if not isinstance(name, str) or not MONITORED.fullmatch(name):
+        raise IrnError(
+            f"monitor names a logged metric such as val_loss or val_accuracy, got {literal(v)}",
+            loc,
+        )
+    return name
+
+
 def fraction(v: Any, loc: ast.Loc | None) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
         raise IrnError(f"val_split must be a fraction in [0, 1), got {v!r}", loc)
     return float(v)
 
 
-def metric_names(v: Any, loc: ast.Loc | None) -> list[str]:
+def metric_names(v: Any, loc: ast.Loc | None) -> list[Spec]:
+    """The metrics asked for, as written: `accuracy` or `top_k_accuracy(k=3)`; whether each
+    fits the model is checked when the model's types are known (`metrics.resolve`)."""
     items = v if isinstance(v, list) else [v]
-    names = []
+    specs = []
     for item in items:
-        name = item.name if isinstance(item, Spec) else item
-        if name not in METRICS:
-            raise IrnError(f"unknown metric {name!r} (known: {', '.join(METRICS)})", loc)
-        names.append(name)
-    return names
+        spec = Spec(item, loc=loc) if isinstance(item, str) else item
+        if not isinstance(spec, Spec) or spec.name not in METRICS:
+            name = spec.name if isinstance(spec, Spec) else literal(item)
+            hint = suggest(str(name), METRICS)
+            where = spec.loc if isinstance(spec, Spec) and spec.loc else loc
+            known = ", ".join(METRICS)
+            raise IrnError(f"unknown metric {name!r}{hint} (known: {known})", where)
+        specs.append(spec)
+    return specs
+
+
+def spelled(spec: Spec) -> str:
+    """`accuracy`, or `top_k_accuracy(k=3)` when it has settings."""
+    return str(spec) if spec.args or spec.kwargs else spec.name
 
 
 def with_overrides(config: TrainConfig, flags: dict[str, Any]) -> TrainConfig:

@@ -1,5 +1,5 @@
 """Training checkpoints: round trip, atomic writes, and every refusal of `load` and
-`check_compatible` as the user reads it."""
+`check_fits` as the user reads it."""
 
 from __future__ import annotations
 
@@ -12,11 +12,19 @@ import numpy as np
 import pytest
 
 from irnet import checkpoint
-from irnet.checkpoint import FORMAT, Checkpoint, check_compatible, latest, load, save, source_hash
+from irnet.checkpoint import (
+    FORMAT,
+    Checkpoint,
+    check_fits,
+    compare,
+    fingerprint,
+    latest,
+    load,
+    save,
+)
 from irnet.diagnostics import IrnError
 
 MODEL = "mnist_mlp"
-SOURCE = source_hash("model mnist_mlp(...) { ... }")
 
 
 def sample() -> Checkpoint:
@@ -33,7 +41,7 @@ def sample() -> Checkpoint:
         state={"m.dense_0.w": np.ones((4, 3), np.float32), "t": np.array(12)},
         meta={
             "model": MODEL,
-            "source_hash": SOURCE,
+            "program": fingerprint("func.func @mnist_mlp.loss(...) { ... }"),
             "epoch": 3,
             "step": 1200,
             "config": {"optimizer": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.999]}},
@@ -272,42 +280,29 @@ def test_load_refuses_a_corrupted_entry(tmp_path):
     assert "entry 'param/w' is damaged (Bad CRC-32" in refusal(load, path)
 
 
-# --- compatibility ------------------------------------------------------------------------------
+# --- fitting a program ---------------------------------------------------------------------------
 
 
-def compatibility_refusal(ckpt: Checkpoint, **changes) -> str:
-    expected = {"model": MODEL, "source_hash": SOURCE, "params": expected_params(ckpt)}
-    expected.update(changes)
-    message = refusal(check_compatible, ckpt, Path("runs/c.npz"), **expected)
-    prefix = "error: cannot use checkpoint runs/c.npz, which does not match model "
-    assert message.startswith(prefix + f"'{expected['model']}': ")
-    return message.split(": ", 2)[2]
+def fit_refusal(ckpt: Checkpoint, model: str = MODEL, **tables) -> str:
+    """The reason `check_fits` gives, after the common prefix (which it checks)."""
+    tables.setdefault("params", expected_params(ckpt))
+    message = refusal(check_fits, ckpt, Path("runs/c.npz"), model=model, **tables)
+    assert message.startswith("error: cannot use checkpoint runs/c.npz")
+    return message.split(f"does not match model '{model}': ", 1)[1]
 
 
-def test_compatible_checkpoint_passes():
+def test_fitting_checkpoint_passes_and_every_parameter_is_loaded():
     ckpt = sample()
-    check_compatible(
-        ckpt, Path("c.npz"), model=MODEL, source_hash=SOURCE, params=expected_params(ckpt)
-    )
+    fit = check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt))
+    assert fit.exact and fit.loaded == list(ckpt.params)
 
 
-def test_other_model_is_refused():
-    assert compatibility_refusal(sample(), model="cifar_cnn", source_hash="0" * 64) == (
-        f"it was written for model '{MODEL}'; "
-        "the model source changed since the checkpoint was written."
-    )
-
-
-def test_meta_without_a_model_name_is_refused():
+def test_only_the_arrays_decide_not_the_recorded_model_or_source():
     ckpt = sample()
+    ckpt.meta.update(model="renamed", source_hash="0" * 64)
+    check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt))
     del ckpt.meta["model"]
-    assert compatibility_refusal(ckpt) == "it does not record which model it was written for."
-
-
-def test_changed_source_is_refused():
-    assert compatibility_refusal(sample(), source_hash=source_hash("edited")) == (
-        "the model source changed since the checkpoint was written."
-    )
+    check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt))
 
 
 def test_parameter_differences_are_named():
@@ -317,31 +312,84 @@ def test_parameter_differences_are_named():
     params["dense_1.w"] = ((3, 2), np.dtype(np.float32))
     params["dense_0.w"] = ((4, 5), np.dtype(np.float32))
     params["scale"] = ((), np.dtype(np.float64))
-    assert compatibility_refusal(ckpt, params=params) == (
+    params["mask"] = ((2,), np.dtype(np.int8))
+    assert fit_refusal(ckpt, params=params) == (
         "parameter 'dense_1.w' is missing from the checkpoint; "
-        "the checkpoint has a parameter 'ids' that the model does not; "
+        "the checkpoint has an unexpected parameter 'ids'; "
         "parameter 'dense_0.w' has shape [4, 3] in the checkpoint but [4, 5] in the model; "
-        "parameter 'scale' is float32 in the checkpoint but float64 in the model."
+        "parameter 'scale' is float32 in the checkpoint but float64 in the model; "
+        "parameter 'mask' has shape [1, 2] in the checkpoint but [2] in the model "
+        "and is bool in the checkpoint but int8 in the model."
+    )
+
+
+def test_another_models_checkpoint_says_whose_it_is():
+    ckpt = sample()
+    message = refusal(check_fits, ckpt, Path("c.npz"), model="cifar_cnn", params={})
+    assert message.startswith(
+        f"error: cannot use checkpoint c.npz, written for model '{MODEL}', "
+        "which does not match model 'cifar_cnn': the checkpoint has an unexpected parameter"
+    )
+
+
+def test_optimizer_state_is_compared_when_given():
+    ckpt = sample()
+    state = {"m.dense_0.w": ((4, 3), np.dtype(np.float32)), "t": ((), np.dtype(np.int64))}
+    check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt), state=state)
+    other = {"velocity.dense_0.w": ((4, 3), np.dtype(np.float32)), "t": ((), np.dtype(np.int64))}
+    assert fit_refusal(ckpt, state=other) == (
+        "optimizer state 'velocity.dense_0.w' is missing from the checkpoint; "
+        "the checkpoint has an unexpected optimizer state 'm.dense_0.w'. "
+        "It was written with another optimizer: "
+        "--init-from CKPT starts from its parameters with fresh optimizer state."
+    )
+    state["t"] = ((), np.dtype(np.float32))
+    assert fit_refusal(ckpt, state=state) == (
+        "optimizer state 't' is int64 in the checkpoint but float32 in the optimizer. "
+        "It was written with another optimizer: "
+        "--init-from CKPT starts from its parameters with fresh optimizer state."
     )
 
 
 def test_many_differences_are_summarised():
-    ckpt = sample()
     params = {f"layer_{i}.w": ((1,), np.dtype(np.float32)) for i in range(8)}
-    message = compatibility_refusal(ckpt, source_hash="0" * 64, params=params)
+    message = fit_refusal(sample(), params=params)
     assert message.count("; ") == 5
-    # the source, 8 missing and 6 unexpected parameters: 15 differences, 5 of them listed
-    assert message.endswith("; and 10 more differences.")
+    # 8 missing and 6 unexpected parameters: 14 differences, 5 of them listed
+    assert message.endswith("; and 9 more differences.")
 
 
-# --- source hash and latest ---------------------------------------------------------------------
+def test_compare_reports_what_a_non_strict_load_takes():
+    ckpt = sample()
+    params = expected_params(ckpt)
+    del params["ids"]
+    params["dense_1.w"] = ((3, 2), np.dtype(np.float32))
+    params["dense_0.w"] = ((4, 5), np.dtype(np.float32))
+    fit = compare(ckpt.params, params)
+    assert not fit.exact
+    assert fit.loaded == ["dense_0.b", "scale", "mask", "empty"]
+    assert (fit.missing, fit.unexpected, list(fit.mismatched)) == (
+        ["dense_1.w"],
+        ["ids"],
+        ["dense_0.w"],
+    )
+    assert fit.report() == [
+        "loaded 4 parameters: dense_0.b, scale, mask, empty",
+        "missing, left as initialised: dense_1.w",
+        "unexpected, ignored: ids",
+        "not loaded, left as initialised: 'dense_0.w' "
+        "has shape [4, 3] in the checkpoint but [4, 5] in the model",
+    ]
 
 
-def test_source_hash():
-    assert len(source_hash("a")) == 64 and source_hash("a") == source_hash("a")
-    assert source_hash("a") != source_hash("b")
-    assert source_hash("ab", "c") != source_hash("a", "bc")
-    assert source_hash("main", "lib") != source_hash("lib", "main")
+# --- fingerprint and latest ---------------------------------------------------------------------
+
+
+def test_fingerprint():
+    assert len(fingerprint("a")) == 64 and fingerprint("a") == fingerprint("a")
+    assert fingerprint("a") != fingerprint("b")
+    assert fingerprint("ab", "c") != fingerprint("a", "bc")
+    assert fingerprint("main", "lib") != fingerprint("lib", "main")
 
 
 def touch(directory: Path, *names: str) -> None:

@@ -38,4 +38,3 @@ def test_numpy_function_keeps_float32_and_casts_to_the_result_dtype():
     cast = numpy_function(Formula("cast(x)"))(x, dtype=np.int32)
     np.testing.assert_array_equal(cast, [-1, 0, 2])
     assert cast.dtype == np.int32
-

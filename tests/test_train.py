@@ -311,3 +311,291 @@ def test_predict_scales_inputs_as_the_training_data(tmp_path):
     expected = session.predict([dataset.inputs[0][:5]], 8)
     got = session.predict(session.normalized([raw.astype(np.float32)]), 8)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)  # float32 rounding
+
+
+# --- data choices: shuffle, eval's default part ------------------------------------------------
+
+
+def targets_seen(session, monkeypatch) -> list[int]:
+    """Train `session` one epoch; the training targets in the order its steps saw them."""
+    seen, step = [], session.train_step
+
+    def recording(inputs, targets, *rest):
+        seen.extend(targets[0].tolist())
+        return step(inputs, targets, *rest)
+
+    monkeypatch.setattr(session, "train_step", recording)
+    train.train(session, train.TrainOptions())
+    return seen
+
+
+def test_shuffle_false_trains_in_order(tiny, tmp_path, monkeypatch):
+    block = TINY.replace("OPTIMIZER", "adam").replace("DTYPE", "f32")  # tiny writes its data
+    path = tmp_path / "ordered.irn"
+    path.write_text(
+        block.replace("    seed      = 7\n", "    seed      = 7\n    shuffle   = false\n")
+    )
+    ordered = train.open_session(str(path), {"epochs": 1})
+    in_order = train.splits(ordered)[0].targets[0].tolist()
+    assert targets_seen(ordered, monkeypatch) == in_order
+    shuffled = targets_seen(
+        train.open_session(str(path), {"epochs": 1, "shuffle": True}), monkeypatch
+    )
+    assert shuffled != in_order and sorted(shuffled) == sorted(in_order)
+
+
+def test_eval_without_part_picks_a_part_the_data_has(tiny, tmp_path, capsys):
+    from irnet import cli
+
+    path = tiny()  # npz data: no test part; val_split = 0.25 of 96 examples
+    run_training(path, tmp_path, 1)
+    checkpoint = str(tmp_path / "ckpt" / "tiny-last.npz")
+    assert cli.main(["eval", path, "--checkpoint", checkpoint]) == 0
+    out = capsys.readouterr().out
+    assert "evaluating the validation part (no --part given; the data has no test part)" in out
+    assert "(validation, 24 examples): validation loss" in out
+    assert cli.main(["eval", path, "--checkpoint", checkpoint, "--val-split", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluating the train part (no --part given; the data has no test part and" in out
+    assert "(train, 96 examples): train loss" in out
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "t10k-images-idx3-ubyte.gz").touch()  # only whether the part is there
+    session = train.open_session(path, {"data": 'mnist("m")'})
+    assert cli.default_part(session) == ("test", "the data has a test part")
+
+
+# --- checkpoints keyed by what they hold -------------------------------------------------------
+
+EDITED = (
+    "# tiny, with comments, other spacing and a new function: no parameter changes\n"
+    + TINY.replace("OPTIMIZER", "adam(lr=0.02)")
+    .replace("DTYPE", "f32")
+    .replace("    return dense(", "    # the hidden layer\n    return   dense(")
+    + "\nmodel unrelated(x: f32[N, 2]) -> f32[N, 2] {\n    return x\n}\n"
+)
+
+
+def test_editing_comments_formatting_or_other_functions_keeps_the_checkpoint(
+    tiny, tmp_path, capsys
+):
+    straight, _ = run_training(tiny(), tmp_path / "a", 2)
+    run_training(tiny(), tmp_path / "b", 2, stop_after=1)
+    edited = tmp_path / "edited.irn"
+    edited.write_text(EDITED)
+    capsys.readouterr()
+    resumed, _ = run_training(str(edited), tmp_path / "b", 2, resume="latest")
+    assert "resumed from" in capsys.readouterr().out
+    for name in straight.params:
+        np.testing.assert_array_equal(straight.params[name], resumed.params[name])
+    assert "note:" not in capsys.readouterr().out  # nothing changed that a note would name
+
+
+def test_a_changed_shape_is_refused_naming_the_parameter(tiny, tmp_path):
+    run_training(tiny(), tmp_path, 1)
+    wider = tmp_path / "wider.irn"
+    wider.write_text(TINY.replace("OPTIMIZER", "adam").replace("DTYPE", "f32").replace("8", "9"))
+    with pytest.raises(IrnError) as info:
+        train.open_session(str(wider)).load_weights(tmp_path / "ckpt" / "tiny-last.npz")
+    assert str(info.value).endswith(
+        "which does not match model 'tiny': "
+        "parameter 'dense_0.w' has shape [4, 8] in the checkpoint but [4, 9] in the model; "
+        "parameter 'dense_0.b' has shape [8] in the checkpoint but [9] in the model; "
+        "parameter 'dense_1.w' has shape [8, 3] in the checkpoint but [9, 3] in the model."
+    )
+
+
+def test_resume_needs_the_same_optimizer_state_and_notes_a_changed_loss(tiny, tmp_path, capsys):
+    run_training(tiny("adam(lr=0.02)"), tmp_path, 2, stop_after=1)
+    with pytest.raises(IrnError, match="It was written with another optimizer: --init-from"):
+        run_training(tiny("momentum(lr=0.02)", name="momentum.irn"), tmp_path, 2, resume="latest")
+    changed = tmp_path / "changed.irn"
+    changed.write_text(EDITED.replace("tanh", "relu"))
+    capsys.readouterr()
+    resumed, _ = run_training(str(changed), tmp_path, 2, resume="latest")
+    assert resumed.epoch == 2
+    assert "note: the model or its loss computes differently" in capsys.readouterr().out
+
+
+def init_from(path, checkpoint, strict=True):
+    session = train.open_session(path, {"epochs": 1})
+    train.train(session, train.TrainOptions(init_from=checkpoint, strict=strict))
+    return session
+
+
+def test_init_from_takes_the_parameters_alone(tiny, tmp_path, capsys):
+    trained, _ = run_training(tiny(), tmp_path, 2)
+    capsys.readouterr()
+    still = tiny("momentum(lr=0)", name="still.irn")
+    session = init_from(still, tmp_path / "ckpt" / "tiny-last.npz")
+    out = capsys.readouterr().out
+    assert "loaded 4 parameters: dense_0.w, dense_0.b, dense_1.w, dense_1.b" in out
+    assert "epoch 1/1" in out  # from epoch 0, with fresh optimizer state
+    for name in trained.params:  # lr 0: what it started from is what it ends with
+        np.testing.assert_array_equal(session.params[name], trained.params[name])
+
+
+def test_init_from_non_strict_loads_what_fits_and_reports_the_rest(tiny, tmp_path, capsys):
+    run_training(tiny(), tmp_path, 1)
+    wider = tmp_path / "wider.irn"
+    wider.write_text(TINY.replace("OPTIMIZER", "adam").replace("DTYPE", "f32").replace("8", "9"))
+    checkpoint = tmp_path / "ckpt" / "tiny-last.npz"
+    with pytest.raises(IrnError, match="parameter 'dense_0.w' has shape"):
+        init_from(str(wider), checkpoint)
+    capsys.readouterr()
+    session = train.open_session(str(wider), {"epochs": 1})
+    fit = session.load_weights(checkpoint, strict=False)
+    assert fit.loaded == ["dense_1.b"]
+    assert list(fit.mismatched) == ["dense_0.w", "dense_0.b", "dense_1.w"]
+    loaded = ckpt_params(checkpoint)["dense_1.b"]
+    np.testing.assert_array_equal(session.params["dense_1.b"], loaded)
+    init_from(str(wider), checkpoint, strict=False)
+    out = capsys.readouterr().out
+    assert f"initialised from {checkpoint}: loaded 1 parameter: dense_1.b\n" in out
+    assert "not loaded, left as initialised: 'dense_0.w' has shape [4, 8]" in out
+
+
+def ckpt_params(path) -> dict[str, np.ndarray]:
+    from irnet import checkpoint
+
+    return checkpoint.load(path).params
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"not a checkpoint", "it is not an .npz (zip) archive"),
+        ("arrays", "it has no 'format' entry"),
+        ("truncated", "it is a damaged or truncated archive"),
+    ],
+)
+def test_init_from_a_file_that_is_not_a_checkpoint_is_one_clear_error(
+    tiny, tmp_path, content, problem
+):
+    bad = tmp_path / "bad.npz"
+    if content == "arrays":
+        np.savez(bad, w=np.zeros(3))
+    elif content == "truncated":
+        run_training(tiny(), tmp_path, 1)
+        bad.write_bytes((tmp_path / "ckpt" / "tiny-last.npz").read_bytes()[:-100])
+    else:
+        bad.write_bytes(content)
+    with pytest.raises(IrnError) as info:
+        init_from(tiny(), bad)
+    assert str(info.value).startswith(f"error: {bad} is not a usable irnet checkpoint: {problem}")
+
+
+def test_run_and_predict_use_a_checkpoints_weights(tiny, tmp_path, capsys):
+    from irnet.cli import main
+
+    trained, _ = run_training(tiny(), tmp_path, 2)
+    checkpoint = str(tmp_path / "ckpt" / "tiny-last.npz")
+    x = np.random.default_rng(3).normal(size=(5, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    want = trained.predict([x], 16)
+    assert main(["run", tiny(), "--checkpoint", checkpoint, "-i", f"x={tmp_path / 'x.npy'}",
+                 "-o", str(tmp_path / "run.npy")]) == 0  # fmt: skip
+    assert main(["predict", tiny(), "--checkpoint", checkpoint, "--input",
+                 str(tmp_path / "x.npy"), "-o", str(tmp_path / "predict.npy")]) == 0  # fmt: skip
+    np.testing.assert_array_equal(np.load(tmp_path / "run.npy"), want)
+    np.testing.assert_array_equal(np.load(tmp_path / "predict.npy"), want)
+    wider = tmp_path / "wider.irn"
+    wider.write_text(TINY.replace("OPTIMIZER", "adam").replace("DTYPE", "f32").replace("8", "9"))
+    capsys.readouterr()
+    for command in (["run", str(wider), "-i", f"x={tmp_path / 'x.npy'}"],
+                    ["predict", str(wider), "--input", str(tmp_path / "x.npy")]):  # fmt: skip
+        assert main([*command, "--checkpoint", checkpoint]) == 1
+        assert "parameter 'dense_0.w' has shape [4, 8]" in capsys.readouterr().err
+
+
+def scripted_validation(monkeypatch, losses: list[float]) -> None:
+    """Validation losses as given, epoch by epoch, whatever the model does."""
+    values = iter(losses)
+    monkeypatch.setattr(
+        train.Session, "evaluate", lambda self, d, b: {"loss": next(values), "accuracy": 0.5}
+    )
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(
+    tiny, tmp_path, monkeypatch, capsys
+):
+    scripted_validation(monkeypatch, [3.0, 1.0, 1.0, 2.0, 0.5, 0.1])
+    session = train.open_session(tiny(), {"epochs": 6, "patience": 2})
+    train.train(session, train.TrainOptions())
+    assert session.epoch == 4 and [r["val_loss"] for r in session.history] == [3, 1, 1, 2]
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == (
+        "stopping early after epoch 4: val_loss has not improved for 2 epochs "
+        "(best 1.0000 after epoch 2)"
+    )
+    assert "continue with --resume" not in out
+
+
+def test_accuracy_improves_upwards_and_a_resumed_run_remembers_its_patience(
+    tiny, tmp_path, monkeypatch
+):
+    values = iter([0.5, 0.7, 0.6, 0.7, 0.9])
+    monkeypatch.setattr(
+        train.Session, "evaluate", lambda self, d, b: {"loss": 1.0, "accuracy": next(values)}
+    )
+    flags = {"epochs": 5, "patience": 2, "monitor": "val_accuracy"}
+    session = train.open_session(tiny(), flags)
+    train.train(session, train.TrainOptions(checkpoint_dir=tmp_path, stop_after=3))
+    resumed = train.open_session(tiny(), flags)
+    train.train(resumed, train.TrainOptions(checkpoint_dir=tmp_path, resume="latest"))
+    assert resumed.epoch == 4  # 0.7 after epoch 2, then 0.6 and 0.7 do not beat it
+
+
+def test_keep_best_writes_the_best_epochs_weights(tiny, tmp_path, monkeypatch):
+    scripted_validation(monkeypatch, [3.0, 1.0, 2.0, 1.5])
+    session = train.open_session(tiny(), {"epochs": 4, "keep_best": True})
+    train.train(session, train.TrainOptions(checkpoint_dir=tmp_path))
+    best = ckpt_params(tmp_path / "tiny-best.npz")
+    for name, value in ckpt_params(tmp_path / "tiny-epoch2.npz").items():
+        np.testing.assert_array_equal(best[name], value)
+    assert not np.array_equal(best["dense_0.w"], session.to_host(session.params)["dense_0.w"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"monitor": "val_loss", "val_split": 0}, "monitor val_loss: the epoch log has no "
+         "val_loss (validation metrics need val_split or --val-split); it has train_loss"),
+        ({"monitor": "val_mae"}, "monitor val_mae: the epoch log has no val_mae; it has "
+         "train_loss, val_loss, val_accuracy"),
+    ],
+)  # fmt: skip
+def test_a_monitor_the_log_does_not_have_is_an_error_before_training(
+    tiny, tmp_path, flags, message
+):
+    session = train.open_session(tiny(), flags)
+    with pytest.raises(IrnError) as info:
+        train.train(session, train.TrainOptions(checkpoint_dir=tmp_path / "ckpt"))
+    assert str(info.value) == f"error: {message}"
+    assert session.step == 0 and not (tmp_path / "ckpt").exists()
+
+
+def failing_step(self, *args, **kwargs):
+    raise IrnError("the step failed")
+
+
+@pytest.mark.parametrize("failure", ["monitor", "init_from", "step", "keep_best"])
+def test_a_run_that_fails_before_its_first_epoch_ends_leaves_checkpoints_untouched(
+    tiny, tmp_path, monkeypatch, failure
+):
+    run_training(tiny(), tmp_path, 2)
+    directory = tmp_path / "ckpt"
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    flags, options = {"epochs": 3}, train.TrainOptions(checkpoint_dir=directory)
+    if failure == "monitor":
+        flags["monitor"] = "val_top5_accuracy"
+    elif failure == "init_from":
+        (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+        options.init_from = tmp_path / "bad.npz"
+    elif failure == "keep_best":
+        flags["keep_best"] = True
+        options.checkpoint_dir = None
+    else:
+        monkeypatch.setattr(train.Session, "train_step", failing_step)
+    with pytest.raises(IrnError):
+        train.train(train.open_session(tiny(), flags), options)
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
