@@ -9,6 +9,8 @@ the metric means nothing is refused at the `metrics` entry instead of printing a
 - `top_k_accuracy(k=5)`: the label is among the `k` largest outputs (classes only).
 - `binary_accuracy(threshold=...)`: the 0/1 comparison with a threshold of your choice.
 - `mae`, `rmse`: mean absolute and root mean squared error of float outputs.
+- the name of a `def NAME(output, target) -> F` of the file: a custom metric, its value on each
+  batch averaged over the data set, weighted by batch size.
 
 With several targets a metric compares the output with the one target that fits it, or the one
 named by `target="y"`. Every metric is a sum over the examples of a data set, divided at the
@@ -42,11 +44,14 @@ class Metric:
     """Its name in the epoch summary (`acc`, `top5`, `mae`)."""
     target: int
     """Which of the model's targets it compares the output with."""
-    score: Callable[[np.ndarray, np.ndarray], tuple[float, int]]
-    """(sum, count) over a batch of outputs and targets."""
+    score: Callable[[np.ndarray, np.ndarray], tuple[float, int]] | None
+    """(sum, count) over a batch of outputs and targets; None for a custom metric."""
     percent: bool = True
     root: bool = False
     """Report the square root of the mean (rmse)."""
+    custom: bool = False
+    """A `def` of the file, compiled as `@m.metric.NAME(output, target)`: its value on each
+    batch, weighted by the batch's size."""
 
     def value(self, total: float, count: int) -> float:
         mean = total / max(count, 1)
@@ -92,6 +97,11 @@ def resolve(
         if spec.name == "loss":
             continue
         pairings = [Pairing(output, t, i, probability) for i, t in enumerate(targets)]
+        if spec.name not in METRICS:  # a def of the file, which train_ir has compiled
+            wanted = spec.kwargs.get("target")
+            index = next((p.index for p in pairings if p.target.name == wanted), 0)
+            metrics.append(Metric(spec.name, spec.name, index, None, False, custom=True))
+            continue
         metrics.append(METRICS[spec.name](spec, choose(spec, pairings, loss), loss))
     return metrics
 

@@ -160,9 +160,15 @@ class Session:
             n = len(inputs[0])
             total += float(self.runner.to_host(loss)) * n
             count += n
-            output = self.runner.to_host(output)
+            on_host = self.runner.to_host(output)
             for metric, tally in zip(self.metrics, tallies):
-                part, seen = metric.score(output, targets[metric.target])
+                target = targets[metric.target]
+                if metric.custom:
+                    function = f"{self.model}.metric.{metric.key}"
+                    (value,) = self.runner.run(function, [output, target])
+                    part, seen = float(self.runner.to_host(value)) * n, n
+                else:
+                    part, seen = metric.score(on_host, target)
                 tally[0] += part
                 tally[1] += seen
         results = {"loss": total / max(count, 1)}

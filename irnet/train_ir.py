@@ -32,8 +32,10 @@ from irnet.dialects.nn_builder import Emitter
 from irnet.dialects.shapes import format_type
 
 from . import ast
+from . import metrics as metric_rules
 from .diagnostics import IrnError
 from .function_builder import FunctionBuilder, location
+from .imports import FunctionRef
 from .irgen import IRGen, evaluate, signature_type
 from .optimizers import OPTIMIZERS, apply_updates
 from .train_config import TrainConfig, from_block, with_overrides
@@ -63,7 +65,10 @@ class TrainBlock:
 
     def build(self) -> None:
         loss_fn, loss_fb = self.loss(with_output=False)
-        self.loss(with_output=True)
+        eval_fn, _ = self.loss(with_output=True)
+        for spec in self.config.metrics:
+            if spec.name not in metric_rules.METRICS and spec.name != "loss":
+                self.custom_metric(spec, eval_fn)
         grad_fn = self.gradient(loss_fn, loss_fb)
         update_fn = self.update(loss_fn)
         self.step(loss_fn, grad_fn, update_fn)
@@ -107,6 +112,44 @@ class TrainBlock:
         suffix = ".eval" if with_output else ".loss"
         symbol = self.gen.unique_symbol(self.name + suffix)
         return self.gen.finish(fb, symbol, results, self.train.loc, expr.loc, False), fb
+
+    def custom_metric(self, spec, eval_fn: func.FuncOp) -> None:
+        """`@m.metric.NAME(output, target) -> scalar`: the file's `def NAME` called on the model's
+        output and a target (the one its `target=` names, else the first), for `metrics`."""
+        loc = spec.loc or self.train.loc
+        ref = self.gen.main.namespace.get(spec.name)
+        if not isinstance(ref, FunctionRef) or ref.fn.kind != "def":
+            known = ", ".join(["loss", *metric_rules.METRICS])
+            raise IrnError(
+                f"unknown metric '{spec.name}' (known: {known}; or a def of this file taking "
+                "the output and a target)",
+                loc,
+            )
+        targets = list(self.train.targets)
+        if not targets:
+            message = f"metric {spec.name} compares the output with a target, and there is none"
+            raise IrnError(message, loc)
+        wanted = spec.kwargs.get("target", targets[0].name)
+        target = next((t for t in targets if t.name == wanted), None)
+        if target is None:
+            raise IrnError(f"metric {spec.name}: the train block has no target {wanted!r}", loc)
+        fb = FunctionBuilder(self.gen, self.gen.main)
+        output_type = eval_fn.function_type.outputs.data[1]
+        fb.env["output"] = fb.add_argument("output", output_type, loc, {})
+        fb.env["target"] = fb.add_argument(
+            "target", signature_type(fb, target.type), target.loc, {}
+        )
+        operands: list[ast.Expr] = [ast.Name(loc, "output"), ast.Name(loc, "target")]
+        call = ast.Call(loc, ast.Name(loc, spec.name), operands, [])
+        value = fb.tensor(evaluate(fb, call), loc)
+        if value.type.get_num_dims() != 0 or value.type.element_type not in (f32, f64):
+            raise IrnError(
+                f"metric {spec.name} must return a float scalar, but returns "
+                f"{format_type(value.type)}",
+                loc,
+            )
+        symbol = self.gen.unique_symbol(f"{self.name}.metric.{spec.name}")
+        self.gen.finish(fb, symbol, [value], loc, loc, False)
 
     def copy_arguments(
         self, fb: FunctionBuilder, source: func.FuncOp, keep: Sequence[int] | None = None

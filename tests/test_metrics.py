@@ -195,3 +195,39 @@ def test_labels_outside_the_classes_are_refused_before_training(tmp_path, rng, b
         train.train(session, train.TrainOptions())
     text = str(info.value)
     assert "cls.npz" in text and f"label {bad} of example 11" in text and "[0, 5)" in text
+
+
+CUSTOM = REGRESSION.replace(
+    "train reg",
+    """def worst(output: F[N, 1], target: F[N, 1]) -> F {
+    return max(abs(output - target))
+}
+
+def mean_abs(output: F[N, 1], target: F[N, 1]) -> F {
+    return mean(abs(output - target))
+}
+
+train reg""",
+)
+
+
+def test_custom_metrics_are_defs_of_the_file(tmp_path, rng):
+    """The defect: custom metrics were refused."""
+    x = rng.normal(size=(30, 4)).astype(np.float32)
+    y = rng.normal(size=(30, 1)).astype(np.float32)
+    session = train.open_session(write(tmp_path, CUSTOM, "mean_abs, mae, worst", x=x, y=y))
+    full, _, _ = train.splits(session)
+    metrics = session.evaluate(full, 10)  # batch means of equal batches: the exact mean
+    assert metrics["mean_abs"] == pytest.approx(metrics["mae"], rel=1e-6)
+    diff = np.abs(outputs(session, full) - full.targets[0])
+    assert metrics["worst"] == pytest.approx(np.mean([d.max() for d in np.split(diff, 3)]))
+
+
+def test_a_custom_metric_must_return_a_float_scalar(tmp_path, rng):
+    text = CUSTOM.replace(
+        "F[N, 1]) -> F {\n    return mean(abs(output - target))",
+        "F[N, 1]) -> F[N, 1] {\n    return abs(output - target)",
+    )
+    x = rng.normal(size=(10, 4)).astype(np.float32)
+    with pytest.raises(IrnError, match="metric mean_abs must return a float scalar"):
+        train.open_session(write(tmp_path, text, "mean_abs", x=x, y=x[:, :1]))
