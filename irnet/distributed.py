@@ -3,12 +3,19 @@ over a flat buffer, broadcasting the training state, and stopping the whole job 
 
 `mpirun -n K irnet train FILE` is detected from the environment Open MPI, MPICH and PMIx set;
 `irnet train --distributed` asks for it explicitly (and fails clearly without MPI).
+
+Every collective is started non-blocking and waited for with a deadline
+(`IRNET_MPI_TIMEOUT`, 30 s by default): a rank that died or was stopped (SIGSTOP) would
+otherwise leave the others waiting forever, spinning at full CPU in MPI's blocking wait. The
+wait sleeps between polls, and on the deadline the job is aborted with a message naming the
+rank that gave up and the collective it waited in.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +25,20 @@ import numpy as np
 from .diagnostics import IrnError
 
 RANK_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+TIMEOUT_VARIABLE = "IRNET_MPI_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a rank waits in one collective for the others before it aborts the job."""
+
+
+def timeout() -> float:
+    raw = os.environ.get(TIMEOUT_VARIABLE, "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        raise IrnError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise IrnError(f"{TIMEOUT_VARIABLE} must be positive, got {raw!r}")
+    return value
 
 
 def under_mpi() -> bool:
@@ -58,7 +79,7 @@ class World:
         from mpi4py import MPI
 
         flat = np.concatenate([w.ravel() for w in weighted])
-        self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        self.wait(self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), "the gradient allreduce")
         out, offset = [], 0
         for w in weighted:
             out.append(flat[offset : offset + w.size].reshape(w.shape))
@@ -73,7 +94,7 @@ class World:
         result = {}
         for name in sorted(arrays):
             buffer = np.array(arrays[name], order="C")  # a copy, 0-d arrays included
-            self.comm.Bcast(buffer, root=0)
+            self.wait(self.comm.Ibcast(buffer, root=0), f"the broadcast of {name}")
             result[name] = buffer
         return result
 
@@ -81,8 +102,22 @@ class World:
         if self.comm is None:
             return values
         buffer = np.asarray(values, dtype=np.int64)
-        self.comm.Bcast(buffer, root=0)
+        self.wait(self.comm.Ibcast(buffer, root=0), "a broadcast of the training position")
         return tuple(int(v) for v in buffer)
+
+    def wait(self, request: Any, what: str) -> None:
+        """Wait for a non-blocking collective, polling with short sleeps (a fast step barely
+        waits; a long wait costs no CPU), and abort the job when the others do not answer."""
+        deadline = time.monotonic() + timeout()
+        pause = 0.0
+        while not request.Test():
+            if time.monotonic() > deadline:
+                self.abort(
+                    f"no answer from the other ranks for {timeout():g} s in {what}: a rank died "
+                    f"or was stopped (set {TIMEOUT_VARIABLE} to wait longer)"
+                )
+            time.sleep(pause)
+            pause = min(0.01, pause * 2 or 1e-5)
 
     def abort(self, message: str) -> None:
         """Stop every process of the job: one rank's failure must not leave the others

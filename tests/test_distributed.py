@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -136,3 +137,45 @@ def test_two_processes_on_the_cpu_target(digits):
     for name in single:
         np.testing.assert_allclose(double[name], single[name], rtol=1e-4, atol=1e-6)
     assert "on 2 processes" in two.stdout
+
+
+STOPPED_RANK = """
+import os, signal, time
+import numpy as np
+from irnet.distributed import world
+
+w = world(True)
+w.allreduce([np.ones(3, np.float32)], 1.0)  # both ranks answer once
+if w.rank == 1:
+    os.kill(os.getpid(), signal.SIGSTOP)  # frozen, as by a debugger or a stuck node
+w.allreduce([np.ones(3, np.float32)], 1.0)
+print("the allreduce returned without rank 1")
+"""
+
+
+def test_a_stopped_rank_ends_the_job_within_the_timeout(tmp_path):
+    """The defect: a rank frozen with SIGSTOP hung the job forever, the other spinning."""
+    script = tmp_path / "stopped.py"
+    script.write_text(STOPPED_RANK)
+    command = [
+        MPIRUN,
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "-n",
+        "2",
+        "-x",
+        "IRNET_MPI_TIMEOUT",
+    ]
+    env = {**subprocess_env(), "IRNET_MPI_TIMEOUT": "3"}
+    start = time.monotonic()
+    done = subprocess.run(
+        [*command, sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    elapsed = time.monotonic() - start
+    assert done.returncode != 0 and "returned" not in done.stdout
+    assert "rank 0: no answer from the other ranks for 3 s in the gradient allreduce" in done.stderr
+    assert elapsed < 60, elapsed
