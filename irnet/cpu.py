@@ -9,11 +9,25 @@ lowering (locations included), the source name, the target and its options, the 
 packages that define the ops and lower and emit them (`GENERATOR`), and the versions of irnet,
 the emitter, Python, NumPy, Numba and llvmlite; so a second run of the same model neither
 lowers nor emits: it imports the same file and loads its machine code instead of compiling it.
+
+Code in the cache runs in the user's process, so an entry is trusted only as far as it is the
+user's own and intact. Every folder irnet makes there is created mode 0700, and a cache folder
+that another user owns or can write is refused (`IrnError`: the CLI exits 1 and says how to
+fix it) rather than worked around, since any cache under such a folder could be planted. Each
+entry has a manifest, written last and atomically, holding its key and the SHA-256 of the
+module and of each of Numba's `.nbi`/`.nbc` files; a load checks it before running anything,
+executes exactly the bytes it hashed (never a `.pyc`), rebuilds an entry whose module or
+manifest does not match, and deletes Numba files the manifest does not list, which Numba then
+compiles again. Numba writes those files lazily, at each kernel's first call, so a runner adds
+them to the manifest after the `run` that wrote them. A lock file beside each entry serialises
+checking and writing it between processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import functools
 import hashlib
 import importlib.util
@@ -21,9 +35,10 @@ import io
 import json
 import os
 import platform
+import shutil
 import sys
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +158,140 @@ def cache_key(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+MANIFEST = "manifest.json"
+NUMBA_FILES = (".nbi", ".nbc")
+"""Numba's cache of compiled kernels: an index and the machine code, both pickled."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def private_folder(folder: Path) -> Path:
+    """`folder`, created mode 0700 if missing; an error if another user owns or can write it
+    (they could plant code that this process would run)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_uid != os.getuid():
+        raise IrnError(
+            f"the compile cache folder {folder} belongs to another user (uid {st.st_uid}); "
+            f"set {CACHE_ENV} to a folder of your own"
+        )
+    if st.st_mode & 0o022:
+        raise IrnError(
+            f"the compile cache folder {folder} can be written by other users "
+            f"(mode {st.st_mode & 0o777:o}); run `chmod 700 {folder}` or set {CACHE_ENV} "
+            "to a folder of your own"
+        )
+    return folder
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temp file and rename it over `path`: readers see the old file or the new."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created if missing) while inside."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+@dataclass
+class CacheEntry:
+    """One folder of the compile cache: the emitted module, Numba's cache of its kernels in
+    `__pycache__`, and `manifest.json` with the hashes of both, always written last."""
+
+    folder: Path
+    key: str
+    filename: str
+    module_hash: str = ""
+    seen: tuple[int, int] | None = None
+    """`__pycache__`'s modification time and size when its files were last hashed."""
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.filename
+
+    @property
+    def numba_folder(self) -> Path:
+        return self.folder / "__pycache__"
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        # beside the folder, not in it: a damaged entry is deleted while the lock is held
+        return locked(self.folder.with_name(f"{self.folder.name}.lock"))
+
+    def verified_source(self) -> bytes | None:
+        """The module's bytes if they match the manifest, else None, with the entry deleted
+        (it is rebuilt). Numba files the manifest does not list, or lists with another hash,
+        are deleted. Call with the lock held."""
+        if not self.folder.exists():
+            return None
+        private_folder(self.folder)
+        try:
+            manifest = json.loads((self.folder / MANIFEST).read_bytes())
+            source = self.path.read_bytes()
+            intact = manifest["key"] == self.key and manifest["module"] == sha256(source)
+            kernels = dict(manifest["kernels"])
+        except (OSError, ValueError, KeyError, TypeError):
+            intact = False
+        if not intact:
+            if self.path.exists():
+                print(f"irnet: rebuilding the damaged compile cache entry {self.folder}",
+                      file=sys.stderr)  # fmt: skip
+            shutil.rmtree(self.folder)
+            return None
+        private_folder(self.numba_folder)
+        for file in self.numba_folder.iterdir():
+            if file.suffix in NUMBA_FILES and kernels.get(file.name) != sha256(file.read_bytes()):
+                file.unlink(missing_ok=True)
+        self.module_hash = manifest["module"]
+        self.seen = self.numba_state()
+        return source
+
+    def write(self, source: bytes) -> None:
+        """Write a fresh entry for `source`. Call with the lock held."""
+        private_folder(self.folder)
+        # made here, mode 0700, so that Numba does not make it with the umask's mode
+        private_folder(self.numba_folder)
+        write_atomically(self.path, source)
+        self.module_hash = sha256(source)
+        self.write_manifest({})
+        self.seen = self.numba_state()
+
+    def write_manifest(self, kernels: dict[str, str]) -> None:
+        manifest = {"key": self.key, "module": self.module_hash, "kernels": kernels}
+        write_atomically(self.folder / MANIFEST, json.dumps(manifest, indent=1).encode())
+
+    def numba_state(self) -> tuple[int, int] | None:
+        try:
+            st = self.numba_folder.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def record_kernels(self) -> None:
+        """Add the Numba files written since the last look to the manifest. One `stat` when
+        nothing changed: a runner calls this after every run."""
+        state = self.numba_state()
+        if state == self.seen:
+            return
+        self.seen = state
+        try:
+            kernels = {
+                file.name: sha256(file.read_bytes())
+                for file in sorted(self.numba_folder.iterdir())
+                if file.suffix in NUMBA_FILES
+            }
+            self.write_manifest(kernels)
+        except OSError:
+            pass  # another process replaced a file meanwhile; the next load re-checks them
+
+
 @dataclass
 class CompiledCpu:
     """An emitted module, imported: `module.FUNCTIONS[name](*args)` runs a function."""
@@ -154,6 +303,7 @@ class CompiledCpu:
     key: str
     created: bool
     """Whether this call wrote the module (a cold cache entry)."""
+    entry: CacheEntry
 
 
 class CachedCpu(CompiledCpu):
@@ -163,12 +313,12 @@ class CachedCpu(CompiledCpu):
     def __init__(
         self,
         module: types.ModuleType,
-        path: Path,
-        key: str,
+        entry: CacheEntry,
         source: ModuleOp,
         emit: Callable[[ModuleOp], EmittedModule],
     ):
-        self.module, self.path, self.key, self.created = module, path, key, False
+        self.module, self.entry, self.created = module, entry, False
+        self.path, self.key = entry.path, entry.key
         self.source, self.emit = source, emit
 
     @functools.cached_property
@@ -183,24 +333,21 @@ class CachedCpu(CompiledCpu):
 _LOADED: dict[str, types.ModuleType] = {}
 
 
-def load_module(path: Path, name: str) -> types.ModuleType:
-    """Import the emitted file `path` as module `name` (once per process)."""
+def load_module(path: Path, name: str, source: bytes | None = None) -> types.ModuleType:
+    """Import the emitted file `path` as module `name` (once per process), running `source`
+    (the file's bytes, as already verified) if given. Never reads or writes a `.pyc`: the
+    code run is the code checked."""
     if name in _LOADED:
         return _LOADED[name]
+    if source is None:
+        source = path.read_bytes()
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    exec(compile(source, str(path), "exec"), module.__dict__)
     _LOADED[name] = module
     return module
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def compile_module(
@@ -215,22 +362,30 @@ def compile_module(
     and import it."""
     options = options or CpuOptions(parallel=default_parallel())
     key = cache_key(print_ir(module), options, source_name, target)
-    folder = (cache or cache_root()) / target.name / key[:32]
-    path = folder / f"model_{target.name}.py"
+    root = cache or cache_root()
     name = f"irnet_{target.name}_{key[:32]}"
 
     def emit(lowered: ModuleOp) -> EmittedModule:
         return target.emit(lowered, options, source_name)
 
-    if path.exists():
-        return CachedCpu(load_module(path, name), path, key, module, emit)
-    lowered = lower(module)
-    emitted = emit(lowered)
     try:
-        write_atomically(path, emitted.source)
+        private_folder(root)
+        folder = private_folder(root / target.name) / key[:32]
+        entry = CacheEntry(folder, key, f"model_{target.name}.py")
+        with entry.lock():
+            source = entry.verified_source()
+            created = source is None
+            if created:
+                lowered = lower(module)
+                emitted = emit(lowered)
+                source = emitted.source.encode()
+                entry.write(source)
     except OSError as e:
-        raise IrnError(f"cannot write the compile cache {folder}: {e.strerror or e}") from None
-    return CompiledCpu(load_module(path, name), emitted, lowered, path, key, True)
+        raise IrnError(f"cannot use the compile cache {root}: {e.strerror or e}") from None
+    loaded = load_module(entry.path, name, source)
+    if not created:
+        return CachedCpu(loaded, entry, module, emit)
+    return CompiledCpu(loaded, emitted, lowered, entry.path, key, True, entry)
 
 
 def compile_stats(module: types.ModuleType) -> dict[str, int]:
@@ -341,6 +496,9 @@ class CpuRunner:
             if error is None:
                 raise
             raise error from None
+        finally:
+            # kernels compiled by this call wrote their Numba files: hash them into the manifest
+            self.compiled.entry.record_kernels()
 
     def entry(self, function_name: str) -> tuple[func.FuncOp, list, str, Callable]:
         """The function, its argument types, its symbol and its entry point (looked up once:

@@ -1,0 +1,184 @@
+"""The compile cache cannot be turned against its user: entries are checked against their
+manifest before anything in them runs, damaged ones are rebuilt, and folders other users can
+write are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, console_script, subprocess_env
+
+from irnet import cpu, driver
+from irnet.cpu import MANIFEST, CpuRunner
+from irnet.diagnostics import IrnError
+
+SOURCE = "model m(x: f32[N, 3]) -> f32[N, 3] { return exp(x) * 2.0 }"
+X = np.zeros((2, 3), np.float32)
+EXPECTED = np.full((2, 3), 2.0, np.float32)
+
+
+def tiny_module():
+    module = driver.compile_source(SOURCE, "t.irn").module
+    driver.run_passes(module, ",".join(driver.PIPELINE))
+    return module
+
+
+@pytest.fixture(autouse=True)
+def fresh_imports(monkeypatch):
+    """Each test imports the cached module anew, as a new process would."""
+    monkeypatch.setattr(cpu, "_LOADED", {})
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """A cache holding the tiny model with its kernels compiled, copied by each test so
+    that Numba loads them rather than compiling again."""
+    root = tmp_path_factory.mktemp("pristine")
+    CpuRunner(tiny_module(), cache=root, parallel=False).run("m", [X])
+    return root
+
+
+@pytest.fixture
+def root(pristine, tmp_path) -> Path:
+    copy = tmp_path / "cache"
+    shutil.copytree(pristine, copy)  # copy2 keeps the mtimes Numba's index checks
+    return copy
+
+
+def entry_of(root: Path) -> Path:
+    (folder,) = (root / "cpu").glob("*/")
+    return folder
+
+
+def run(root: Path) -> CpuRunner:
+    runner = CpuRunner(tiny_module(), cache=root, parallel=False)
+    (out,) = runner.run("m", [X])
+    np.testing.assert_array_equal(out, EXPECTED)
+    return runner
+
+
+def test_an_intact_entry_is_used_and_its_folders_are_private(tmp_path):
+    root = tmp_path / "new" / "cache"
+    cold = run(root)
+    assert cold.compiled.created
+    entry = entry_of(root)
+    for folder in (root, root / "cpu", entry, entry / "__pycache__"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    manifest = json.loads((entry / MANIFEST).read_text())
+    assert manifest["key"] == cold.compiled.key
+    numba_files = sorted(p.name for p in (entry / "__pycache__").glob("*.nb[ic]"))
+    assert numba_files and sorted(manifest["kernels"]) == numba_files
+
+    cpu._LOADED.clear()
+    warm = run(root)
+    assert not warm.compiled.created
+    assert warm.stats()["compiled"] == 0 and warm.stats()["cache_hits"] > 0
+
+
+def plant(module: Path) -> None:
+    marker = module.parent.parent.parent.parent / "planted"
+    module.write_text(f"open({str(marker)!r}, 'w').close()\nFUNCTIONS = {{}}\n")
+
+
+DAMAGE = {
+    "planted module": plant,
+    "one character": lambda p: p.write_text(p.read_text().replace("float32(2.0)", "float32(3.0)")),
+    "truncated module": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "empty module": lambda p: p.write_bytes(b""),
+    "garbled module": lambda p: p.write_bytes(bytes(range(256)) * 8),
+    "garbled manifest": lambda p: (p.parent / MANIFEST).write_text('{"key": '),
+    "missing manifest": lambda p: (p.parent / MANIFEST).unlink(),
+    "foreign manifest": lambda p: (p.parent / MANIFEST).write_text(
+        json.dumps({"key": "0" * 64, "module": cpu.sha256(p.read_bytes()), "kernels": {}})
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_or_planted_entry_is_rebuilt_not_run(root, damage, capsys):
+    module = entry_of(root) / "model_cpu.py"
+    DAMAGE[damage](module)
+    runner = run(root)
+    assert runner.compiled.created
+    assert not (root.parent / "planted").exists()
+    assert "irnet: rebuilding the damaged compile cache entry" in capsys.readouterr().err or (
+        damage == "missing manifest"
+    )
+    # the rebuilt entry verifies: the next process uses it as it is
+    cpu._LOADED.clear()
+    assert not run(root).compiled.created
+
+
+def test_numba_files_that_do_not_match_the_manifest_are_compiled_again(root):
+    pycache = entry_of(root) / "__pycache__"
+    for data in pycache.glob("*.nbc"):
+        data.write_bytes(b"garbage, not a pickle")
+    (pycache / "model_cpu.planted-1.py311.nbi").write_bytes(b"not listed")
+    runner = run(root)
+    assert not runner.compiled.created and runner.stats()["compiled"] >= 1
+    assert not (pycache / "model_cpu.planted-1.py311.nbi").exists()
+    kernels = json.loads((pycache.parent / MANIFEST).read_text())["kernels"]
+    assert kernels and all(
+        kernels[p.name] == cpu.sha256(p.read_bytes()) for p in pycache.glob("*.nb[ic]")
+    )
+
+
+@pytest.mark.parametrize("where", ["root", "entry"])
+def test_a_cache_folder_others_can_write_is_refused(root, where):
+    folder = root if where == "root" else entry_of(root)
+    folder.chmod(0o770)
+    with pytest.raises(IrnError, match=r"can be written by other users \(mode 770\)") as info:
+        CpuRunner(tiny_module(), cache=root, parallel=False)
+    assert f"run `chmod 700 {folder}` or set IRNET_CACHE_DIR" in str(info.value)
+
+
+def test_the_cli_exits_1_with_one_line_on_a_shared_cache(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    np.save(tmp_path / "x.npy", np.zeros((2, 10), np.float32))
+    result = subprocess.run(
+        [console_script("irnet"), "run", "examples/linreg.irn", "--target", "cpu",
+         "-i", f"x={tmp_path / 'x.npy'}"],
+        capture_output=True, text=True, env={**subprocess_env(), "IRNET_CACHE_DIR": str(shared)},
+        cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: the compile cache folder {shared} can be written by other users (mode 777); "
+        f"run `chmod 700 {shared}` or set IRNET_CACHE_DIR to a folder of your own"
+    )
+    assert not list(shared.iterdir())
+
+
+CONCURRENT = f"""
+import numpy as np
+from irnet import driver
+from irnet.cpu import CpuRunner
+module = driver.compile_source({SOURCE!r}, "t.irn").module
+driver.run_passes(module, ",".join(driver.PIPELINE))
+(out,) = CpuRunner(module, parallel=False).run("m", [np.zeros((2, 3), np.float32)])
+assert (out == 2).all(), out
+"""
+
+
+def test_processes_compiling_one_model_into_one_empty_cache_at_once_all_succeed(tmp_path):
+    env = {**subprocess_env(), "IRNET_CACHE_DIR": str(tmp_path / "cache")}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        assert "rebuilding" not in err
+    cpu._LOADED.clear()
+    assert not run(tmp_path / "cache").compiled.created
