@@ -13,6 +13,15 @@ Python's big integers exactly, so `np.random.Generator.bit_generator.state` roun
 scalars and arrays in meta are written as plain numbers and lists (tuples come back as lists,
 non-string dict keys as strings).
 
+`load` validates every metadata field it knows that a checkpoint carries (`check_meta`: types,
+ranges, and that epoch, step and history agree); `--resume` also needs each of them present
+(`RESUME_FIELDS`), while `eval`, `predict` and `--init-from` read the parameters alone and need
+none. Unknown fields are kept and ignored.
+
+Writes go to a temp file `.<name>.<pid>.<random>.tmp` beside the checkpoint, renamed into place;
+a process killed mid-write leaves that file behind, and `remove_stale_temporaries` deletes those
+whose writer is no longer alive.
+
 A checkpoint fits a program when it holds the arrays the program expects, by name, shape and
 dtype (`check_fits`): it is keyed by what it holds, not by the source text it came from.
 """
@@ -112,7 +121,10 @@ def _json_default(value: object) -> object:
 
 
 def _write_atomically(path: Path, entries: dict[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The writer's pid in the name tells a later run whether the file is debris of a killed
+    # writer or the work of a live one (`remove_stale_temporaries`).
+    prefix = f".{path.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, allow_pickle=False, **entries)
@@ -125,6 +137,46 @@ def _write_atomically(path: Path, entries: dict[str, np.ndarray]) -> None:
             os.unlink(tmp)
         raise
     _fsync_directory(path.parent)
+
+
+_TEMPORARY = re.compile(r"\..+\.npz\.(\d+)\.\w+\.tmp")
+"""The name of `_write_atomically`'s temp file; group 1 is the writer's pid."""
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temp files that killed writers left in `directory`; the paths removed.
+
+    Only files named as `_write_atomically` names them are touched, and only when their writer
+    is gone: a pid that is not alive, or this process's own pid (reused from a dead writer,
+    since this process has no write in progress when it calls this). A concurrent run writing
+    into the same folder keeps its files. A reused pid of a dead writer keeps its file until
+    that pid is free again: a leak of one file, never a deleted write."""
+    removed = []
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:  # no such directory yet: nothing to clean
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match and not _writer_alive(int(match[1])):
+            with contextlib.suppress(FileNotFoundError):  # another run cleaned it first
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+def _writer_alive(pid: int) -> bool:
+    if pid == os.getpid() or not 0 < pid < 2**31:  # 0 and beyond pid_t: no process's pid
+        return False
+    if os.name != "posix":
+        return True  # no cheap liveness test (os.kill would terminate it): keep the file
+    try:
+        os.kill(pid, 0)  # signal 0 checks existence and sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -199,6 +251,7 @@ def _decode(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
             raise _not_a_checkpoint(path, f"it has no '{key}' entry")
     _check_format(path, arrays.pop("format"))
     meta = _decode_meta(path, arrays.pop("meta"))
+    check_meta(path, meta)
     params, state = _split(path, arrays)
     return Checkpoint(params=params, state=state, meta=meta)
 
@@ -223,6 +276,119 @@ def _decode_meta(path: Path, value: np.ndarray) -> dict:
     if not isinstance(meta, dict):
         raise _not_a_checkpoint(path, "its 'meta' entry is JSON but not an object")
     return meta
+
+
+# --- metadata -------------------------------------------------------------------------------------
+
+RESUME_FIELDS = ("model", "program", "epoch", "step", "config", "rng", "history")
+"""The metadata `--resume` needs: all that the trainer writes."""
+
+
+def check_meta(path: Path, meta: dict) -> None:
+    """Refuse metadata that the trainer could not have written, naming the field and value:
+    each known field's type and range, and the agreement of epoch, step and history (one
+    record per epoch, numbered from 1, the last at the checkpoint's step). Absent fields pass:
+    `require_meta` says which a use needs."""
+    for name, check in _FIELD_CHECKS.items():
+        if name in meta and (problem := check(meta[name])):
+            raise _bad_field(path, name, meta[name], problem)
+    epoch, step, history = meta.get("epoch"), meta.get("step"), meta.get("history")
+    config, rng = meta.get("config") or {}, meta.get("rng") or {}
+    if epoch is not None and epoch > config.get("epochs", epoch):
+        raise _bad_field(path, "epoch", epoch, f"is past its config's epochs, {config['epochs']}")
+    if "seed" in rng and "seed" in config and rng["seed"] != config["seed"]:
+        raise _bad_field(
+            path, "rng.seed", rng["seed"], f"differs from config.seed, {config['seed']}"
+        )
+    if history is None:
+        return
+    for number, record in enumerate(history, 1):
+        if record.get("epoch") != number:
+            where, value = f"history[{number - 1}].epoch", record.get("epoch")
+            raise _bad_field(path, where, value, f"should be {number}: one record per epoch")
+    if epoch is not None and len(history) != epoch:
+        raise _bad_field(path, "epoch", epoch, f"disagrees with its {len(history)} history records")
+    if step is not None and history and history[-1].get("step", step) != step:
+        last = history[-1]["step"]
+        raise _bad_field(path, "step", step, f"disagrees with its last record's step, {last}")
+
+
+def require_meta(path: Path, meta: dict, fields: Iterable[str], use: str) -> None:
+    """Refuse a checkpoint whose metadata lacks one of `fields`, which `use` needs."""
+    missing = [name for name in fields if name not in meta]
+    if missing:
+        raise _not_a_checkpoint(
+            path, f"its metadata has no {', '.join(map(repr, missing))}, which {use} needs"
+        )
+
+
+def _count_problem(value: object) -> str | None:
+    """A whole number ≥ 0 (JSON's true and false are Python bools, which are ints: refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return "must be a whole number ≥ 0"
+    return None
+
+
+def _config_problem(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return "must be an object of settings"
+    for key in ("epochs", "batch"):
+        if key in value and (_count_problem(value[key]) or value[key] == 0):
+            return f"has {key} {_shown(value[key])}, which must be a whole number ≥ 1"
+    if "seed" in value and value["seed"] is not None and _count_problem(value["seed"]):
+        return f"has seed {_shown(value['seed'])}, which must be a whole number ≥ 0"
+    return None
+
+
+def _rng_problem(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return 'must be an object {"seed": ..., "derivation": ...}'
+    if "seed" in value and value["seed"] is not None and _count_problem(value["seed"]):
+        return f"has seed {_shown(value['seed'])}, which must be a whole number ≥ 0"
+    if not isinstance(value.get("derivation", ""), str):
+        return "has a derivation that is not text"
+    return None
+
+
+def _history_problem(value: object) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of per-epoch records"
+    for index, record in enumerate(value):
+        if not isinstance(record, dict):
+            return f"has record {index}, {_shown(record)}, which is not an object"
+        for key, number in record.items():
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                return f"has record {index} with {key} {_shown(number)}, which is not a number"
+        if "step" in record and _count_problem(record["step"]):
+            return f"has record {index} with step {_shown(record['step'])}"
+    return None
+
+
+_FIELD_CHECKS = {
+    "model": lambda v: None if isinstance(v, str) and v else "must be a model name",
+    "program": lambda v: (
+        None
+        if isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)
+        else "must be a SHA-256 fingerprint (64 hex digits)"
+    ),
+    "epoch": _count_problem,
+    "step": _count_problem,
+    "config": _config_problem,
+    "rng": _rng_problem,
+    "history": _history_problem,
+}
+
+
+def _bad_field(path: Path, name: str, value: object, problem: str) -> IrnError:
+    return _not_a_checkpoint(
+        path, f"its metadata field '{name}' is {_shown(value)}, which {problem}"
+    )
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A value as JSON, cut short: metadata can hold anything, error messages should not."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _split(path: Path, arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:

@@ -7,6 +7,7 @@ and exit status 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
@@ -456,22 +457,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except IrnError as e:
-        print(e, file=sys.stderr)
+        complain(str(e))
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        complain("interrupted")
         return 130
     except BrokenPipeError:
         return 0
     except Exception as e:  # an irnet bug, not a user mistake
         if os.environ.get("IRNET_TRACEBACK"):
             traceback.print_exc()
-        print(
+        complain(
             f"internal error: {type(e).__name__}: {e}\n"
-            "This is a bug in irnet; rerun with IRNET_TRACEBACK=1 for the traceback.",
-            file=sys.stderr,
+            "This is a bug in irnet; rerun with IRNET_TRACEBACK=1 for the traceback."
         )
         return 2
+    finally:
+        release_closed_stdout()
+
+
+def complain(text: str) -> None:
+    """`text` on stderr, if anyone still reads it (`irnet ... 2>&1 | head` closes it too)."""
+    with contextlib.suppress(BrokenPipeError):  # the exit status still tells
+        print(text, file=sys.stderr, flush=True)
+
+
+def release_closed_stdout() -> None:
+    """Point stdout at /dev/null if its reader has gone: Python flushes it once more at exit,
+    and that failure would print a warning and replace the exit status with 120."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

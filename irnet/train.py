@@ -17,8 +17,10 @@ import io
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from xdsl.dialects import func
@@ -228,17 +230,16 @@ class Session:
         (`--init-from` takes the parameters alone). What the tables cannot show refuses
         nothing but is named in notes (`changed_settings`): changed settings, and a changed
         model or loss (the `program` fingerprint)."""
-        loaded = ckpt.load(path)
+        loaded = ckpt.load(path)  # validates the metadata it has; a resume needs all of it
+        ckpt.require_meta(path, loaded.meta, ckpt.RESUME_FIELDS, "--resume")
         ckpt.check_fits(
             loaded, path, model=self.model, params=self.table("param"), state=self.table("state")
         )
         self.params = self.from_host(loaded.params)
         self.state = self.from_host(loaded.state)
-        self.checkpoint_config = loaded.meta.get("config")
-        self.checkpoint_program = loaded.meta.get("program")
-        self.epoch = int(loaded.meta.get("epoch", 0))
-        self.step = int(loaded.meta.get("step", 0))
-        self.history = list(loaded.meta.get("history", []))
+        meta = loaded.meta
+        self.checkpoint_config, self.checkpoint_program = meta["config"], meta["program"]
+        self.epoch, self.step, self.history = meta["epoch"], meta["step"], meta["history"]
 
     def load_weights(self, path: Path, strict: bool = True) -> ckpt.Fit:
         """The parameters of the checkpoint at `path` in place of the current ones (`eval`,
@@ -432,15 +433,55 @@ def monitor(session: Session, options: TrainOptions) -> Monitor:
     return Monitor(name, config.patience)
 
 
+class Guarded:
+    """A text stream whose reader may go away (`irnet train ... | head -1`): a write to a
+    closed pipe is dropped and marks it `broken`, instead of raising in the middle of an epoch
+    and losing it. Each write is flushed, so that the failure shows now and not at exit."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.broken = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except BrokenPipeError:
+                self.broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        pass  # each write has been flushed
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+class OutputClosed(IrnError):
+    """The reader of the run's output went away: training stopped after an epoch, with its
+    checkpoint written, and the exit status says so."""
+
+
 def train(session: Session, options: TrainOptions) -> dict[str, float]:
     config, root = session.config, session.world.is_root
-    say = print if root else lambda *args: None
+    out, err = Guarded(sys.stdout), Guarded(sys.stderr)
+    say = (lambda *args: print(*args, file=out)) if root else lambda *args: None
     watch = monitor(session, options)
     if options.plot and root:
         require_matplotlib()
+    if options.checkpoint_dir is not None and root:
+        removed = ckpt.remove_stale_temporaries(options.checkpoint_dir)
+        if removed:
+            say(f"removed {len(removed)} temporary file{'s' * (len(removed) != 1)} that "
+                f"interrupted checkpoint writes left in {options.checkpoint_dir}")  # fmt: skip
     if options.resume and root:
         resume_from = resolve_resume(session, options)
         session.restore(resume_from)
+        if session.epoch > config.epochs:
+            raise IrnError(
+                f"--resume: {resume_from} is after epoch {session.epoch}, past the "
+                f"{config.epochs} epochs this run trains; give --epochs {session.epoch} or more"
+            )
         say(f"resumed from {resume_from} after epoch {session.epoch} (step {session.step})")
         for note in changed_settings(session):
             say(f"note: {note}")
@@ -453,6 +494,8 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
     session.share_state()
     train_set, val_set, test_set = splits(session)
     steps_per_epoch = train_set.num_batches(config.batch)
+    if options.resume and root and not changed_settings(session):
+        check_position(session, resume_from, steps_per_epoch)
     total_steps = steps_per_epoch * config.epochs
     base_lr = config.hyperparameters["lr"]
     processes = f" on {session.world.size} processes" if session.world.size > 1 else ""
@@ -468,13 +511,17 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
     )
     stopped_early = False
     for epoch in range(session.epoch, last):
-        # rank 0 alone keeps the history, so it alone decides, for every process
-        (stopped_early,) = session.world.broadcast_ints(int(watch.exhausted))
+        # rank 0 alone keeps the history and prints, so it alone decides, for every process
+        stopped_early, reader_gone = session.world.broadcast_ints(
+            int(watch.exhausted), int(out.broken or err.broken)
+        )
+        if reader_gone:
+            break  # the epoch before has written its checkpoint
         if stopped_early:
             say(watch.stop_line(epoch))
             break
         loss, seconds, lr = train_epoch(session, train_set, epoch, steps_per_epoch, total_steps,
-                                        base_lr, options)  # fmt: skip
+                                        base_lr, options, err)  # fmt: skip
         session.epoch = epoch + 1
         if not root:
             continue
@@ -490,6 +537,16 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
         write_log(options.log, record)
         improved = watch.update(record)
         save_checkpoint(session, options, best=improved and config.keep_best)
+    if out.broken or err.broken:
+        kept = (
+            f"its checkpoint is in {options.checkpoint_dir}; continue with --resume"
+            if options.checkpoint_dir is not None
+            else "no checkpoint written (--checkpoint-dir '')"
+        )
+        raise OutputClosed(
+            f"the output's reader went away: stopped after epoch {session.epoch} of "
+            f"{config.epochs}; {kept}"
+        )
     if session.epoch < config.epochs and not stopped_early:
         say(f"stopped after epoch {session.epoch} of {config.epochs}; continue with --resume")
         return {}
@@ -501,13 +558,13 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
     return final
 
 
-def train_epoch(session, train_set, epoch, steps, total_steps, base_lr, options):
+def train_epoch(session, train_set, epoch, steps, total_steps, base_lr, options, stream=None):
     """One pass over the training set, shuffled unless `shuffle = false`: the mean loss, the
-    seconds, the last lr."""
+    seconds, the last lr. Rank 0 shows its progress on `stream` (stderr by default)."""
     config = session.config
     rng = np.random.default_rng([config.seed, epoch]) if config.shuffle else None
     quiet = open(os.devnull, "w") if not session.world.is_root else None  # noqa: SIM115
-    bar = Progress(f"epoch {epoch + 1}/{config.epochs}", steps, quiet)
+    bar = Progress(f"epoch {epoch + 1}/{config.epochs}", steps, quiet or stream)
     running, seen, lr = 0.0, 0, base_lr
     for inputs, targets in train_set.batches(config.batch, rng):
         if len(inputs[0]) < session.world.size:
@@ -541,6 +598,18 @@ def changed_settings(session: Session) -> list[str]:
     if session.checkpoint_program not in (None, session.program):
         notes.append("the model or its loss computes differently from when it was written")
     return notes
+
+
+def check_position(session: Session, path: Path, steps_per_epoch: int) -> None:
+    """Refuse a resumed step that its epochs cannot have taken under the same settings:
+    `steps_per_epoch` each, or one fewer where a distributed run skipped a last batch smaller
+    than its process count."""
+    epoch, step = session.epoch, session.step
+    if not epoch * (steps_per_epoch - 1) <= step <= epoch * steps_per_epoch:
+        raise IrnError(
+            f"{path} is not a usable irnet checkpoint: its metadata field 'step' is {step}, "
+            f"which {epoch} epochs of {steps_per_epoch} steps cannot have reached."
+        )
 
 
 def resolve_resume(session: Session, options: TrainOptions) -> Path:

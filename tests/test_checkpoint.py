@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -45,7 +46,11 @@ def sample() -> Checkpoint:
             "epoch": 3,
             "step": 1200,
             "config": {"optimizer": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.999]}},
-            "history": [{"epoch": 1, "loss": 2.31}, {"epoch": 2, "loss": float("inf")}],
+            "history": [
+                {"epoch": 1, "step": 400, "loss": 2.31},
+                {"epoch": 2, "step": 800, "loss": float("inf")},
+                {"epoch": 3, "step": 1200, "loss": 1.05},
+            ],
             "note": "élan ✓",
         },
     )
@@ -420,3 +425,105 @@ def test_latest_finds_nothing(tmp_path):
     assert latest(tmp_path / "missing", "run") is None
     touch(tmp_path, "run.npz", "run-epoch.npz", "run-epochx.npz")
     assert latest(tmp_path, "run") is None
+
+
+# --- metadata -------------------------------------------------------------------------------------
+
+
+def trainer_meta() -> dict:
+    """Metadata as the trainer writes it after epoch 2 of 3, at 5 steps an epoch."""
+    return {
+        "model": "tiny",
+        "epoch": 2,
+        "step": 10,
+        "program": fingerprint("tiny"),
+        "config": {"epochs": 3, "batch": 16, "seed": 7},
+        "rng": {"seed": 7, "derivation": "params (seed, name); shuffle (seed, epoch)"},
+        "history": [{"epoch": 1, "step": 5, "loss": 0.9}, {"epoch": 2, "step": 10, "loss": 0.5}],
+    }
+
+
+BAD_META = {  # what the meta holds: (field, value), then the field and value the refusal names
+    "epoch text": ("epoch", "abc", "'epoch' is \"abc\""),
+    "epoch digits": ("epoch", "1", "'epoch' is \"1\""),
+    "epoch fraction": ("epoch", 1.7, "'epoch' is 1.7"),
+    "epoch bool": ("epoch", True, "'epoch' is true"),
+    "epoch negative": ("epoch", -1, "'epoch' is -1"),
+    "epoch huge": ("epoch", 10**30, "'epoch' is 1000000000000000000000000000000"),
+    "epoch vs history": ("epoch", 3, "'epoch' is 3, which disagrees with its 2 history"),
+    "step negative": ("step", -5, "'step' is -5"),
+    "step vs history": ("step", 11, "'step' is 11, which disagrees with its last record's step"),
+    "history number": ("history", 42, "'history' is 42"),
+    "history text": ("history", "garbage", "'history' is \"garbage\""),
+    "history record": ("history", [1, 2], "'history' is [1, 2], which has record 0"),
+    "history value": (
+        "history",
+        [{"epoch": 1, "loss": "x"}],
+        '\'history\' is [{"epoch": 1, "loss": "x"}], which has record 0',
+    ),
+    "history order": ("history", [{"epoch": 2}, {"epoch": 1}], "'history[0].epoch' is 2"),
+    "config": ("config", [], "'config' is []"),
+    "config epochs": ("config", {"epochs": 0}, "'config' is {\"epochs\": 0}, which has epochs 0"),
+    "rng": ("rng", "pcg", "'rng' is \"pcg\""),
+    "rng seed": ("rng", {"seed": 8}, "'rng.seed' is 8, which differs from config.seed, 7"),
+    "model": ("model", 3, "'model' is 3"),
+    "program": ("program", "abc", "'program' is \"abc\""),
+}
+
+
+@pytest.mark.parametrize("field, value, named", BAD_META.values(), ids=BAD_META.keys())
+def test_load_refuses_bad_metadata_naming_the_file_field_and_value(tmp_path, field, value, named):
+    path = tmp_path / "tiny-last.npz"
+    save(path, Checkpoint({"w": np.zeros(3)}, meta={**trainer_meta(), field: value}))
+    message = refusal(load, path)
+    assert f"{path} is not a usable irnet checkpoint: its metadata field {named}" in message
+    assert "\n" not in message
+
+
+def test_trainer_metadata_and_partial_metadata_load(tmp_path):
+    """Only fields present are checked: `eval` and `--init-from` read the parameters alone."""
+    for meta in (trainer_meta(), {}, {"epoch": 0}, {"note": "unknown fields are kept"}):
+        save(tmp_path / "c.npz", Checkpoint({"w": np.zeros(3)}, meta=meta))
+        assert load(tmp_path / "c.npz").meta == meta
+
+
+def test_require_meta_names_what_is_missing(tmp_path):
+    meta = trainer_meta()
+    del meta["step"], meta["history"]
+    message = refusal(checkpoint.require_meta, tmp_path / "c.npz", meta, ["epoch", "step",
+                      "history"], "--resume")  # fmt: skip
+    assert "its metadata has no 'step', 'history', which --resume needs" in message
+
+
+# --- temp files left by killed writers -----------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    dead, live = dead_pid(), os.getppid()
+    names = {
+        f".tiny-last.npz.{dead}.ab12cd_x.tmp": False,  # a killed writer's
+        f".tiny-epoch3.npz.{os.getpid()}.zz9.tmp": False,  # ours, reused: we write nothing yet
+        f".tiny-last.npz.{live}.q1w2e3.tmp": True,  # a live writer's
+        f".tiny-last.npz.{dead}.tmp": True,  # not irnet's pattern
+        "tiny-last.npz": True,
+        f"notes.{dead}.x.tmp": True,
+    }
+    touch(tmp_path, *names)
+    removed = checkpoint.remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(n for n, kept in names.items() if not kept)
+    assert files_in(tmp_path) == sorted(n for n, kept in names.items() if kept)
+    assert checkpoint.remove_stale_temporaries(tmp_path / "absent") == []
+
+
+def test_the_temp_file_carries_the_writers_pid(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(os, "replace", lambda src, dst: seen.append(Path(src).name))
+    save(tmp_path / "tiny-last.npz", sample())
+    assert seen[0].startswith(f".tiny-last.npz.{os.getpid()}.") and seen[0].endswith(".tmp")
