@@ -19,9 +19,11 @@ from __future__ import annotations
 import csv as csv_module
 import difflib
 import gzip
+import io
 import json
 import math
 import os
+import stat
 import struct
 import zipfile
 import zlib
@@ -347,29 +349,61 @@ def shown(path: Path) -> str:
     return text
 
 
-def read_bytes(path: Path) -> bytes:
-    """A file's bytes, gunzipped when it starts with the gzip magic bytes."""
+MAX_TEXT_BYTES = 256 * 1024 * 1024
+"""The largest csv or text file read (after gunzipping): parsing text costs many times its
+size in memory, so a bigger table belongs in an .npz archive."""
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file before opening it: a folder, or a device or FIFO
+    (which reads forever or blocks)."""
     try:
-        data = path.read_bytes()
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise IrnError(f"{shown(path)}: no such file") from None
-    except IsADirectoryError:
-        raise IrnError(f"{shown(path)}: is a folder, not a file") from None
     except OSError as e:
         raise IrnError(f"{shown(path)}: cannot read it ({e.strerror})") from None
-    if not data.startswith(b"\x1f\x8b"):
-        return data
+    if stat.S_ISDIR(mode):
+        raise IrnError(f"{shown(path)}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise IrnError(f"{shown(path)}: is a device, FIFO or socket, not a regular file")
+
+
+def read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """A file's bytes, gunzipped when it starts with the gzip magic bytes; with a `limit`,
+    refused when there are more than `limit` of them (gunzipped or not)."""
+    check_regular_file(path)
+    cap = -1 if limit is None else limit + 1
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as e:
-        raise IrnError(f"{shown(path)}: not a readable gzip file ({e})") from None
+        with open(path, "rb") as f:
+            data = f.read(cap)
+    except OSError as e:
+        raise IrnError(f"{shown(path)}: cannot read it ({e.strerror})") from None
+    if data.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+                data = unzipped.read(cap)
+        except (OSError, EOFError, zlib.error) as e:
+            raise IrnError(f"{shown(path)}: not a readable gzip file ({e})") from None
+    if limit is not None and len(data) > limit:
+        raise IrnError(
+            f"{shown(path)}: larger than the {limit // (1024 * 1024)} MiB a csv or text file "
+            "may be (an .npz archive holds bigger data)"
+        )
+    return data
 
 
 def read_text(path: Path) -> str:
+    """A csv or text file's text, at most `MAX_TEXT_BYTES` of UTF-8."""
+    data = read_bytes(path, MAX_TEXT_BYTES)
     try:
-        return read_bytes(path).decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise IrnError(f"{shown(path)}: not UTF-8 text (byte {e.start})") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - data.rfind(b"\n", 0, e.start)
+        raise IrnError(
+            f"{shown(path)}: not UTF-8 text (byte {e.start}, line {line}, column {column})"
+        ) from None
 
 
 # --- mnist -------------------------------------------------------------------------------------
@@ -472,14 +506,24 @@ def read_idx(path: Path, magic: int, what: str) -> np.ndarray:
 # --- npz, npy ----------------------------------------------------------------------------------
 
 
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a member first, or an empty archive
+
+
 def read_array_file(path: Path) -> np.ndarray | dict[str, np.ndarray]:
     """An .npy array, or an .npz archive's arrays by name; never unpickles."""
+    check_regular_file(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+    except OSError as e:
+        raise IrnError(f"{shown(path)}: cannot read it ({e.strerror})") from None
+    # np.load takes any other file for a pickle, which allow_pickle=False then refuses as
+    # "pickled data": say what the file is not instead.
+    if not magic.startswith((NPY_MAGIC, *ZIP_MAGICS)):
+        raise IrnError(f"{shown(path)}: cannot read it: not an .npy or .npz file (bad magic)")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise IrnError(f"{shown(path)}: no such file") from None
-    except IsADirectoryError:
-        raise IrnError(f"{shown(path)}: is a folder, not a file") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise IrnError(f"{shown(path)}: cannot read it as .npy/.npz ({e})") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):

@@ -32,7 +32,7 @@ from irnet.lowering.inline import InlineFunctionsPass
 from irnet.lowering.memplan import PlanMemoryPass
 
 from . import train_ir
-from .diagnostics import IrnError, remember_source
+from .diagnostics import IrnError, read_source, remember_source
 from .imports import LoadedModule, Program
 from .irgen import IRGen
 from .train_config import TrainConfig
@@ -116,10 +116,7 @@ def load(
     """A `.irn` file through the frontend (see `compile_source`), or a `.mlir` file through
     xDSL's parser."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise IrnError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    text = read_source(path)
     if path.suffix == ".mlir":
         return Compiled(parse_mlir(text, str(path)))
     return compile_source(text, str(path), path, overrides, distributed, float64)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast
-from .diagnostics import IrnError
+from .diagnostics import IrnError, read_source
 from .parser import parse
 
 STDLIB_DIR = Path(__file__).parent / "stdlib"
@@ -43,10 +43,7 @@ class Program:
 
     def load_file(self, path: str | Path) -> LoadedModule:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise IrnError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        text = read_source(path)
         return self.load_text(text, str(path), path.resolve())
 
     def load_text(
@@ -80,9 +77,11 @@ class Program:
             raise IrnError(f"import cycle: {' -> '.join(cycle)}", imp.loc)
         if key not in self.modules:
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise IrnError(f"cannot read {display}: {e}", imp.loc) from None
+                text = read_source(path, display)
+            except IrnError as e:
+                if e.loc is None:  # the file cannot be read at all: blame the import
+                    e.loc = imp.loc
+                raise
             self.load_text(text, display, key, prefix)
         imported = self.modules[key]
         if imp.names is None:

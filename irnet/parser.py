@@ -21,6 +21,19 @@ from .grammar import GRAMMAR
 
 _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 
+MAX_NESTING = 100
+"""The most brackets and braces open at once. The tree of deeper input overflows Python's
+stack when it is transformed, and only after the whole input is parsed: counting them here
+refuses it at the first bracket too many."""
+
+
+class _TooDeep(Exception):
+    """Raised by the post-lexer at the first bracket past `MAX_NESTING`."""
+
+    def __init__(self, token: Token):
+        super().__init__()
+        self.token = token
+
 
 class _BracketNewlines:
     """Post-lexer: a newline inside ( ) or [ ] continues the expression; inside { } or at top
@@ -33,6 +46,8 @@ class _BracketNewlines:
         for token in stream:
             if token.type in _OPENERS:
                 open_brackets.append(token.type)
+                if len(open_brackets) > MAX_NESTING:
+                    raise _TooDeep(token)
             elif token.type in _OPENERS.values():
                 if open_brackets and _OPENERS[open_brackets[-1]] == token.type:
                     open_brackets.pop()
@@ -80,7 +95,8 @@ def _describe(token: Token | None) -> str:
         return "end of file"
     if token.type == "_NEWLINE":
         return "end of line"
-    return repr(str(token))
+    text = str(token)
+    return repr(text) if len(text) <= 40 else f"{text[:30]!r}... ({len(text):,} characters)"
 
 
 def _syntax_error(e: UnexpectedInput, filename: str) -> IrnError:
@@ -111,6 +127,9 @@ def _parse(text: str, filename: str, start: str):
         return _ToAst(filename).transform(_lark().parse(text, start=start))
     except UnexpectedInput as e:
         raise _syntax_error(e, filename) from None
+    except _TooDeep as e:
+        loc = ast.Loc(filename, e.token.line or 1, e.token.column or 1)
+        raise IrnError(f"brackets nested more than {MAX_NESTING} deep", loc) from None
     except VisitError as e:
         if isinstance(e.orig_exc, IrnError):
             raise e.orig_exc from None

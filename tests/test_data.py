@@ -5,6 +5,7 @@ splitting and batching, `fit_to_input`, and one check of the data shipped in `da
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 from xdsl.dialects.builtin import TensorType, f32, i32
 
+from irnet import data
 from irnet.data import (
+    MAX_TEXT_BYTES,
     Dataset,
     DataSpec,
     describe_kinds,
@@ -576,3 +579,50 @@ def test_shipped_data():
     assert diabetes.inputs[0].shape == (442, 10) and diabetes.targets[0].shape == (442, 1)
     text = load(DataSpec("text", ("../data/tinyshakespeare/input.txt",)), examples)
     assert len(text.vocabulary) == 65 and text.inputs[0].shape == (1115394 - 8, 8)
+
+
+# --- bounded reads ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["csv", "text", "npy", "npz"])
+def test_devices_fifos_and_folders_are_not_data_files(tmp_path, kind):
+    os.mkfifo(tmp_path / "pipe")  # opening it would block until a writer came
+    (tmp_path / "dir").mkdir()
+    for name in ["/dev/zero", "pipe"] if Path("/dev/zero").exists() else ["pipe"]:
+        args = (name, name) if kind == "npy" else (name,)
+        message = load_error(DataSpec(kind, args), tmp_path)
+        assert message.endswith(": is a device, FIFO or socket, not a regular file")
+    args = ("dir", "dir") if kind == "npy" else ("dir",)
+    assert load_error(DataSpec(kind, args), tmp_path) == "dir: is a folder, not a file"
+
+
+@pytest.mark.parametrize("kind", ["csv", "text"])
+def test_csv_and_text_files_are_read_up_to_a_limit(tmp_path, monkeypatch, kind):
+    with open(tmp_path / "big", "wb") as f:
+        f.truncate(2**31)  # sparse: no disk used
+    message = load_error(DataSpec(kind, ("big",)), tmp_path)
+    assert message == (
+        f"big: larger than the {MAX_TEXT_BYTES // 2**20} MiB a csv or text file may be "
+        "(an .npz archive holds bigger data)"
+    )
+    # gzipped, the limit is on what it unpacks to: a small file cannot unpack to gigabytes
+    monkeypatch.setattr(data, "MAX_TEXT_BYTES", 2**20)
+    (tmp_path / "bomb.gz").write_bytes(gzip.compress(bytes(2**20 + 1)))
+    assert load_error(DataSpec(kind, ("bomb.gz",)), tmp_path).startswith(
+        "bomb.gz: larger than the 1 MiB"
+    )
+
+
+def test_text_that_is_not_utf8_is_located(tmp_path):
+    (tmp_path / "t.txt").write_bytes(b"abc\nd\xffe\n")
+    message = load_error(DataSpec("text", ("t.txt",)), tmp_path)
+    assert message == "t.txt: not UTF-8 text (byte 5, line 2, column 2)"
+
+
+@pytest.mark.parametrize("kind", ["npy", "npz"])
+def test_a_file_of_zeros_is_not_called_pickled(tmp_path, kind):
+    with open(tmp_path / "zeros", "wb") as f:
+        f.truncate(2**31)  # sparse: no disk used
+    args = ("zeros", "zeros") if kind == "npy" else ("zeros",)
+    message = load_error(DataSpec(kind, args), tmp_path)
+    assert message == "zeros: cannot read it: not an .npy or .npz file (bad magic)"

@@ -10,17 +10,21 @@ mention). A bug found later belongs in the table as a strict xfail whose reason 
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import subprocess
 import sys
+import time
+import tracemalloc
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 
 from irnet import driver
-from irnet.diagnostics import IrnError
+from irnet.diagnostics import MAX_SOURCE_BYTES, IrnError
+from irnet.parser import MAX_NESTING
 
 FILE = "t.irn"
 BIN = Path(sys.executable).parent
@@ -1177,7 +1181,8 @@ def test_import_of_a_file_that_is_not_utf8(tmp_path):
 def test_main_file_that_is_not_utf8(tmp_path):
     (tmp_path / "bad.irn").write_bytes(b"\xff\xfe not text")
     err = load_error(tmp_path / "bad.irn")
-    assert err.loc is None and err.message.startswith(f"cannot read {tmp_path / 'bad.irn'}")
+    assert (err.loc.file, err.loc.line, err.loc.column) == (str(tmp_path / "bad.irn"), 1, 1)
+    assert err.message == f"not UTF-8 text: invalid byte 0xff in {tmp_path / 'bad.irn'}"
 
 
 # --- the command line ----------------------------------------------------------------------------
@@ -1270,3 +1275,76 @@ def test_runaway_input_is_a_clean_error(tmp_path, source, line, column):
         pytest.fail("irnet check ran for more than 4 s")
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith(f"{path}:{line}:{column}: error: ")
+
+
+# --- bounded reads ------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_device_is_not_read_as_a_source():
+    started = time.monotonic()
+    err = load_error(Path("/dev/zero"))
+    assert time.monotonic() - started < 5
+    assert (
+        err.message == "cannot read /dev/zero: it is a device, FIFO or socket, not a regular file"
+    )
+
+
+def test_a_fifo_or_a_folder_is_not_read_as_a_source(tmp_path):
+    os.mkfifo(tmp_path / "pipe.irn")  # opening it would block until a writer came
+    assert "pipe.irn: it is a device, FIFO or socket" in load_error(tmp_path / "pipe.irn").message
+    (tmp_path / "dir.irn").mkdir()
+    assert load_error(tmp_path / "dir.irn").message.endswith(
+        "dir.irn: it is a folder, not a regular file"
+    )
+
+
+def test_a_huge_source_is_refused_unread(tmp_path):
+    with open(tmp_path / "big.irn", "wb") as f:
+        f.truncate(2**31)  # sparse: no disk used
+    started = time.monotonic()
+    err = load_error(tmp_path / "big.irn")
+    assert time.monotonic() - started < 5
+    assert err.message.endswith(
+        f"larger than the {MAX_SOURCE_BYTES // 2**20} MiB a source file may be"
+    )
+    (tmp_path / "main.irn").write_text("\nimport big\n")
+    err = load_error(tmp_path / "main.irn")  # an import: the error points at it
+    assert err.message.startswith("cannot read ") and "big.irn: larger than" in err.message
+    assert (err.loc.line, err.loc.column) == (2, 1)
+
+
+def test_an_over_long_line_is_quoted_around_the_caret(tmp_path):
+    before = f'def f() -> f32 {{ return "{"x" * 1_000_000}" '
+    (tmp_path / "long.irn").write_text(f"{before}$ {'y' * 1_000_000} }}\n")
+    err = load_error(tmp_path / "long.irn")
+    assert (err.loc.line, err.loc.column) == (1, len(before) + 1)
+    quoted, caret = str(err).split("\n")[1:3]
+    assert len(quoted) < 200 and quoted.startswith("    ...x") and quoted.endswith("y...")
+    assert quoted[caret.index("^")] == "$"
+
+
+def test_invalid_utf8_is_located_at_line_and_column(tmp_path):
+    before = 'def f() -> f32 { return "é" '  # columns count characters, not bytes
+    (tmp_path / "bad.irn").write_bytes(f"# é\n{before}".encode() + b"\xff }\n")
+    err = load_error(tmp_path / "bad.irn")
+    assert (err.loc.file, err.loc.line, err.loc.column) == (str(tmp_path / "bad.irn"), 2, 29)
+    assert len(before) == 28
+    assert str(err).startswith(
+        f"{tmp_path / 'bad.irn'}:2:29: error: not UTF-8 text: invalid byte 0xff in "
+    )
+
+
+def test_brackets_nested_a_megabyte_deep_are_refused_at_once(tmp_path):
+    depth = 1_000_000
+    (tmp_path / "deep.irn").write_text(f"def f() -> f32 {{ return {'(' * depth}1{')' * depth} }}\n")
+    started = time.monotonic()
+    tracemalloc.start()
+    try:
+        err = load_error(tmp_path / "deep.irn")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 5 and peak < 200 * 2**20
+    assert err.message == f"brackets nested more than {MAX_NESTING} deep"
+    assert (err.loc.line, err.loc.column) == (1, 24 + MAX_NESTING)  # the brace counts too

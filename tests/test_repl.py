@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import StringIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,9 +27,12 @@ from pygments.token import Name
 
 from irnet import driver, reference
 from irnet.params import arguments, find_function, initial_parameters
+from irnet.parser import MAX_NESTING
 from irnet.repl import Output, Session, needs_more
+from irnet.repl.inputs import MAX_INPUT_CHARS
 from irnet.repl.session import COMMANDS, MAKERS, format_value
 from irnet.repl.terminal import (
+    ASSIST_CHARS,
     IrLexer,
     Repl,
     ReplCompleter,
@@ -684,3 +688,98 @@ def test_irnet_repl_console_script():
 def test_compile_cpu_shows_the_numba_module(mnist):
     source = ok(mnist, ":compile cpu mnist_mlp")
     assert "@njit" in source and "def mnist_mlp(" in source
+
+
+# --- bounded input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x" * 1_000_000, "(" * 500_000 + "1" + ")" * 500_000, "1 + " * 250_000 + "1"],
+    ids=["long", "nested", "chained"],
+)
+def test_a_megabyte_input_is_refused_at_once(text):
+    started = time.monotonic()
+    [answer] = Session().run(text)
+    assert time.monotonic() - started < 1
+    assert answer.text == (
+        f"error: the input is longer than {MAX_INPUT_CHARS:,} characters; put it in a file "
+        "and :load it"
+    )
+
+
+def test_brackets_nested_too_deep_are_refused_before_parsing():
+    started = time.monotonic()
+    [answer] = Session().run("[" * 5000 + "1" + "]" * 5000)
+    assert time.monotonic() - started < 1
+    assert answer.text.startswith(f"<input-1>:1:{MAX_NESTING + 1}: error: brackets nested more")
+
+
+def test_a_megabyte_pasted_at_the_prompt_is_refused_at_bounded_cost():
+    started = time.monotonic()  # it took minutes and gigabytes: highlighting, completion
+    answers = drive(["\x1b[200~" + "1+" * 500_000 + "\x1b[201~", "\r", "1 + 1\r"])
+    assert time.monotonic() - started < 5
+    assert [a.text for a in answers] == [
+        f"error: the input is longer than {MAX_INPUT_CHARS:,} characters; put it in a file "
+        "and :load it",
+        "2",
+    ]
+
+
+def test_typing_past_the_limit_stops_growing_the_input():
+    typed = "1+" * (ASSIST_CHARS // 2) + "2-" * ((MAX_INPUT_CHARS - ASSIST_CHARS) // 2 + 100)
+    with create_pipe_input() as pipe:
+        repl = Repl(Session(), input=pipe, output=DummyOutput())
+        buffer = repl.prompt.default_buffer
+
+        def type_then_leave() -> None:
+            pipe.send_text(typed)
+            deadline = time.monotonic() + 20
+            while len(buffer.text) <= MAX_INPUT_CHARS and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)  # any key left would land now
+            lengths.append(len(buffer.text))
+            undo.append(len(buffer._undo_stack))
+            pipe.send_text("\x03\x04")
+
+        lengths: list[int] = []
+        undo: list[int] = []
+        threading.Thread(target=type_then_leave, daemon=True).start()
+        repl.loop()
+    # one character more than an input may have, so that running it says it is too long;
+    # and no undo state per keystroke past ASSIST_CHARS (each a copy of the whole input)
+    assert lengths == [MAX_INPUT_CHARS + 1] and undo[0] <= ASSIST_CHARS + 1
+
+
+def test_a_folder_as_history_is_reported_once_and_ctrl_d_still_leaves(tmp_path, capsys):
+    history = open_history(tmp_path)
+    assert isinstance(history, InMemoryHistory)
+    assert capsys.readouterr().err == f"irnet: history is not saved ({tmp_path}: Is a directory)\n"
+    # a file that turns into a folder while the REPL runs: said once, the session goes on
+    (tmp_path / "h").write_text("")
+    history = open_history(tmp_path / "h")
+    (tmp_path / "h").unlink()
+    (tmp_path / "h").mkdir()
+    answers = drive(["1 + 1\r", "2 + 2\r"], history=history)  # ends with Ctrl-D
+    assert [a.text for a in answers] == ["2", "4"]
+    assert capsys.readouterr().err.count("history is not saved") == 1
+
+
+@pytest.mark.parametrize("bad", ["/dev/zero", "big.irn", "folder"])
+def test_irnet_repl_with_a_bad_file_exits_with_status_1(tmp_path, bad):
+    if bad == "/dev/zero" and not Path(bad).exists():
+        pytest.skip("no /dev/zero")
+    with open(tmp_path / "big.irn", "wb") as f:
+        f.truncate(2**31)  # sparse: no disk used
+    (tmp_path / "folder").mkdir()
+    result = subprocess.run(
+        [console_script("irnet"), "repl", bad],
+        input="1 + 1\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=subprocess_env(),
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: cannot read {bad}: ")

@@ -35,7 +35,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
 from irnet import ast, driver, params, summary, train_ir
-from irnet.diagnostics import IrnError
+from irnet.diagnostics import IrnError, read_source
 from irnet.dialects.dtypes import numpy_dtype
 from irnet.grammar.lexer import RESERVED
 from irnet.imports import STDLIB_DIR, FunctionRef, LoadedModule, Program
@@ -217,10 +217,7 @@ class Evaluator:
     def load(self, path: str) -> list[Output]:
         """Add a file's definitions (`:load`); loading it again replaces them."""
         file = Path(path).expanduser()
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise IrnError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        text = read_source(file, path)
         lines = self.define(Chunk(text, path, file.resolve()))
         return [Output(f"loaded {path}"), *(Output("  " + o.text) for o in lines)]
 

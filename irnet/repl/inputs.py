@@ -8,8 +8,12 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from irnet import ast
-from irnet.diagnostics import remember_source
+from irnet.diagnostics import IrnError, remember_source
 from irnet.parser import parse_expression
+
+MAX_INPUT_CHARS = 16 * 1024
+"""The longest input the prompt answers; a longer one is refused before it is parsed (parsing
+costs about a second per 50,000 characters). `:load` reads files of any sensible size."""
 
 _BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[()\[\]{}]')
 
@@ -32,6 +36,15 @@ def needs_more(text: str) -> bool:
     if text.lstrip().startswith(":"):
         return False
     return text.rstrip(" \t").endswith("\\") or bracket_depth(text) > 0
+
+
+def check_length(text: str) -> None:
+    """Refuse an input longer than `MAX_INPUT_CHARS`, before anything else reads it."""
+    if len(text) > MAX_INPUT_CHARS:
+        raise IrnError(
+            f"the input is longer than {MAX_INPUT_CHARS:,} characters; put it in a file and "
+            ":load it"
+        )
 
 
 def masked(text: str, start: int, end: int) -> str:

@@ -27,7 +27,7 @@ from .commands import COMMANDS, run_command
 from .completion import Completions
 from .display import Output, format_value
 from .evaluation import Evaluator
-from .inputs import bracket_depth, needs_more
+from .inputs import bracket_depth, check_length, needs_more
 from .makers import MAKERS
 
 __all__ = ["COMMANDS", "MAKERS", "Output", "Session", "bracket_depth", "format_value", "needs_more"]
@@ -42,6 +42,10 @@ class Session(Evaluator):
 
     def run(self, text: str) -> list[Output]:
         """Answer one input; mistakes become error outputs, never exceptions."""
+        try:
+            check_length(text)
+        except IrnError as e:
+            return [Output(str(e), "error")]
         text = _BLANK_LINES.sub("", text.rstrip())
         if _NO_CODE.fullmatch(text):
             return []

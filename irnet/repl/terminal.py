@@ -3,9 +3,12 @@
 It highlights input with the `.irn` Pygments lexer (plus the REPL's `:commands`), completes
 names through `Session.complete` (and file paths after `:load`), keeps an input open while a
 bracket or brace is, and keeps history in `$IRNET_HISTORY`, else
-`$XDG_DATA_HOME/irnet/history`, else `~/.local/share/irnet/history`. Ctrl-C abandons the
-input, Ctrl-D leaves. When stdin is not a terminal (`irnet repl < script.irn`), inputs are read
-line by line with the same continuation rule and answered in plain text.
+`$XDG_DATA_HOME/irnet/history`, else `~/.local/share/irnet/history` (in memory only, said
+once, when that file cannot be read or written). Ctrl-C abandons the input, Ctrl-D leaves.
+A long input is neither highlighted nor completed, and one past `MAX_INPUT_CHARS` stops
+growing (and is refused when run): the cost of both grows with the input at every keystroke.
+When stdin is not a terminal (`irnet repl < script.irn`), inputs are read line by line with
+the same continuation rule and answered in plain text.
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ from pathlib import Path
 from typing import TextIO
 
 from prompt_toolkit import PromptSession, print_formatted_text
-from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.application import get_app
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory, ConditionalAutoSuggest
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText, PygmentsTokens
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.lexers import PygmentsLexer
+from prompt_toolkit.keys import Keys
+from prompt_toolkit.lexers import DynamicLexer, PygmentsLexer, SimpleLexer
 from prompt_toolkit.output import Output as Terminal
 from prompt_toolkit.styles import Style
 from pygments.lexer import RegexLexer, bygroups, inherit
@@ -35,6 +41,7 @@ from pygments.token import Comment, Keyword, Name, Number, Punctuation, String, 
 
 from irnet.grammar.lexer import IrnLexer
 
+from .inputs import MAX_INPUT_CHARS
 from .session import Output, Session, bracket_depth, needs_more
 
 PROMPT = "irn> "
@@ -43,6 +50,15 @@ BANNER = "irnet REPL: :help lists the commands, Tab completes, Ctrl-D leaves."
 STYLE = Style.from_dict(
     {"prompt": "ansigreen bold", "continuation": "ansibrightblack", "error": "ansired"}
 )
+ASSIST_CHARS = 4096
+"""Past this many characters an input is neither highlighted, completed nor suggested from
+history, and typing saves no undo states: each of these redoes its work on (or copies) the
+whole input at every keystroke, which made a 64 KB line take half a minute and gigabytes."""
+
+
+@Condition
+def _short_input() -> bool:
+    return len(get_app().current_buffer.text) <= ASSIST_CHARS
 
 
 def history_path(environ: os._Environ | dict = os.environ) -> Path:
@@ -54,14 +70,49 @@ def history_path(environ: os._Environ | dict = os.environ) -> Path:
 
 
 def open_history(path: Path) -> History:
-    """A history file, created if need be; in memory only when it cannot be written."""
+    """A history file, created if need be; in memory only when it cannot be read and written
+    (a folder, a file without permission), which is said once, here."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=True)
+        with path.open("a+b"):  # fails on a folder and without read and write permission
+            pass
     except OSError as e:
-        print(f"irnet: history is not saved ({path}: {e.strerror})", file=sys.stderr)
+        _history_lost(path, e)
         return InMemoryHistory()
-    return FileHistory(str(path))
+    return SavedHistory(path)
+
+
+def _history_lost(path: Path, e: OSError) -> None:
+    print(f"irnet: history is not saved ({path}: {e.strerror or e})", file=sys.stderr)
+
+
+class SavedHistory(FileHistory):
+    """A `FileHistory` that outlives its file: should reading or writing it fail later (the
+    file replaced by a folder, the disk full), that is said once and history stays in memory.
+    Left to prompt_toolkit, the error surfaced from its event loop at every prompt."""
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.path = path
+        self.lost = False
+
+    def load_history_strings(self) -> Iterable[str]:
+        try:
+            yield from super().load_history_strings()
+        except OSError as e:
+            self._lose(e)
+
+    def store_string(self, string: str) -> None:
+        if not self.lost:
+            try:
+                super().store_string(string)
+            except OSError as e:
+                self._lose(e)
+
+    def _lose(self, e: OSError) -> None:
+        if not self.lost:
+            self.lost = True
+            _history_lost(self.path, e)
 
 
 # --- highlighting ------------------------------------------------------------------------------
@@ -145,6 +196,16 @@ def key_bindings() -> KeyBindings:
         else:
             buffer.validate_and_handle()
 
+    @bindings.add(Keys.Any, filter=~_short_input, save_before=lambda event: False)
+    @bindings.add(Keys.BracketedPaste, filter=~_short_input, save_before=lambda event: False)
+    def _type_long(event: KeyPressEvent) -> None:
+        """Typing into a long input: no undo state (a copy of the input per keystroke), and
+        nothing past one character more than an input may have, which running refuses."""
+        buffer = event.current_buffer
+        room = MAX_INPUT_CHARS + 1 - len(buffer.text)
+        if room > 0:
+            buffer.insert_text((event.data * event.arg)[:room])
+
     @bindings.add("escape", "enter")
     def _run_anyway(event: KeyPressEvent) -> None:
         event.current_buffer.validate_and_handle()
@@ -185,15 +246,16 @@ class Repl:
         self.session = session or Session()
         self.output = output
         self.echo = echo or self.show
+        highlighter = PygmentsLexer(ReplLexer)
         self.prompt = PromptSession(
             [("class:prompt", PROMPT)],
             multiline=True,
             prompt_continuation=continuation,
             key_bindings=key_bindings(),
-            lexer=PygmentsLexer(ReplLexer),
+            lexer=DynamicLexer(lambda: highlighter if _short_input() else SimpleLexer()),
             completer=ReplCompleter(self.session),
-            complete_while_typing=True,
-            auto_suggest=AutoSuggestFromHistory(),
+            complete_while_typing=_short_input,
+            auto_suggest=ConditionalAutoSuggest(AutoSuggestFromHistory(), _short_input),
             history=history or InMemoryHistory(),
             style=STYLE,
             input=input,
@@ -239,12 +301,17 @@ def plain_loop(session: Session, lines: Iterable[str], out: TextIO, err: TextIO)
 
 
 def run_repl(file: str | None = None) -> int:
-    """`irnet repl [FILE]`."""
+    """`irnet repl [FILE]`; status 1 when FILE does not load (a missing or unreadable file, a
+    device, one too big, a mistake in it)."""
     session = Session()
     loaded = session.run(f":load {shlex.quote(file)}") if file else []
+    failed = [o.text for o in loaded if o.kind == "error"]
+    if failed:
+        print(*failed, sep="\n", file=sys.stderr)
+        return 1
     if not sys.stdin.isatty():
         for output in loaded:
-            print(output.text, file=sys.stderr if output.kind == "error" else sys.stdout)
+            print(output.text)
         plain_loop(session, sys.stdin, sys.stdout, sys.stderr)
         return 0
     repl = Repl(session, history=open_history(history_path()))
