@@ -73,35 +73,37 @@ def temporaries(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
 
 
-def uninterrupted(path: Path, epochs: int) -> dict[str, np.ndarray]:
+def uninterrupted(path: Path, epochs: int, target: str = "reference") -> dict[str, np.ndarray]:
     """The parameters after `epochs` epochs of one run with the killed run's settings."""
-    session = train.open_session(str(path), {"epochs": EPOCHS})
+    session = train.open_session(str(path), {"epochs": EPOCHS}, target=target)
     train.train(session, train.TrainOptions(checkpoint_dir=None, stop_after=epochs))
     return session.to_host(session.params)
 
 
-def resume(path: Path, directory: Path, epochs: int) -> subprocess.CompletedProcess:
-    run = irnet_train(path, directory, "--resume", "--stop-after", str(epochs),
+def resume(
+    path: Path, directory: Path, epochs: int, target: str = "reference"
+) -> subprocess.CompletedProcess:
+    run = irnet_train(path, directory, "--resume", "--stop-after", str(epochs), "--target", target,
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     stdout, stderr = run.communicate(timeout=120)
     return subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
 
 
-def assert_resumes_bit_for_bit(path: Path, directory: Path) -> None:
+def assert_resumes_bit_for_bit(path: Path, directory: Path, target: str = "reference") -> None:
     """Every visible checkpoint loads; resuming for two epochs removes the kill's temp files
     and ends where an uninterrupted run of as many epochs does."""
     for visible in visible_checkpoints(directory):
         checkpoint.load(visible)
     left = temporaries(directory)
     start = checkpoint.load(checkpoint.latest(directory, "tiny")).meta["epoch"]
-    resumed = resume(path, directory, 2)
+    resumed = resume(path, directory, 2, target)
     assert resumed.returncode == 0, resumed.stderr
     assert temporaries(directory) == []
     if left:
         assert f"removed {len(left)} temporary file" in resumed.stdout
     final = checkpoint.load(directory / "tiny-last.npz")
     assert final.meta["epoch"] == start + 2
-    expected = uninterrupted(path, start + 2)
+    expected = uninterrupted(path, start + 2, target)
     for name, value in expected.items():
         np.testing.assert_array_equal(final.params[name], value)
 
@@ -118,18 +120,22 @@ def test_a_kill_during_a_checkpoint_write(tiny, tmp_path, write):
     assert_resumes_bit_for_bit(tiny, directory)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.15])
-def test_a_kill_at_any_moment(tiny, tmp_path, delay):
-    """SIGKILL from outside, once the first checkpoint is there and a moment later."""
+@pytest.mark.parametrize(
+    ("delay", "target"), [(0.0, "reference"), (0.15, "reference"), (0.05, "cpu")]
+)
+def test_a_kill_at_any_moment(tiny, tmp_path, delay, target):
+    """SIGKILL from outside, once the first checkpoint is there and a moment later; on the
+    compiled target too."""
     directory = tmp_path / "ckpt"
-    run = irnet_train(tiny, directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = irnet_train(tiny, directory, "--target", target,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 60
     while not (directory / "tiny-epoch1.npz").exists() and time.monotonic() < deadline:
         time.sleep(0.005)
     time.sleep(delay)
     run.send_signal(signal.SIGKILL)
     assert run.wait(timeout=60) == -signal.SIGKILL
-    assert_resumes_bit_for_bit(tiny, directory)
+    assert_resumes_bit_for_bit(tiny, directory, target)
 
 
 def test_a_concurrent_runs_temp_files_are_kept(tiny, tmp_path):
