@@ -37,6 +37,7 @@ import os
 import platform
 import shutil
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -212,6 +213,8 @@ class CacheEntry:
     module_hash: str = ""
     seen: tuple[int, int] | None = None
     """`__pycache__`'s modification time and size when its files were last hashed."""
+    next_look: float = 0.0
+    """When `record_kernels` next looks at `__pycache__` (`time.monotonic()`)."""
 
     @property
     def path(self) -> Path:
@@ -275,8 +278,14 @@ class CacheEntry:
         return st.st_mtime_ns, st.st_size
 
     def record_kernels(self) -> None:
-        """Add the Numba files written since the last look to the manifest. One `stat` when
-        nothing changed: a runner calls this after every run."""
+        """Add the Numba files written since the last look to the manifest. A runner calls this
+        after every run, so it looks at most once a second (a `stat` would be a fifth of a tiny
+        step): a kernel compiled in between is recorded at the next look, or, if the process
+        ends first, found unlisted at the next load and compiled again."""
+        now = time.monotonic()
+        if now < self.next_look:
+            return
+        self.next_look = now + 1.0
         state = self.numba_state()
         if state == self.seen:
             return
