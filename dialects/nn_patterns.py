@@ -9,16 +9,100 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+from xdsl.traits import Pure
 
 from . import nn
+from .dtypes import DTypeError, numpy_dtype
+from .formula import numpy_function
 from .shapes import DYN, ShapeError
+from .traits import Elementwise
 
 
 def splat_of(value: SSAValue) -> float | int | None:
     owner = value.owner
     return owner.splat_value() if isinstance(owner, nn.ConstantOp) else None
+
+
+FOLD_LIMIT = 64
+"""The most elements `FoldConstants` makes a constant of: scalars and small vectors fold, while
+a broadcast of two constants into a large one stays two small constants and an op."""
+
+
+def folds(op_class: type[Operation]) -> bool:
+    """Whether `FoldConstants` applies to `op_class`: a pure op with a scalar formula over the
+    values of its operands (`nn.broadcast_to` reads one for its shape; folding it would only
+    turn a scalar, which fusion copies into each kernel, into a bigger constant)."""
+    trait = op_class.get_trait(Elementwise)
+    return (
+        trait is not None
+        and trait.formula is not None
+        and not trait.shape_operands
+        and op_class.has_trait(Pure)
+    )
+
+
+def constant_array(value: SSAValue) -> np.ndarray | None:
+    """The value of an `nn.constant` as the reference interpreter makes it; None for any other
+    value."""
+    owner = value.owner
+    if not isinstance(owner, nn.ConstantOp):
+        return None
+    dtype = numpy_dtype(owner.res.type)
+    return np.array(owner.value.get_values(), dtype).reshape(owner.res.type.get_shape())
+
+
+def finite(array: np.ndarray) -> bool:
+    return array.dtype.kind != "f" or bool(np.isfinite(array).all())
+
+
+def folded_value(op: Operation) -> np.ndarray | None:
+    """What `op` computes from its constant operands, exactly as the reference interpreter
+    computes it (the op's formula on NumPy arrays, in the result's dtype); None when an
+    operand is not a constant or the result would be too big, not finite, or of a type
+    NumPy does not have."""
+    result_type = op.results[0].type
+    if not isinstance(result_type, TensorType) or not result_type.has_static_shape():
+        return None
+    if math.prod(result_type.get_shape()) > FOLD_LIMIT:
+        return None
+    if not all(isinstance(o.owner, nn.ConstantOp) for o in op.operands):
+        return None
+    try:
+        dtype = numpy_dtype(result_type)
+        operands = [constant_array(o) for o in op.operands]
+    except DTypeError:
+        return None
+    formula = op.get_trait(Elementwise).formula_of(op)
+    with np.errstate(all="ignore"):  # an overflow or log(0) is refused below, not reported
+        value = np.asarray(numpy_function(formula)(*operands, dtype=dtype))
+    # a non-finite value stays an op, so that --detect-anomaly still names its line
+    if not (finite(value) and all(finite(a) for a in operands)):
+        return None
+    if value.dtype != dtype or value.shape != tuple(result_type.get_shape()):
+        return None
+    return value
+
+
+@nn.canonicalizes(*filter(folds, nn.NN.operations))
+class FoldConstants(RewritePattern):
+    """`f(c, ...)` of constants -> one `nn.constant` (at most `FOLD_LIMIT` = 64 elements,
+    all finite), computed with the op's own scalar formula in its result dtype exactly as the
+    reference interpreter computes it, so folding never changes a result.
+
+    Any op with an `Elementwise` formula over its operands' values folds, a new one too."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        value = folded_value(op)
+        if value is None:
+            return
+        attr = DenseIntOrFPElementsAttr.from_list(op.results[0].type, value.ravel().tolist())
+        folded = nn.ConstantOp.build_inferred([], {"value": attr})
+        folded.location = op.location
+        rewriter.replace(op, folded)
 
 
 @nn.canonicalizes(nn.AddOp, nn.SubOp, nn.MulOp, nn.DivOp)
@@ -41,17 +125,13 @@ class DropIdentityOperand(RewritePattern):
 
 @nn.canonicalizes(nn.NegOp)
 class FoldDoubleNegation(RewritePattern):
-    """`-(-x)` -> `x`; `-c` -> the negated constant when `c` is a scalar constant."""
+    """`-(-x)` -> `x` (`-c` of a constant `c` is `FoldConstants`' work)."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: nn.NegOp, rewriter: PatternRewriter) -> None:
         inner = op.input.owner
         if isinstance(inner, nn.NegOp):
             rewriter.replace(op, [], [inner.input])
-        elif isinstance(inner, nn.ConstantOp) and op.input.type.get_num_dims() == 0:
-            folded = nn.ConstantOp.scalar(-inner.value.get_values()[0], op.input.type.element_type)
-            folded.location = op.location
-            rewriter.replace(op, folded)
 
 
 @nn.canonicalizes(nn.TransposeOp)

@@ -14,13 +14,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 from ir_helpers import attr, mentions, ty
-from op_cases import UNARY
+from op_cases import UNARY, Case, cases
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     Builtin,
     DenseIntOrFPElementsAttr,
+    FileLineColLoc,
+    IntAttr,
     ModuleOp,
+    StringAttr,
     TensorType,
     f32,
     i32,
@@ -31,8 +34,10 @@ from xdsl.printer import Printer
 from xdsl.transforms.canonicalize import CanonicalizePass
 from xdsl.utils.exceptions import VerifyException
 
-from irnet.dialects import nn
+from irnet import reference
+from irnet.dialects import nn, nn_patterns
 from irnet.dialects.shapes import ShapeError
+from irnet.dialects.traits import Elementwise
 
 END = nn.SLICE_END
 
@@ -768,3 +773,116 @@ def test_canonicalize_keeps_unrelated_ops():
 
     module = canonicalize(function_module([ty("f32[3]")], body))
     assert op_names(module) == ["nn.exp", "nn.log"]
+
+
+# --- constant folding --------------------------------------------------------------------------
+
+
+FOLD_LOC = FileLineColLoc(StringAttr("fold.irn"), IntAttr(3), IntAttr(7))
+
+
+def constant(value: np.ndarray, spec: str) -> nn.ConstantOp:
+    """An `nn.constant` of `value`, typed as `spec`'s dtype with `value`'s (static) shape."""
+    t = TensorType(ty(spec).element_type, value.shape)
+    attr = DenseIntOrFPElementsAttr.from_list(t, value.ravel().tolist())
+    return nn.ConstantOp.build_inferred([], {"value": attr})
+
+
+def on_constants(op: type[nn.NNOp], values: Sequence[tuple[str, np.ndarray]], hint=None, **props):
+    """`func.func @f() { return op(constants...) }`, the op located at `FOLD_LOC`; `hint` is
+    the result's dtype spec (its shape is the operands')."""
+
+    def body(args):
+        consts = [constant(v, spec) for spec, v in values]
+        result_type = hint and TensorType(ty(hint).element_type, values[0][1].shape)
+        folded = op.build_inferred([c.res for c in consts], props_of(**props), result_type)
+        folded.location = FOLD_LOC
+        return [*consts, folded]
+
+    return function_module([], body)
+
+
+FOLDING = [c for c in cases() if nn_patterns.folds(c.op)]
+
+
+@pytest.mark.parametrize("case", FOLDING, ids=lambda c: c.id)
+def test_elementwise_op_of_constants_folds_to_the_reference_value_bit_for_bit(case: Case):
+    values = list(zip((spec for spec, _ in case.operands), case.values()))
+    module = on_constants(case.op, values, case.hint, **case.props)
+    (unfolded,) = reference.run(module, "f", [])
+    canonicalize(module)
+    (folded,) = reference.run(module, "f", [])
+    assert folded.dtype == unfolded.dtype and folded.tobytes() == unfolded.tobytes()
+    (const,) = body_ops(module)[:-1]
+    assert isinstance(const, nn.ConstantOp) and const.location == FOLD_LOC
+    assert returned(module).type == TensorType(returned(module).type.element_type, folded.shape)
+
+
+def test_every_elementwise_op_with_a_formula_folds():
+    folding = {c.op for c in FOLDING}
+    for op in nn.NN.operations:
+        trait = op.get_trait(Elementwise)
+        if trait is not None and trait.formula is not None and not trait.shape_operands:
+            assert op in folding, f"no op case folds {op.name}"
+
+
+def test_folding_computes_in_the_result_dtype():
+    # float32 exp(x) is not float64 exp(x) rounded to float32 for every x: take one where not
+    xs = np.linspace(0.1, 3, 2000, dtype=np.float32)
+    x = next(x for x in xs if np.exp(x) != np.float32(np.exp(np.float64(x))))
+    module = canonicalize(on_constants(nn.ExpOp, [("f32", np.array(x))]))
+    (const,) = body_ops(module)[:-1]
+    assert const.res.type == ty("f32[]")
+    assert const.value.get_values()[0] == np.exp(x)
+
+
+@pytest.mark.parametrize(
+    ("op", "values", "why"),
+    [
+        (nn.LogOp, [("f32", np.float32(0))], "-inf"),
+        (nn.SqrtOp, [("f32", np.float32([4, -1]))], "nan"),
+        (nn.ExpOp, [("f32", np.float32(100))], "overflow to inf"),
+        (nn.NegOp, [("f32", np.float32(np.inf))], "an infinite operand"),
+        (
+            nn.AddOp,
+            [("f32", np.ones((8, 1), np.float32)), ("f32", np.ones(9, np.float32))],
+            "72 elements",
+        ),
+    ],
+)
+def test_folding_leaves_non_finite_and_large_results_to_run_time(op, values, why):
+    module = canonicalize(on_constants(op, [(spec, np.asarray(v)) for spec, v in values]))
+    assert op.name in op_names(module), why
+
+
+def test_folding_stops_at_fold_limit():
+    n = nn_patterns.FOLD_LIMIT
+    row = [("f32", np.float32(1)), ("f32", np.ones(n, np.float32))]
+    assert op_names(canonicalize(on_constants(nn.AddOp, row))) == ["nn.constant"]
+    row[1] = ("f32", np.ones(n + 1, np.float32))
+    assert "nn.add" in op_names(canonicalize(on_constants(nn.AddOp, row)))
+
+
+def test_folding_keeps_a_broadcast_constant_a_scalar():
+    # fusion copies scalar constants into each kernel; a folded broadcast would be a tensor
+    def body(args):
+        c = constant(np.array(2.0, np.float32), "f32")
+        return [c, nn.BroadcastToOp.build_inferred([c.res, []], result_type=ty("f32[3]"))]
+
+    assert op_names(canonicalize(function_module([], body))) == ["nn.constant", "nn.broadcast_to"]
+
+
+def test_folding_chains_and_wraps_integers_as_the_reference_does():
+    def body(args):
+        big = constant(np.array(2**31 - 1, np.int32), "i32")
+        one = constant(np.array(1, np.int32), "i32")
+        total = nn.AddOp.build_inferred([big.res, one.res])
+        negated = nn.NegOp.build_inferred([total.res])
+        return [big, one, total, negated]
+
+    module = function_module([], body)
+    (unfolded,) = reference.run(module, "f", [])
+    canonicalize(module)
+    (const,) = body_ops(module)[:-1]
+    assert isinstance(const, nn.ConstantOp)
+    assert reference.run(module, "f", [])[0].tobytes() == unfolded.tobytes()
