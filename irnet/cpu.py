@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import functools
 import hashlib
 import importlib.util
@@ -39,7 +38,7 @@ import shutil
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,21 +52,15 @@ from irnet.dialects.dtypes import numpy_dtype
 from irnet.lowering.emit_cpu import EMITTER_VERSION, CpuOptions, EmittedModule, emit_module
 
 from . import __version__, driver, reference
+from .cache_files import cache_root, locked, private_folder, sha256, write_atomically
 from .diagnostics import IrnError, error_at
+from .kernel_cache import KernelCache, UnitMissing, split
 
-CACHE_ENV = "IRNET_CACHE_DIR"
 PARALLEL_ENV = "IRNET_CPU_PARALLEL"
 LOWERING = ("fuse-elementwise", "plan-memory")
 """The passes after `driver.PIPELINE` that the cpu target runs before emission."""
 
 ArrayLike = Any
-
-
-def cache_root() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "irnet"
 
 
 def default_parallel() -> bool:
@@ -98,8 +91,11 @@ def versions() -> dict[str, str]:
 
 
 def print_ir(module: ModuleOp) -> str:
+    """`module`'s text without source locations: the cache key's part, so that a moved file,
+    a comment or a blank line finds the same entry (errors take their locations from the
+    current IR, never from the cached code)."""
     out = io.StringIO()
-    Printer(out, print_debuginfo=True).print_op(module)
+    Printer(out, print_debuginfo=False).print_op(module)
     return out.getvalue()
 
 
@@ -123,9 +119,12 @@ class Target:
     name: str
     emit: Callable[..., EmittedModule]
     """`emit(lowered, options, source_name)`: the module's source."""
+    shared_kernels: bool = False
+    """Whether its compiled functions go to the machine-wide `KernelCache`, shared by every
+    model, rather than staying in the model's module."""
 
 
-CPU = Target("cpu", emit_module)
+CPU = Target("cpu", emit_module, shared_kernels=True)
 
 
 @functools.cache
@@ -141,17 +140,14 @@ def generator_digest() -> str:
     return digest.hexdigest()
 
 
-def cache_key(
-    ir_text: str, options: CpuOptions, source_name: str = "", target: Target = CPU
-) -> str:
-    """The key of the module emitted from IR `ir_text` (printed before lowering)."""
+def cache_key(ir_text: str, options: CpuOptions, target: Target = CPU) -> str:
+    """The key of the module emitted from IR `ir_text` (`print_ir`, before lowering)."""
     blob = json.dumps(
         {
             "target": target.name,
             "options": options.key(),
             "versions": versions(),
             "generator": generator_digest(),
-            "source": source_name,
             "ir": ir_text,
         },
         sort_keys=True,
@@ -162,44 +158,6 @@ def cache_key(
 MANIFEST = "manifest.json"
 NUMBA_FILES = (".nbi", ".nbc")
 """Numba's cache of compiled kernels: an index and the machine code, both pickled."""
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def private_folder(folder: Path) -> Path:
-    """`folder`, created mode 0700 if missing; an error if another user owns or can write it
-    (they could plant code that this process would run)."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = folder.stat()
-    if st.st_uid != os.getuid():
-        raise IrnError(
-            f"the compile cache folder {folder} belongs to another user (uid {st.st_uid}); "
-            f"set {CACHE_ENV} to a folder of your own"
-        )
-    if st.st_mode & 0o022:
-        raise IrnError(
-            f"the compile cache folder {folder} can be written by other users "
-            f"(mode {st.st_mode & 0o777:o}); run `chmod 700 {folder}` or set {CACHE_ENV} "
-            "to a folder of your own"
-        )
-    return folder
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temp file and rename it over `path`: readers see the old file or the new."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the file `path` (created if missing) while inside."""
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
 
 
 @dataclass
@@ -313,6 +271,14 @@ class CompiledCpu:
     created: bool
     """Whether this call wrote the module (a cold cache entry)."""
     entry: CacheEntry
+    kernels: KernelCache | None = None
+    """Where its compiled functions are, if the target shares them between models."""
+
+    def record(self) -> None:
+        """Hash the Numba files that the last run wrote into the manifests."""
+        self.entry.record_kernels()
+        if self.kernels is not None:
+            self.kernels.record()
 
 
 class CachedCpu(CompiledCpu):
@@ -323,10 +289,11 @@ class CachedCpu(CompiledCpu):
         self,
         module: types.ModuleType,
         entry: CacheEntry,
+        kernels: KernelCache | None,
         source: ModuleOp,
         emit: Callable[[ModuleOp], EmittedModule],
     ):
-        self.module, self.entry, self.created = module, entry, False
+        self.module, self.entry, self.kernels, self.created = module, entry, kernels, False
         self.path, self.key = entry.path, entry.key
         self.source, self.emit = source, emit
 
@@ -342,10 +309,12 @@ class CachedCpu(CompiledCpu):
 _LOADED: dict[str, types.ModuleType] = {}
 
 
-def load_module(path: Path, name: str, source: bytes | None = None) -> types.ModuleType:
+def load_module(
+    path: Path, name: str, source: bytes | None = None, kernels: KernelCache | None = None
+) -> types.ModuleType:
     """Import the emitted file `path` as module `name` (once per process), running `source`
-    (the file's bytes, as already verified) if given. Never reads or writes a `.pyc`: the
-    code run is the code checked."""
+    (the file's bytes, as already verified) if given, with the compiled functions its `UNITS`
+    names from `kernels`. Never reads or writes a `.pyc`: the code run is the code checked."""
     if name in _LOADED:
         return _LOADED[name]
     if source is None:
@@ -355,6 +324,8 @@ def load_module(path: Path, name: str, source: bytes | None = None) -> types.Mod
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     exec(compile(source, str(path), "exec"), module.__dict__)
+    if kernels is not None:
+        kernels.bind(module, module.UNITS)
     _LOADED[name] = module
     return module
 
@@ -368,33 +339,59 @@ def compile_module(
     target: Target = CPU,
 ) -> CompiledCpu:
     """Import `module` (after `driver.PIPELINE`) from the disk cache, or lower, emit, write
-    and import it."""
+    and import it. `source_name` names the `.irn` file in a module that is not cached by
+    content (`target.shared_kernels` false)."""
     options = options or CpuOptions(parallel=default_parallel())
-    key = cache_key(print_ir(module), options, source_name, target)
+    key = cache_key(print_ir(module), options, target)
     root = cache or cache_root()
     name = f"irnet_{target.name}_{key[:32]}"
+    # a module shared by every copy of the model names no file
+    shown_name = "" if target.shared_kernels else source_name
 
     def emit(lowered: ModuleOp) -> EmittedModule:
-        return target.emit(lowered, options, source_name)
+        return target.emit(lowered, options, shown_name)
 
     try:
         private_folder(root)
-        folder = private_folder(root / target.name) / key[:32]
-        entry = CacheEntry(folder, key, f"model_{target.name}.py")
-        with entry.lock():
-            source = entry.verified_source()
-            created = source is None
-            if created:
-                lowered = lower(module)
-                emitted = emit(lowered)
-                source = emitted.source.encode()
-                entry.write(source)
+        kernels = KernelCache(root) if target.shared_kernels else None
+        entry = CacheEntry(
+            private_folder(root / target.name) / key[:32], key, f"model_{target.name}.py"
+        )
+        for rebuild in (False, True):
+            with entry.lock():
+                source = None if rebuild else entry.verified_source()
+                created = source is None
+                if created:
+                    lowered = lower(module)
+                    emitted = emit(lowered)
+                    source = host_source(emitted.source, kernels)
+                    entry.write(source)
+            try:
+                loaded = load_module(entry.path, name, source, kernels)
+                break
+            except UnitMissing as e:
+                print(f"irnet: rebuilding the compile cache entry {entry.folder}: {e}",
+                      file=sys.stderr)  # fmt: skip
     except OSError as e:
         raise IrnError(f"cannot use the compile cache {root}: {e.strerror or e}") from None
-    loaded = load_module(entry.path, name, source)
     if not created:
-        return CachedCpu(loaded, entry, module, emit)
-    return CompiledCpu(loaded, emitted, lowered, entry.path, key, True, entry)
+        return CachedCpu(loaded, entry, kernels, module, emit)
+    return CompiledCpu(loaded, emitted, lowered, entry.path, key, True, entry, kernels)
+
+
+def host_source(source: str, kernels: KernelCache | None) -> bytes:
+    """What a cache entry holds of an emitted module: all of it, or, with a kernel cache, the
+    host code, with its compiled functions stored in the kernel cache and named in `UNITS`."""
+    if kernels is None:
+        return source.encode()
+    parts = split(source)
+    refs = kernels.store(parts)
+    table = "\n".join(f"    {local!r}: {ref!r}," for local, ref in refs.items())
+    return (
+        f"{parts.host.rstrip()}\n\n\n"
+        "# The compiled functions, from the kernel cache (irnet.kernel_cache):\n"
+        f"UNITS = {{\n{table}\n}}\n"
+    ).encode()
 
 
 def compile_stats(module: types.ModuleType) -> dict[str, int]:
@@ -507,7 +504,7 @@ class CpuRunner:
             raise error from None
         finally:
             # kernels compiled by this call wrote their Numba files: hash them into the manifest
-            self.compiled.entry.record_kernels()
+            self.compiled.record()
 
     def entry(self, function_name: str) -> tuple[func.FuncOp, list, str, Callable]:
         """The function, its argument types, its symbol and its entry point (looked up once:

@@ -1,6 +1,7 @@
 """The compile cache cannot be turned against its user: entries are checked against their
-manifest before anything in them runs, damaged ones are rebuilt, and folders other users can
-write are refused."""
+manifest, and kernel units against their names, before anything in them runs; damaged ones are
+rebuilt, and folders other users can write are refused. Its keys are the IR's content: a moved
+file or a comment finds the same entry, and kernels are shared between models."""
 
 from __future__ import annotations
 
@@ -63,17 +64,26 @@ def run(root: Path) -> CpuRunner:
     return runner
 
 
+def unit_manifests(root: Path) -> dict[str, dict[str, str]]:
+    return {p.name.split(".")[0]: json.loads(p.read_text()) for p in kernels(root).glob("*.json")}
+
+
+def kernels(root: Path) -> Path:
+    return root / "kernels"
+
+
 def test_an_intact_entry_is_used_and_its_folders_are_private(tmp_path):
     root = tmp_path / "new" / "cache"
     cold = run(root)
     assert cold.compiled.created
     entry = entry_of(root)
-    for folder in (root, root / "cpu", entry, entry / "__pycache__"):
+    for folder in (root, root / "cpu", entry, kernels(root), kernels(root) / "__pycache__"):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
     manifest = json.loads((entry / MANIFEST).read_text())
     assert manifest["key"] == cold.compiled.key
-    numba_files = sorted(p.name for p in (entry / "__pycache__").glob("*.nb[ic]"))
-    assert numba_files and sorted(manifest["kernels"]) == numba_files
+    numba_files = sorted(p.name for p in (kernels(root) / "__pycache__").glob("*.nb[ic]"))
+    listed = sorted(name for files in unit_manifests(root).values() for name in files)
+    assert numba_files and listed == numba_files
 
     cpu._LOADED.clear()
     warm = run(root)
@@ -88,7 +98,7 @@ def plant(module: Path) -> None:
 
 DAMAGE = {
     "planted module": plant,
-    "one character": lambda p: p.write_text(p.read_text().replace("float32(2.0)", "float32(3.0)")),
+    "one character": lambda p: p.write_text(p.read_text().replace("'m'", "'n'")),
     "truncated module": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
     "empty module": lambda p: p.write_bytes(b""),
     "garbled module": lambda p: p.write_bytes(bytes(range(256)) * 8),
@@ -115,18 +125,40 @@ def test_a_damaged_or_planted_entry_is_rebuilt_not_run(root, damage, capsys):
     assert not run(root).compiled.created
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_text(p.read_text().replace("float32(2.0)", "float32(3.0)")),
+        lambda p: p.write_text(f"open({str(p.parent.parent / 'planted')!r}, 'w').close()\n"),
+        lambda p: p.unlink(),
+    ],
+    ids=["one character", "planted", "missing"],
+)
+def test_a_damaged_or_missing_kernel_unit_is_stored_again_not_run(root, damage, capsys):
+    (unit,) = [p for p in kernels(root).glob("k_*.py") if "float32(2.0)" in p.read_text()]
+    damage(unit)
+    runner = run(root)
+    assert runner.compiled.created
+    assert not (root / "planted").exists()
+    assert "irnet: rebuilding the compile cache entry" in capsys.readouterr().err
+    cpu._LOADED.clear()
+    assert not run(root).compiled.created
+
+
 def test_numba_files_that_do_not_match_the_manifest_are_compiled_again(root):
-    pycache = entry_of(root) / "__pycache__"
+    pycache = kernels(root) / "__pycache__"
     for data in pycache.glob("*.nbc"):
         data.write_bytes(b"garbage, not a pickle")
-    (pycache / "model_cpu.planted-1.py311.nbi").write_bytes(b"not listed")
+    unit = next(kernels(root).glob("k_*.py")).stem
+    (pycache / f"{unit}.planted-1.py311.nbi").write_bytes(b"not listed")
     runner = run(root)
     assert not runner.compiled.created and runner.stats()["compiled"] >= 1
-    assert not (pycache / "model_cpu.planted-1.py311.nbi").exists()
-    kernels = json.loads((pycache.parent / MANIFEST).read_text())["kernels"]
-    assert kernels and all(
-        kernels[p.name] == cpu.sha256(p.read_bytes()) for p in pycache.glob("*.nb[ic]")
-    )
+    assert not (pycache / f"{unit}.planted-1.py311.nbi").exists()
+    runner.compiled.kernels.next_look = 0  # record now, not a second after the last look
+    runner.compiled.record()
+    manifests = unit_manifests(root)
+    for file in pycache.glob("*.nb[ic]"):
+        assert manifests[file.name.split(".")[0]][file.name] == cpu.sha256(file.read_bytes())
 
 
 @pytest.mark.parametrize("where", ["root", "entry"])
@@ -182,3 +214,40 @@ def test_processes_compiling_one_model_into_one_empty_cache_at_once_all_succeed(
         assert "rebuilding" not in err
     cpu._LOADED.clear()
     assert not run(tmp_path / "cache").compiled.created
+
+
+# --- keys from content -------------------------------------------------------------------------
+
+CLASH = """
+model m(x: f32[N, 3], y: f32[N, 3]) -> f32[N, 3] {
+    return x * y + 1.0
+}
+"""
+
+
+def test_a_moved_or_commented_file_finds_its_entry_and_errors_name_the_new_place(tmp_path):
+    root = tmp_path / "cache"
+    first = driver.compile_source(CLASH, "a.irn").module
+    driver.run_passes(first, ",".join(driver.PIPELINE))
+    assert CpuRunner(first, cache=root, parallel=False).compiled.created
+    moved = driver.compile_source("# a comment\n\n" + CLASH, "elsewhere/b.irn").module
+    driver.run_passes(moved, ",".join(driver.PIPELINE))
+    runner = CpuRunner(moved, cache=root, parallel=False)
+    assert not runner.compiled.created
+    x, y = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    with pytest.raises(IrnError) as info:
+        runner.run("m", [x, y])
+    assert str(info.value).startswith("elsewhere/b.irn:5:")
+
+
+def test_models_share_the_kernels_they_both_emit(tmp_path):
+    root = tmp_path / "cache"
+    CpuRunner(tiny_module(), cache=root, parallel=False).run("m", [X])
+    other = SOURCE + "\nmodel n(x: f32[N, 3]) -> f32[N, 3] { return tanh(x) }"
+    module = driver.compile_source(other, "u.irn").module
+    driver.run_passes(module, ",".join(driver.PIPELINE))
+    runner = CpuRunner(module, cache=root, parallel=False)
+    assert runner.compiled.created  # another program: its own entry...
+    runner.run("m", [X])
+    # ...whose `m` has the kernels the first compiled
+    assert runner.stats()["compiled"] == 0 and runner.stats()["cache_hits"] > 0

@@ -439,7 +439,7 @@ def test_a_second_run_loads_compiled_kernels_from_the_cache(tmp_path):
     assert cold["created"] and cold["compiled"] > 0 and cold["cache_hits"] == 0
     assert not warm["created"] and warm["compiled"] == 0 and warm["cache_hits"] > 0
     assert list(tmp_path.glob("cpu/*/model_cpu.py"))
-    assert list(tmp_path.glob("cpu/*/__pycache__/*.nbi"))
+    assert list(tmp_path.glob("kernels/__pycache__/k_*.nbi"))
 
 
 def test_cache_key_changes_with_the_ir(cache):
