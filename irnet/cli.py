@@ -20,7 +20,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
-from . import __version__, driver, targets
+from . import __version__, driver, stages, targets
 from .diagnostics import IrnError
 from .summary import parameter_table, parameters, signature
 
@@ -64,33 +64,33 @@ def function_kind(function: func.FuncOp) -> str:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     compiled = driver.load(args.file, distributed=args.distributed)
-    passes = [p for p in args.pipeline.split(",") if p] if args.pipeline else []
-    names = [p.split("{")[0] for p in passes]
-    show = lambda module: sys.stdout.write(print_ir(module, not args.no_locations, args.generic))  # noqa: E731
+    plan = stages.Stages.of(args.target, args.pipeline)
+    results = plan.run(compiled.module, args.file, last_stage(plan, args))
+
+    def show(result: ModuleOp | str) -> None:
+        if isinstance(result, ModuleOp):
+            result = print_ir(result, not args.no_locations, args.generic)
+        sys.stdout.write(result)
 
     if args.print_ir_after_all:
-
-        def after_each(prev, module, _next) -> None:
-            print(f"// -----// IR after {prev.name if prev else 'frontend'} //----- //")
-            show(module)
-
-        driver.run_passes(compiled.module, ",".join(passes), after_each)
-        return 0
-    if args.after:
-        stop = stage_index(["frontend", *names], args.after, "--after")
-    elif args.before:
-        stop = stage_index(names, args.before, "--before")
+        for name, result in results:
+            print(stages.header(name))
+            show(result)
     else:
-        stop = len(passes)
-    driver.run_passes(compiled.module, ",".join(passes[:stop]))
-    show(compiled.module)
+        *_, (_, result) = results
+        show(result)
     return 0
 
 
-def stage_index(names: list[str], wanted: str, flag: str) -> int:
-    if wanted not in names:
-        raise IrnError(f"{flag} {wanted}: no such stage; the stages are {', '.join(names)}")
-    return names.index(wanted)
+def last_stage(plan: stages.Stages, args: argparse.Namespace) -> int:
+    """The index of the stage `irnet dump` prints (the last it runs)."""
+    if args.after:
+        return plan.index(args.after, "--after")
+    if args.before:
+        return plan.index(args.before, "--before", first=1) - 1
+    if args.pipeline is None and not args.print_ir_after_all:
+        return plan.index(stages.DEFAULT_STAGE, "--after")
+    return len(plan.names) - 1
 
 
 def cmd_opt(args: argparse.Namespace) -> int:
@@ -272,15 +272,30 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(run=cmd_check)
 
-    dump = sub.add_parser("dump", help="print the IR after the frontend or any pass")
+    dump = sub.add_parser(
+        "dump",
+        help="print the IR after any stage a target runs, or its kernels",
+        description="Print one stage of compiling FILE: the IR after the frontend or after "
+        "a pass, or the kernels. The cpu and cuda targets' stages end with fuse-elementwise, "
+        "plan-memory, emit-cpu/emit-cuda (the IR, each op marked with its kernel) and "
+        "'kernels': the kernel IR, the Numba module that `irnet compile` writes. Without a "
+        f"stage flag, dump prints the IR after {stages.DEFAULT_STAGE}, or the last stage of "
+        "-p when it is given.",
+    )
     dump.add_argument("file")
     stage = dump.add_mutually_exclusive_group()
-    stage.add_argument("--after", metavar="PASS", help="print the IR after this stage")
-    stage.add_argument("--before", metavar="PASS", help="print the IR before this pass")
+    stage.add_argument("--after", metavar="STAGE", help="print the IR (or kernels) after STAGE")
+    stage.add_argument("--before", metavar="STAGE", help="print the IR just before STAGE")
     stage.add_argument("--print-ir-after-all", action="store_true", help="print after every stage")
     dump.add_argument(
-        "-p", "--pipeline", default=",".join(driver.PIPELINE),
-        help=f"passes to run (default: {','.join(driver.PIPELINE)})",
+        "--target", choices=tuple(driver.TARGET_PIPELINES), default="cpu",
+        help="whose stages to run (default: cpu): frontend, "
+        f"{', '.join(driver.PIPELINE)}; then for cpu and cuda fuse-elementwise, plan-memory, "
+        "emit-cpu or emit-cuda, kernels",
+    )  # fmt: skip
+    dump.add_argument(
+        "-p", "--pipeline", metavar="PIPELINE",
+        help="run these passes instead of the target's (xDSL syntax; '' runs none)",
     )  # fmt: skip
     add_print_flags(dump)
     dump.add_argument(

@@ -1,8 +1,8 @@
 """The compiler driver: load a `.irn` or `.mlir` file into IR, and run named passes over it.
 
 `PASSES` is the one registry of passes; the CLI, `xdsl-opt` (through `irnet.universe`) and the
-tests all draw from it. `PIPELINE` is the default order, each stage printable with
-`irnet dump --after NAME`.
+tests all draw from it. `PIPELINE` is the default order, and `TARGET_PIPELINES` what each
+target runs; `irnet dump --after NAME` prints any of their stages (`irnet/stages.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from xdsl.passes import ModulePass, PassPipeline
 from xdsl.transforms.canonicalize import CanonicalizePass
 from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
-from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 
 from irnet.dialects.ad import AD
 from irnet.dialects.dist import DIST
@@ -50,11 +50,18 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
 }
 
 PIPELINE = ("inline-functions", "canonicalize", "cse", "dce", "autodiff")
-"""What `irnet dump` runs after the frontend; later stages (autodiff, lowering) join here."""
+"""The target-independent passes, which every target runs after the frontend; `irnet dump`
+prints the IR after them unless asked for another stage."""
 
 CPU_PIPELINE = (*PIPELINE, "fuse-elementwise", "plan-memory", "emit-cpu")
 """What the CPU target (`irnet/cpu.py`) runs: the default pipeline, then the lowering passes
-(`irnet dump FILE -p <CPU_PIPELINE> --after fuse-elementwise` prints each stage)."""
+(`irnet dump FILE --after fuse-elementwise` prints a stage; `irnet/stages.py`)."""
+
+CUDA_PIPELINE = (*PIPELINE, "fuse-elementwise", "plan-memory", "emit-cuda")
+"""What the cuda target (`irnet/cuda.py`) runs: the cpu target's lowering, its own emitter."""
+
+TARGET_PIPELINES = {"reference": PIPELINE, "cpu": CPU_PIPELINE, "cuda": CUDA_PIPELINE}
+"""Each target's passes, which `irnet dump --target NAME` shows stage by stage."""
 
 IRNET_PASSES = (
     "inline-functions",
@@ -139,7 +146,7 @@ def parse_mlir(text: str, name: str) -> ModuleOp:
 def pipeline(spec: str, callback=None) -> PassPipeline:
     try:
         return PassPipeline.parse_spec(PASSES, spec, callback)
-    except ValueError as e:
+    except (ValueError, ArgSpecParseError) as e:  # the latter is not an Exception
         known = ", ".join(PASSES)
         raise IrnError(f"bad pass pipeline '{spec}': {e} (known passes: {known})") from None
 

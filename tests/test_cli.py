@@ -43,11 +43,12 @@ def test_every_program_checks_and_dumps_all_stages(program):
     assert run("check", str(program)).returncode == 0
     result = run("dump", str(program), "--print-ir-after-all")
     assert result.returncode == 0, result.stderr
-    headers = [
-        line for line in result.stdout.splitlines() if line.startswith("// -----// IR after")
+    headers = [line for line in result.stdout.splitlines() if line.startswith("// -----// ")]
+    stages = ["frontend", *driver.CPU_PIPELINE]
+    assert headers == [
+        *(f"// -----// IR after {s} //----- //" for s in stages),
+        "// -----// kernels: the Numba module `irnet compile` writes //----- //",
     ]
-    stages = ["frontend", *driver.PIPELINE]
-    assert headers == [f"// -----// IR after {s} //----- //" for s in stages]
     assert f'loc("{program}":' in result.stdout
 
 
@@ -58,6 +59,26 @@ def test_dump_after_and_before_a_pass():
     assert after_inline == before_canon
     assert "func.call" in frontend and "func.call" not in after_inline
     assert 'loc(callsite("stdlib/nn.irn"' in after_inline
+
+
+def test_dump_after_a_lowering_pass_needs_no_pipeline():
+    fused = run("dump", "examples/linreg.irn", "--after", "fuse-elementwise").stdout
+    planned = run("dump", "examples/linreg.irn", "--after", "plan-memory").stdout
+    emitted = run("dump", "examples/linreg.irn", "--before", "kernels").stdout
+    assert "kernel.fused" in fused and "memplan.buffers" not in fused
+    assert "memplan.buffers" in planned and "cpu.kernel" not in planned
+    assert 'cpu.kernel = "k0_matmul_add"' in emitted
+    reference = run("dump", "examples/linreg.irn", "--target", "reference")
+    assert reference.stdout == run("dump", "examples/linreg.irn").stdout  # after autodiff
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_dump_kernels_is_what_compile_writes(target):
+    kernels = run("dump", "examples/linreg.irn", "--target", target, "--after", "kernels")
+    compiled = run("compile", "examples/linreg.irn", "--target", target)
+    assert kernels.returncode == compiled.returncode == 0, kernels.stderr + compiled.stderr
+    assert kernels.stdout == compiled.stdout
+    assert "@njit" in kernels.stdout if target == "cpu" else "@cuda.jit" in kernels.stdout
 
 
 def test_dump_print_flags():
@@ -71,6 +92,22 @@ def test_dump_rejects_unknown_stage():
     result = run("dump", "examples/linreg.irn", "--after", "autodif")
     assert result.returncode == 1
     assert "no such stage" in result.stderr and "Traceback" not in result.stderr
+    assert "dce, autodiff, fuse-elementwise, plan-memory, emit-cpu, kernels" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "reference", "--after", "plan-memory"], "stages of --target reference are"),
+        (["-p", "cse,dce", "--after", "kernels"], "stages of -p 'cse,dce' are frontend, cse, dce"),
+        (["--before", "frontend"], "no stage comes before frontend"),
+        (["-p", "cse, dce"], "bad pass pipeline 'cse, dce'"),
+    ],
+)
+def test_dump_stage_errors_name_the_stages_there_are(args, message):
+    result = run("dump", "examples/linreg.irn", *args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr
 
 
 def test_opt_runs_a_pipeline_on_irn_and_on_mlir(tmp_path):
