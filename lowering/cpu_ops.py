@@ -460,9 +460,8 @@ def pool(f: FunctionEmitter, op: Operation, helper: str) -> None:
     oh = out_size(f, x, 2, op.results[0], kh, sh, ph)
     ow = out_size(f, x, 3, op.results[0], kw, sw, pw)
     out = f.alloc(op, 0, op.results[0], [f.dim(x, 0), f.dim(x, 1), oh, ow])
-    kernel = f.m.helper(helper)
-    args = [f.name(x), out, *map(str, (kh, kw, sh, sw, ph, pw))]
-    simple_site(f, op, kernel, args, [out], [x])
+    kernel, window_args = f.m.pooling(helper, (kh, kw, sh, sw, ph, pw))
+    simple_site(f, op, kernel, [f.name(x), out, *window_args], [out], [x])
 
 
 @CPU_LOWERINGS.register(nn.MaxPool2dOp)
@@ -485,9 +484,8 @@ def lower_max_pool2d_grad(f: FunctionEmitter, op: nn.MaxPool2dGradOp) -> None:
         f.check_same(site, [f.dim(g, axis), expected], f"dimension {axis}")
     f.check_same(site, [f.dim(x, 0), f.dim(g, 0)], "batch")
     out = f.alloc(op, 0, op.res, f.dims(x))
-    kernel = f.m.helper("_max_pool2d_grad")
-    args = [f.name(x), f.name(g), out, *map(str, (kh, kw, sh, sw, ph, pw))]
-    simple_site(f, op, kernel, args, [out], [x, g])
+    kernel, window_args = f.m.pooling("_max_pool2d_grad", (kh, kw, sh, sw, ph, pw))
+    simple_site(f, op, kernel, [f.name(x), f.name(g), out, *window_args], [out], [x, g])
 
 
 @CPU_LOWERINGS.register(nn.AvgPool2dGradOp)
@@ -503,6 +501,5 @@ def lower_avg_pool2d_grad(f: FunctionEmitter, op: nn.AvgPool2dGradOp) -> None:
         else:
             shape.append(f"_window_size({site}, {f.dim(g, axis)}, {k}, {s}, {p})")
     out = f.alloc(op, 0, op.res, shape)
-    kernel = f.m.helper("_avg_pool2d_grad")
-    args = [f.name(g), out, *map(str, (kh, kw, sh, sw, ph, pw))]
-    simple_site(f, op, kernel, args, [out], [g])
+    kernel, window_args = f.m.pooling("_avg_pool2d_grad", (kh, kw, sh, sw, ph, pw))
+    simple_site(f, op, kernel, [f.name(g), out, *window_args], [out], [g])

@@ -8,6 +8,8 @@ and `cpu_kernels`. The emitted module imports only NumPy and Numba.
 
 from __future__ import annotations
 
+import re
+
 from .runtime import text
 
 IMPORTS = """
@@ -19,37 +21,27 @@ from numba import njit, prange
 """The emitted module's imports: the prelude's and the generated kernels'."""
 
 
-# Pooling: each kernel calls its body, inlined (Numba IR); specialised, with the window as
-# constants when it is one of COMMON_WINDOWS, so that LLVM unrolls the window loops (3-6x faster
-# on 2x2).
+# Pooling: each kernel calls its body, inlined (Numba IR). An emitted module gets it specialised
+# for each window it uses, with the window as constants, so that LLVM unrolls the window loops
+# (3-6x faster on 2x2) and Numba compiles the body once per window actually used.
 
-COMMON_WINDOWS = ((2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 3, 2, 2, 0, 0), (3, 3, 1, 1, 1, 1))
-"""(KH, KW, sh, sw, ph, pw) of the pooling windows with specialised code."""
-
+POOLING = ("_max_pool2d", "_max_pool2d_grad", "_avg_pool2d", "_avg_pool2d_grad")
+"""The kernels whose last line calls their body with the window (`WINDOW`)."""
 WINDOW = "KH, KW, sh, sw, ph, pw"
 
 
-def specialising(kernel: str) -> str:
-    """The source `kernel`, whose last line calls its body with the window (`WINDOW`), with that
-    call made with the window as literals when it is one of COMMON_WINDOWS."""
+def specialised(kernel: str, name: str, window: tuple[int, ...]) -> str:
+    """The source of pooling `kernel` as kernel `name` for one window (values of `WINDOW`):
+    without the window's parameters, and calling its body with the window as literals."""
     head, call = kernel.rsplit("\n", 1)
-    lines = [head]
-    for k, common in enumerate(COMMON_WINDOWS):
-        test = " and ".join(f"{v} == {c}" for v, c in zip(WINDOW.split(", "), common))
-        lines += [f"    {'if' if k == 0 else 'elif'} {test}:"]
-        lines += ["    " + call.replace(f"{WINDOW})", f"{', '.join(map(str, common))})")]
-    lines += ["    else:", "    " + call]
-    return "\n".join(lines)
-
-
-SPECIALISED = ("_max_pool2d", "_max_pool2d_grad", "_avg_pool2d", "_avg_pool2d_grad")
+    head = re.sub(r"def \w+\((.*), " + WINDOW + r"\):", rf"def {name}(\1):", head, count=1)
+    return head + "\n" + call.replace(f"{WINDOW})", f"{', '.join(map(str, window))})")
 
 
 def texts() -> dict[str, object]:
     """PRELUDE; HELPERS, the hand-written kernels by name; DEPENDS, the helpers that each helper
     uses (copied before it)."""
     helpers = text.helpers(text.read("cpu_kernels"), text.imports(IMPORTS))
-    helpers.update({name: specialising(helpers[name]) for name in SPECIALISED})
     prelude = text.prelude(IMPORTS, "host", "cpu_host")
     return {"PRELUDE": prelude, "HELPERS": helpers, "DEPENDS": text.depends(helpers)}
 

@@ -96,6 +96,8 @@ class ModuleEmitter:
         """Function name -> (body, ops summary)."""
         self.kernel_sites: dict[str, list[int]] = {}
         self.helpers: list[str] = []
+        self.specialised: dict[str, str] = {}
+        """Helpers made for this module (`pooling`), by name."""
         self.constants: list[str] = []
         self.sites: list[Site] = []
         self.site_rows: list[tuple[str, str, str]] = []
@@ -179,12 +181,24 @@ class ModuleEmitter:
         return [deco, f"def {{name}}({', '.join(params)}):"]
 
     def helper(self, name: str) -> str:
+        """Add runtime helper `name`, or one made by `pooling`, after those it uses."""
         for dep in self.runtime.DEPENDS.get(name, ()):
             self.helper(dep)
         if name not in self.helpers:
             self.helpers.append(name)
             self.kernel_sites[name] = []
         return name
+
+    def pooling(self, name: str, window: tuple[int, ...]) -> tuple[str, list[str]]:
+        """The kernel to call for pooling helper `name` on `window` (`cpu_runtime.WINDOW`),
+        and the arguments that give it the window: none, as the kernel is specialised for it."""
+        special = "_".join([name, *map(str, window)])
+        if special not in self.specialised:
+            for dep in self.runtime.DEPENDS.get(name, ()):
+                self.helper(dep)
+            kernel = self.runtime.HELPERS[name]
+            self.specialised[special] = cpu_runtime.specialised(kernel, special, window)
+        return self.helper(special), []
 
     def add_site(self, site: Site) -> None:
         self.sites.append(site)
@@ -251,7 +265,8 @@ class ModuleEmitter:
         if self.helpers:
             out += ["", "", "# --- helpers and hand-written kernels " + "-" * 58]
             for name in self.helpers:
-                out.append(self.runtime.HELPERS[name].strip("\n"))
+                code = self.specialised.get(name) or self.runtime.HELPERS[name]
+                out.append(code.strip("\n"))
                 out += ["", ""]
         out += ["", "# --- generated kernels " + "-" * 72]
         for name, (body, summary) in self.kernel_defs.items():

@@ -379,6 +379,11 @@ class CudaModuleEmitter(ModuleEmitter):
         """`_fill(a, 0)` runs `_fill_k` on `a` flattened."""
         self.signature("_fill_k", [array_type.split("[")[0] + "[::1]", "int64"])
 
+    def pooling(self, name: str, window: tuple[int, ...]) -> tuple[str, list[str]]:
+        """The host launcher of pooling `name`, given the window as arguments: the cuda
+        kernels take it at run time."""
+        return self.helper(name), [str(v) for v in window]
+
     def helper_kernels(self, name: str) -> list[str]:
         found = [name] if name.endswith("_k") else []
         if "_fill(" in self.runtime.HELPERS[name]:

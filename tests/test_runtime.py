@@ -89,12 +89,11 @@ def test_the_preludes_share_the_host_code_and_leave_out_the_modules_own_header()
         assert "from ." not in runtime.PRELUDE  # the runtime modules' imports of each other
 
 
-def test_pooling_kernels_are_specialised_for_the_common_windows():
-    for name in cpu_runtime.SPECIALISED:
-        text = cpu_runtime.HELPERS[name]
-        for window in cpu_runtime.COMMON_WINDOWS:
-            assert f"{', '.join(map(str, window))})" in text, (name, window)
-        assert text.rstrip().endswith(f"{cpu_runtime.WINDOW})")  # the other windows
+def test_pooling_kernels_are_specialised_for_one_window():
+    for name in cpu_runtime.POOLING:
+        text = cpu_runtime.specialised(cpu_runtime.HELPERS[name], f"{name}_w", (3, 3, 2, 2, 1, 1))
+        assert f"def {name}_w(" in text and cpu_runtime.WINDOW not in text, name
+        assert text.rstrip().endswith(", 3, 3, 2, 2, 1, 1)"), name
 
 
 def test_sources_name_every_runtime_module_that_is_copied():
@@ -224,17 +223,29 @@ class Target:
     kernels: object
     put: Callable[[np.ndarray], object]
     get: Callable[[object], np.ndarray]
+    specialised_pooling: bool = False
+    """Whether the emitter specialises its pooling kernels for each window (the cpu's)."""
+
+    def pooling(self, name: str, window: tuple[int, ...]) -> Callable:
+        """Pooling kernel `name` for `window`, as an emitted module gets it: the cpu's
+        specialised for the window, the cuda's given it at run time."""
+        if not self.specialised_pooling:
+            return lambda *args: getattr(self.kernels, name)(*args, *window)
+        special = "_".join([name, *map(str, window)])
+        namespace = vars(self.kernels)
+        if special not in namespace:
+            text = cpu_runtime.specialised(cpu_runtime.HELPERS[name], special, window)
+            exec(text, namespace)
+        return namespace[special]
 
 
 @pytest.fixture(scope="module", params=["cpu", "cuda"])
 def target(request) -> Target:
     if request.param == "cpu":
-        # the pooling kernels as the emitter specialises them; without Numba's disk cache,
-        # which needs a file to put their code beside
+        # without Numba's disk cache, which needs a file to put the code of the specialised
+        # pooling kernels beside
         namespace = {**vars(cpu_kernels), "JIT": {**cpu_kernels.JIT, "cache": False}}
-        for name in cpu_runtime.SPECIALISED:
-            exec(cpu_runtime.HELPERS[name], namespace)
-        return Target(SimpleNamespace(**namespace), np.array, np.asarray)
+        return Target(SimpleNamespace(**namespace), np.array, np.asarray, True)
     problem = cuda_target.device_problem()  # neither a GPU nor the simulator
     if problem:
         pytest.skip(problem)
@@ -336,19 +347,23 @@ def test_pooling_and_its_gradients(target, window):
     x = np.round(rng.normal(size=(2, 3, 5, 7)) * 2)  # ties: the first maximum takes the gradient
     windows = pool_windows(x, window, -np.inf)
     dy = rng.normal(size=windows.shape[1:])
-    k, put, get = target.kernels, target.put, target.get
+    put, get = target.put, target.get
+
+    def pool(name):
+        """The kernel as the emitted module calls it: for cpu, specialised for the window."""
+        return target.pooling(name, window)
 
     out = put(np.zeros(dy.shape))
-    k._max_pool2d(put(x), out, *window)
+    pool("_max_pool2d")(put(x), out)
     np.testing.assert_array_equal(get(out), windows.max(axis=0))
     dx = put(np.full(x.shape, np.nan))  # every element written
-    k._max_pool2d_grad(put(x), put(dy), dx, *window)
+    pool("_max_pool2d_grad")(put(x), put(dy), dx)
     np.testing.assert_allclose(get(dx), max_pool2d_grad_reference(x, dy, window), atol=1e-12)
 
     out = put(np.zeros(dy.shape))
-    k._avg_pool2d(put(x), out, *window)
+    pool("_avg_pool2d")(put(x), out)
     mean = pool_windows(x, window, 0.0).mean(axis=0)
     np.testing.assert_allclose(get(out), mean, rtol=1e-12)
     dx = put(np.full(x.shape, np.nan))
-    k._avg_pool2d_grad(put(dy), dx, *window)
+    pool("_avg_pool2d_grad")(put(dy), dx)
     np.testing.assert_allclose(np.vdot(x, get(dx)), np.vdot(mean, dy))
