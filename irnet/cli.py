@@ -20,7 +20,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
-from . import __version__, driver, stages, targets
+from . import __version__, driver, stages, targets, threads
 from .diagnostics import IrnError
 from .summary import parameter_table, parameters, signature
 
@@ -382,7 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a model on inputs from .npy/.npz files")
     run.add_argument("file")
     run.add_argument("--function", help="the function to run (default: the first model)")
-    run.add_argument("--target", choices=targets.TARGETS, default="reference")
     run.add_argument(
         "-i", "--input", action="append", default=[], metavar="NAME=FILE.npy | FILE.npz",
         help="an input array by argument name, or an .npz of arrays named like the arguments",
@@ -392,10 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--f64", action="store_true", help="build the program in float64")
     run.add_argument("--training", action="store_true", help="run in training mode (dropout on)")
     run.add_argument("-o", "--output", help="save the result (.npy, or .npz for several)")
+    add_run_flags(run)
     run.set_defaults(run=cmd_run)
 
     repl = sub.add_parser("repl", help="an interactive session: evaluate .irn expressions")
     repl.add_argument("file", nargs="?", help="a .irn file to load first")
+    add_threads_flag(repl)
     repl.set_defaults(run=cmd_repl)
 
     compile_cmd = sub.add_parser(
@@ -458,18 +459,35 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         dest="keep_best",
         help="also keep <model>-best.npz, the checkpoint of the best monitored epoch",
     )
+    add_run_flags(p)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """`--target` and `--threads`, for the commands that run a model."""
+    p.set_defaults(picks_target=True)
     p.add_argument(
         "--target",
         choices=targets.TARGETS,
-        default="reference",
         help="run on NumPy (reference), compiled with Numba for the CPU (cpu) or an NVIDIA GPU "
-        "(cuda; NUMBA_ENABLE_CUDASIM=1 runs it in Numba's simulator)",
+        "(cuda; NUMBA_ENABLE_CUDASIM=1 runs it in Numba's simulator); auto: cpu where Numba "
+        f"works, else reference (default: ${targets.TARGET_ENV}, else auto)",
+    )
+    add_threads_flag(p)
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        metavar="N",
+        help=f"compute with N threads, or 'off' to leave the libraries' own (default: "
+        f"${threads.ENV}, else the cores that other processes leave free)",
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        start_running(args)
         return args.run(args)
     except IrnError as e:
         complain(str(e))
@@ -489,6 +507,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         release_closed_stdout()
+
+
+def start_running(args: argparse.Namespace) -> None:
+    """For a command that runs code: its target (`--target`, else `IRNET_TARGET`, else auto)
+    and thread count (`--threads`, else `IRNET_THREADS`), both checked before any work."""
+    if hasattr(args, "threads"):
+        threads.configure(args.threads)
+    if getattr(args, "picks_target", False):
+        args.target = targets.default_target(args.target)
 
 
 def complain(text: str) -> None:

@@ -16,6 +16,10 @@ os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 # Its PTX tests need the CUDA toolkit's NVVM, which Numba finds through CUDA_HOME.
 if "CUDA_HOME" not in os.environ and Path("/usr/local/cuda/nvvm").is_dir():
     os.environ["CUDA_HOME"] = "/usr/local/cuda"
+# Commands (in this process and in subprocesses) run on the reference target unless a test
+# names one: `auto`, their default, would compile every model a CLI test runs with Numba. The
+# tests of `auto` itself unset this.
+os.environ["IRNET_TARGET"] = "reference"
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = sorted(

@@ -1,7 +1,9 @@
 """The runner interface (`irnet/targets.py`) and the dtype table (`dialects/dtypes.py`): every
 target's runner has every member of `Runner` with a compatible signature, `make_runner` gives
-each target and refuses the others clearly, a data-parallel step reduces on every runner, and
-the table maps each dtype's three spellings into each other."""
+each target and refuses the others clearly, `auto` (the commands' default) is cpu where Numba
+works and reference otherwise, `IRNET_TARGET` and `--target` choose instead, a data-parallel
+step reduces on every runner, and the table maps each dtype's three spellings into each
+other."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import ROOT, subprocess_env
+from conftest import ROOT, console_script, subprocess_env
 from xdsl.dialects.builtin import TensorType, f16
 
-from irnet import driver, train
+from irnet import cli, driver, targets, train
 from irnet.cpu import CpuRunner
 from irnet.diagnostics import IrnError
 from irnet.dialects import dtypes, shapes
@@ -24,7 +26,7 @@ from irnet.distributed import World
 from irnet.grammar import lexer
 from irnet.params import initial_parameters
 from irnet.reference import Reference, numpy_dtype
-from irnet.targets import TARGETS, Runner, make_runner
+from irnet.targets import RUNNERS, TARGETS, Runner, make_runner
 
 TINY = """
 from nn import dense, mse
@@ -90,10 +92,11 @@ def protocol_methods() -> dict[str, inspect.Signature]:
 def test_the_protocol_is_what_training_and_the_cli_use():
     assert set(protocol_methods()) == {"run", "function", "to_host", "from_host"}
     assert set(Runner.__annotations__) == {"runs_allreduce"}
-    assert set(TARGETS) == set(RUNNER_CLASSES)
+    assert set(RUNNERS) == set(RUNNER_CLASSES)
+    assert TARGETS[0] == "auto" and TARGETS[1:] == tuple(RUNNERS)
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", RUNNERS)
 def test_every_runner_has_every_member_with_a_compatible_signature(target):
     runner_class = RUNNER_CLASSES[target]()
     for name in Runner.__annotations__:
@@ -112,7 +115,7 @@ def test_every_runner_has_every_member_with_a_compatible_signature(target):
 # --- the resolver ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", RUNNERS)
 def test_each_target_runs_through_the_interface(target, tiny):
     runner_class = RUNNER_CLASSES[target]()
     module = compiled(tiny)
@@ -130,7 +133,7 @@ def test_each_target_runs_through_the_interface(target, tiny):
 
 def test_an_unknown_target_names_the_targets(tiny):
     with pytest.raises(
-        IrnError, match=r"unknown target 'tpu'; the targets are reference, cpu, cuda"
+        IrnError, match=r"unknown target 'tpu'; the targets are auto, reference, cpu, cuda"
     ):
         make_runner(compiled(tiny), "tpu")
 
@@ -167,6 +170,110 @@ def test_the_reference_target_never_imports_numba(tiny):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           cwd=ROOT, env=subprocess_env())  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+# --- auto and IRNET_TARGET ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_auto(monkeypatch):
+    """`auto` decided anew in this test, and no IRNET_TARGET (the suite sets one)."""
+    monkeypatch.delenv("IRNET_TARGET")
+    cached = (targets.numba_problem, targets.report_fallback)  # before a test replaces one
+    for function in cached:
+        function.cache_clear()
+    yield
+    for function in cached:
+        function.cache_clear()
+
+
+def test_auto_runs_on_cpu_where_numba_works(tiny, fresh_auto, capsys):
+    assert targets.numba_problem() is None
+    runner = make_runner(compiled(tiny), "auto", source_name=tiny)
+    assert type(runner) is CpuRunner
+    assert capsys.readouterr().err == ""
+
+
+def test_auto_falls_back_to_reference_and_says_why_once(tiny, fresh_auto, monkeypatch, capsys):
+    monkeypatch.setattr(targets, "numba_problem", lambda: "Numba is simulated away")
+    module = compiled(tiny)
+    runners = [make_runner(module, "auto") for _ in range(2)]
+    assert all(type(r) is Reference for r in runners)
+    assert capsys.readouterr().err == (
+        "irnet: --target auto runs on the reference target (NumPy): Numba is simulated away\n"
+    )
+
+
+def test_numba_disable_jit_is_a_reason_to_fall_back(fresh_auto, monkeypatch):
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    assert targets.numba_problem() == "NUMBA_DISABLE_JIT is set"
+
+
+def test_the_llvm_probe_compiles_and_runs():
+    targets.jit_probe()  # raises where it cannot
+
+
+def test_a_command_falls_back_where_numba_does_not_import(tiny, tmp_path):
+    """A `numba` that fails to import, ahead of the real one: `irnet run` says so and runs on
+    the reference target."""
+    fake = tmp_path / "fake" / "numba"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('simulated: no numba here')\n")
+    np.save(tmp_path / "x.npy", np.ones((2, 3), np.float32))
+    env = {**subprocess_env(), "PYTHONPATH": str(fake.parent)}
+    del env["IRNET_TARGET"]
+    done = subprocess.run([console_script("irnet"), "run", tiny, "-i", f"x={tmp_path / 'x.npy'}"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "irnet: --target auto runs on the reference target (NumPy): Numba does not import "
+        "(ImportError: simulated: no numba here)\n"
+    )
+    assert done.stdout.startswith("float32[2, 2]")
+
+
+def chosen(argv: list[str]) -> str:
+    """The target the command line `argv` runs on (before `auto` is resolved)."""
+    args = cli.build_parser().parse_args(argv)
+    cli.start_running(args)
+    return args.target
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "predict", "sample", "run"])
+def test_every_command_that_runs_code_defaults_to_auto(command, monkeypatch):
+    monkeypatch.delenv("IRNET_TARGET")
+    extra = {"eval": ["--checkpoint", "c"], "sample": ["--checkpoint", "c"],
+             "predict": ["--checkpoint", "c", "--input", "x.npy"]}.get(command, [])  # fmt: skip
+    assert chosen([command, "f.irn", *extra]) == "auto"
+    monkeypatch.setenv("IRNET_TARGET", "cpu")
+    assert chosen([command, "f.irn", *extra]) == "cpu"
+    assert chosen([command, "f.irn", *extra, "--target", "reference"]) == "reference"
+
+
+def test_irnet_target_leaves_compile_alone(monkeypatch):
+    monkeypatch.setenv("IRNET_TARGET", "reference")
+    assert chosen(["compile", "f.irn"]) == "cpu"
+
+
+def test_an_unknown_irnet_target_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setenv("IRNET_TARGET", "tpu")
+    assert cli.main(["run", "examples/linreg.irn"]) == 1
+    assert capsys.readouterr().err == (
+        "error: IRNET_TARGET=tpu: unknown target; the targets are auto, reference, cpu, cuda\n"
+    )
+
+
+def test_the_repl_runs_on_reference_unless_irnet_target_says(monkeypatch):
+    from irnet.repl.commands import run_command
+    from irnet.repl.evaluation import Evaluator
+
+    monkeypatch.delenv("IRNET_TARGET")
+    assert Evaluator().target == "reference"  # every new expression would compile on cpu
+    monkeypatch.setenv("IRNET_TARGET", "auto")
+    session = Evaluator()
+    assert session.target == "auto"
+    [shown] = run_command(session, ":target", "<input-1>")
+    assert shown.text == f"target: auto ({targets.resolve('auto')})"
 
 
 class OneProcessJob(World):

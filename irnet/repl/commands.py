@@ -22,7 +22,7 @@ from irnet.builtins import suggest
 from irnet.diagnostics import IrnError
 from irnet.dialects.shapes import is_float
 from irnet.imports import FunctionRef
-from irnet.targets import EMITTERS, TARGETS
+from irnet.targets import AUTO, EMITTERS, TARGETS, resolve
 from irnet.universe import IRNET_UNIVERSE
 
 from .display import Output, format_value, static_type, what
@@ -231,7 +231,7 @@ def time_expression(session: Evaluator, line: CommandLine) -> list[Output]:
     return [
         Output(
             f"frontend {ms(built - start)}, passes {ms(optimised - built)}; "
-            f"run {ms(best)} (best of {runs}, {session.target} target)"
+            f"run {ms(best)} (best of {runs}, {target_name(session.target)} target)"
         )
     ]
 
@@ -253,15 +253,19 @@ def show_compiled_source(session: Evaluator, line: CommandLine) -> list[Output]:
     return [Output(out.getvalue(), "python")]
 
 
-@command(":target [reference|cpu|cuda]", "where expressions run (reference by default)")
+@command(":target [auto|reference|cpu|cuda]", "where expressions run (reference by default)")
 def choose_target(session: Evaluator, line: CommandLine) -> list[Output]:
     words, _ = options(line.args)
-    if not words:
-        return [Output(f"target: {session.target}")]
-    if words[0] not in TARGETS:
+    if words and words[0] not in TARGETS:
         raise IrnError(f"unknown target '{words[0]}'; the targets are {', '.join(TARGETS)}")
-    session.target = words[0]
-    return [Output(f"target: {session.target}")]
+    if words:
+        session.target = words[0]
+    return [Output(f"target: {target_name(session.target)}")]
+
+
+def target_name(target: str) -> str:
+    """`target`, and what it runs on for `auto`: `auto (cpu)`."""
+    return f"{target} ({resolve(target)})" if target == AUTO else target
 
 
 @command(":params [MODEL]", "the parameter table of a model")

@@ -15,7 +15,9 @@ turns a definition, an expression or an assignment into IR and values.
   function) need no function at all, and errors then point straight at what the user typed
   (the input is parsed with the assignment target blanked out, so columns are unchanged). The
   default pipeline runs over the module, and the session's target runs `@__repl__`: the
-  reference interpreter unless `:target` picked cpu or cuda (`irnet.targets.make_runner`).
+  reference interpreter unless `IRNET_TARGET` or `:target` picked another
+  (`irnet.targets.make_runner`). Not `auto`, as the commands that run files default to: on the
+  cpu target every new expression compiles, for a second or so, while REPL tensors are small.
 - **Parameters** of layers an expression calls are drawn from their initialisers with the
   session seed (`irnet.params.initial_parameters`). A model's parameters are drawn from the
   model's own function, so `mnist_mlp(x)` uses the weights `irnet run --seed 0` would, and
@@ -41,7 +43,7 @@ from irnet.grammar.lexer import RESERVED
 from irnet.imports import STDLIB_DIR, FunctionRef, LoadedModule, Program
 from irnet.irgen import IRGen, evaluate
 from irnet.parser import parse
-from irnet.targets import make_runner
+from irnet.targets import default_target, make_runner
 
 from .display import Output, format_value, header, type_name
 from .inputs import names_in, parse_span
@@ -81,7 +83,7 @@ class Evaluator:
 
     def __init__(self, seed: int = 0):
         self.seed = seed
-        self.target = "reference"
+        self.target = default_target(otherwise="reference")
         self.count = 0
         self.done = False
         self.reset()
