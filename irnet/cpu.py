@@ -54,7 +54,7 @@ from irnet.lowering.emit_cpu import EMITTER_VERSION, CpuOptions, EmittedModule, 
 from . import __version__, driver, reference
 from .cache_files import cache_root, locked, private_folder, sha256, write_atomically
 from .diagnostics import IrnError, error_at
-from .kernel_cache import KernelCache, UnitMissing, split
+from .kernel_cache import KernelCache, UnitMissing, kernel_cache, split
 
 PARALLEL_ENV = "IRNET_CPU_PARALLEL"
 LOWERING = ("fuse-elementwise", "plan-memory")
@@ -353,7 +353,7 @@ def compile_module(
 
     try:
         private_folder(root)
-        kernels = KernelCache(root) if target.shared_kernels else None
+        kernels = kernel_cache(root) if target.shared_kernels else None
         entry = CacheEntry(
             private_folder(root / target.name) / key[:32], key, f"model_{target.name}.py"
         )

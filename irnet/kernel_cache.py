@@ -26,6 +26,7 @@ a run. A lock file serialises those checks and records between processes.
 from __future__ import annotations
 
 import ast
+import atexit
 import json
 import os
 import re
@@ -55,6 +56,8 @@ class Unit:
     """Its source, decorators included."""
     uses: list[str] = field(default_factory=list)
     """The other units it reads, by local name."""
+    header: str = ""
+    """The module's imports and assignments that it reads."""
 
     @property
     def name(self) -> str:
@@ -68,8 +71,6 @@ class Unit:
 class Split:
     host: str
     """The emitted module without its units."""
-    header: str
-    """What every unit file starts with: the module's imports and the names decorators read."""
     units: dict[str, Unit]
     """By local name, each after the units it uses."""
 
@@ -80,7 +81,6 @@ def split(source: str) -> Split:
     lines = source.splitlines()
     units: dict[str, Unit] = {}
     cut: set[int] = set()
-    decorators: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and any(
             decorator_name(d) in COMPILED for d in node.decorator_list
@@ -88,11 +88,12 @@ def split(source: str) -> Split:
             first = min(d.lineno for d in node.decorator_list)
             units[node.name] = Unit(node.name, "\n".join(lines[first - 1 : node.end_lineno]))
             cut.update(range(first - 1, node.end_lineno or first))
-            decorators.update(n.id for d in node.decorator_list for n in names_in(d))
+    definitions = module_globals(tree, lines)
     for unit in units.values():
         unit.uses = [n for n in reads(unit.code) if n in units and n != unit.local]
+        unit.header = header(unit.code, definitions)
     host = "\n".join(line for i, line in enumerate(lines) if i not in cut)
-    return Split(host, header(tree, lines, decorators), ordered(units))
+    return Split(host, ordered(units))
 
 
 def decorator_name(node: ast.expr) -> str:
@@ -111,30 +112,46 @@ def reads(code: str) -> list[str]:
     return list(dict.fromkeys(name for *_, name in loads))
 
 
-def header(tree: ast.Module, lines: list[str], decorators: set[str]) -> str:
-    """The module's imports, then its assignments of the names that the units' `decorators`
-    read, directly or through another such assignment (`JIT` reads `FASTMATH`)."""
-    assigned = {
-        target.id: node
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
+def module_globals(tree: ast.Module, lines: list[str]) -> dict[str, tuple[int, str, list[str]]]:
+    """Each name that a top-level import or assignment of the module binds: where (imports
+    first), the statement's source (an import of that name alone), and the names it reads."""
+    found = {}
+    for k, node in enumerate(tree.body):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found[alias.asname or alias.name.split(".")[0]] = (k, import_of(node, alias), [])
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                found[alias.asname or alias.name] = (k, import_of(node, alias), [])
+        elif isinstance(node, ast.Assign):
+            code = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+            uses = [n.id for n in names_in(node.value)]
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = (len(tree.body) + k, code, uses)
+    return found
+
+
+def import_of(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str:
+    """The statement `node` importing `alias` alone."""
+    if isinstance(node, ast.Import):
+        return ast.unparse(ast.Import(names=[alias]))
+    return ast.unparse(ast.ImportFrom(module=node.module, names=[alias], level=node.level))
+
+
+def header(code: str, definitions: Mapping[str, tuple[int, str, list[str]]]) -> str:
+    """The imports and assignments of the module that `code` needs, directly or through another
+    (`JIT` reads `FASTMATH`), in the module's order: a unit file holds only what it uses, so
+    that a kernel's file is the same whichever model emits it."""
     wanted: set[str] = set()
-    todo = [n for n in decorators if n in assigned]
+    todo = [n for n in reads(code) if n in definitions]
     while todo:
         name = todo.pop()
         if name not in wanted:
             wanted.add(name)
-            todo += [n.id for n in names_in(assigned[name]) if n.id in assigned]
-    keep = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        or (isinstance(node, ast.Assign) and any(t.id in wanted for t in node.targets))
-    ]
-    return "\n".join("\n".join(lines[n.lineno - 1 : n.end_lineno]) for n in keep)
+            todo += [n for n in definitions[name][2] if n in definitions]
+    statements = sorted({definitions[n][:2] for n in wanted})
+    return "\n".join(source for _, source in statements)
 
 
 def ordered(units: dict[str, Unit]) -> dict[str, Unit]:
@@ -166,6 +183,7 @@ class KernelCache:
         """Per unit loaded here, the Numba files its manifest lists."""
         self.seen: tuple[int, int] | None = None
         self.next_look = 0.0
+        atexit.register(self.record, now=True)
 
     def lock(self):
         return locked(self.folder.with_name("kernels.lock"))
@@ -175,7 +193,7 @@ class KernelCache:
         reference: 'k_<sha>:function'."""
         refs: dict[str, str] = {}
         for unit in parts.units.values():
-            text = unit_text(parts.header, unit, {used: refs[used] for used in unit.uses})
+            text = unit_text(unit, {used: refs[used] for used in unit.uses})
             data = text.encode()
             key = "k_" + sha256(data)[:40]
             path = self.folder / f"{key}.py"
@@ -247,16 +265,14 @@ class KernelCache:
             return None
         return st.st_mtime_ns, st.st_size
 
-    def record(self) -> None:
+    def record(self, now: bool = False) -> None:
         """Add the Numba files written since the last look to the manifests of the units
         loaded here. A runner calls this after every run, so it looks at most once a second
-        (a `stat` would be a fifth of a tiny step): a kernel compiled in between is recorded at
-        the next look, or, if the process ends first, found unlisted at the next load and
-        compiled again."""
-        now = time.monotonic()
-        if now < self.next_look:
+        (a `stat` would be a fifth of a tiny step) unless `now`; a kernel compiled in between
+        is recorded at the next look, or when the process exits."""
+        if not now and time.monotonic() < self.next_look:
             return
-        self.next_look = now + 1.0
+        self.next_look = time.monotonic() + 1.0
         state = self.numba_state()
         if state == self.seen:
             return
@@ -273,20 +289,33 @@ class KernelCache:
             pass  # another process replaced a file meanwhile; the next load re-checks them
 
 
+_OPEN: dict[Path, KernelCache] = {}
+
+
+def kernel_cache(root: Path) -> KernelCache:
+    """The kernel cache under compile cache `root`, one per process: a unit is loaded once,
+    whichever models use it."""
+    folder = root.resolve()
+    if folder not in _OPEN:
+        _OPEN[folder] = KernelCache(folder)
+    return _OPEN[folder]
+
+
 class UnitMissing(Exception):
     """A unit that a model's entry names is missing or does not match its name: the entry is
     rebuilt, which stores it again."""
 
 
-def unit_text(head: str, unit: Unit, uses: Mapping[str, str]) -> str:
-    """A unit's file: `head`, the units it uses (local name -> 'k_<sha>:function'), its code."""
+def unit_text(unit: Unit, uses: Mapping[str, str]) -> str:
+    """A unit's file: its header, the units it uses (local name -> 'k_<sha>:function'), its
+    code."""
     code = unit.code
     if unit.name != unit.local:
         code = code.replace(f"def {unit.local}(", f"def {unit.name}(", 1)
     return "\n".join(
         [
             "# irnet kernel cache unit, named by the SHA-256 of this text (irnet.kernel_cache)",
-            head,
+            unit.header,
             "",
             f"_USES = {dict(uses)!r}",
             '"""The units this one calls: local name -> unit key and its function there."""',
