@@ -50,6 +50,7 @@ BUSY_SHARE = 0.2
 """How much of a core other processes must use for it to count as busy."""
 MIN_WINDOW = 0.1
 """Seconds of `/proc/stat` the busy measurement needs; a shorter start waits for the rest."""
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 # --- what the user asks for --------------------------------------------------------------------
@@ -99,10 +100,10 @@ def usable_cpus() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
-def quota_cores() -> int | None:
+def quota_cores(cpu_max: Path = CPU_MAX) -> int | None:
     """The cores a cgroup v2 CPU quota allows (`cpu.max`, as containers set it), if any."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota, period = cpu_max.read_text().split()[:2]
     except (OSError, ValueError):
         return None
     if quota == "max":
