@@ -244,6 +244,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warmup(args: argparse.Namespace) -> int:
+    from .warmup import programs, warm_up
+
+    for done in warm_up(args.files or programs()):
+        print(
+            f"{Path(done.file).name}: {done.compiled} kernels compiled, {done.loaded} already "
+            f"in the cache ({done.seconds:.1f} s)",
+            flush=True,
+        )
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from .sample import sample
 
@@ -417,6 +429,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu: parallel loops in large kernels (default: with 4 cores or more)",
     )  # fmt: skip
     compile_cmd.set_defaults(run=cmd_compile)
+
+    warmup = sub.add_parser(
+        "warmup",
+        help="compile the kernels of common layer chains into the cache ahead of a first model",
+    )
+    warmup.add_argument(
+        "files", nargs="*", metavar="FILE", help=".irn files to warm up (default: irnet's own)"
+    )
+    add_threads_flag(warmup)
+    warmup.set_defaults(run=cmd_warmup)
 
     check_grads = sub.add_parser(
         "gradcheck", help="compare autodiff gradients with finite differences (float64)"

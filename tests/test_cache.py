@@ -6,6 +6,7 @@ file or a comment finds the same entry, and kernels are shared between models.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, console_script, subprocess_env
+from numba.core.dispatcher import Dispatcher
 
-from irnet import cpu, driver
+from irnet import cpu, driver, kernel_cache, warmup
 from irnet.cpu import MANIFEST, CpuRunner
 from irnet.diagnostics import IrnError
 
@@ -32,8 +34,15 @@ def tiny_module():
 
 @pytest.fixture(autouse=True)
 def fresh_imports(monkeypatch):
-    """Each test imports the cached module anew, as a new process would."""
+    """Each test imports the cached module and its kernels anew, as a new process would."""
     monkeypatch.setattr(cpu, "_LOADED", {})
+    monkeypatch.setattr(kernel_cache, "_OPEN", {})
+
+
+def forget_loaded() -> None:
+    """Forget the modules and kernels imported so far, as a new process would."""
+    cpu._LOADED.clear()
+    kernel_cache._OPEN.clear()
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +94,7 @@ def test_an_intact_entry_is_used_and_its_folders_are_private(tmp_path):
     listed = sorted(name for files in unit_manifests(root).values() for name in files)
     assert numba_files and listed == numba_files
 
-    cpu._LOADED.clear()
+    forget_loaded()
     warm = run(root)
     assert not warm.compiled.created
     assert warm.stats()["compiled"] == 0 and warm.stats()["cache_hits"] > 0
@@ -121,7 +130,7 @@ def test_a_damaged_or_planted_entry_is_rebuilt_not_run(root, damage, capsys):
         damage == "missing manifest"
     )
     # the rebuilt entry verifies: the next process uses it as it is
-    cpu._LOADED.clear()
+    forget_loaded()
     assert not run(root).compiled.created
 
 
@@ -141,7 +150,7 @@ def test_a_damaged_or_missing_kernel_unit_is_stored_again_not_run(root, damage, 
     assert runner.compiled.created
     assert not (root / "planted").exists()
     assert "irnet: rebuilding the compile cache entry" in capsys.readouterr().err
-    cpu._LOADED.clear()
+    forget_loaded()
     assert not run(root).compiled.created
 
 
@@ -212,7 +221,7 @@ def test_processes_compiling_one_model_into_one_empty_cache_at_once_all_succeed(
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
         assert "rebuilding" not in err
-    cpu._LOADED.clear()
+    forget_loaded()
     assert not run(tmp_path / "cache").compiled.created
 
 
@@ -242,7 +251,9 @@ def test_a_moved_or_commented_file_finds_its_entry_and_errors_name_the_new_place
 
 def test_models_share_the_kernels_they_both_emit(tmp_path):
     root = tmp_path / "cache"
-    CpuRunner(tiny_module(), cache=root, parallel=False).run("m", [X])
+    first = CpuRunner(tiny_module(), cache=root, parallel=False)
+    first.run("m", [X])
+    forget_loaded()  # shared through the disk, as between processes
     other = SOURCE + "\nmodel n(x: f32[N, 3]) -> f32[N, 3] { return tanh(x) }"
     module = driver.compile_source(other, "u.irn").module
     driver.run_passes(module, ",".join(driver.PIPELINE))
@@ -251,3 +262,37 @@ def test_models_share_the_kernels_they_both_emit(tmp_path):
     runner.run("m", [X])
     # ...whose `m` has the kernels the first compiled
     assert runner.stats()["compiled"] == 0 and runner.stats()["cache_hits"] > 0
+
+
+# --- warm-up -----------------------------------------------------------------------------------
+
+
+def test_warmup_compiles_the_kernels_a_new_model_of_other_sizes_then_loads(tmp_path):
+    program = tmp_path / "chains.irn"
+    program.write_text(SOURCE)
+    env = {**subprocess_env(), "IRNET_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [console_script("irnet"), "warmup", str(program)],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(
+        r"chains\.irn: [1-9]\d* kernels compiled, 0 already in the cache \(\d+\.\d s\)\n",
+        result.stdout,
+    )
+    other = driver.compile_source(SOURCE.replace("3]", "7]"), "other.irn").module
+    driver.run_passes(other, ",".join(driver.PIPELINE))
+    runner = CpuRunner(other, cache=tmp_path / "cache", parallel=False)
+    assert runner.compiled.created
+    runner.run("m", [np.zeros((2, 7), np.float32)])
+    compiled = {
+        name
+        for name, value in vars(runner.compiled.module).items()
+        if isinstance(value, Dispatcher) and value.stats.cache_misses
+    }
+    assert compiled <= {"_fast_m"}  # its own fast path at most: the kernels were all there
+
+
+def test_the_shipped_warmup_programs_verify():
+    for program in warmup.programs():
+        assert driver.load(program).module.verify() is None
