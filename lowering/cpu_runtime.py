@@ -8,7 +8,7 @@ and `cpu_kernels`. The emitted module imports only NumPy and Numba.
 
 from __future__ import annotations
 
-import re
+import ast
 
 from .runtime import text
 
@@ -22,20 +22,48 @@ from numba import njit, prange
 
 
 # Pooling: each kernel calls its body, inlined (Numba IR). An emitted module gets it specialised
-# for each window it uses, with the window as constants, so that LLVM unrolls the window loops
-# (3-6x faster on 2x2) and Numba compiles the body once per window actually used.
+# for each window it uses: the window as constants, so that LLVM unrolls the window loops (3-6x
+# faster on 2x2), and only the branch that window takes, so that Numba compiles one body.
 
 POOLING = ("_max_pool2d", "_max_pool2d_grad", "_avg_pool2d", "_avg_pool2d_grad")
-"""The kernels whose last line calls their body with the window (`WINDOW`)."""
-WINDOW = "KH, KW, sh, sw, ph, pw"
+"""The kernels whose last parameters are the window (`WINDOW`)."""
+WINDOW = ("KH", "KW", "sh", "sw", "ph", "pw")
 
 
 def specialised(kernel: str, name: str, window: tuple[int, ...]) -> str:
     """The source of pooling `kernel` as kernel `name` for one window (values of `WINDOW`):
-    without the window's parameters, and calling its body with the window as literals."""
-    head, call = kernel.rsplit("\n", 1)
-    head = re.sub(r"def \w+\((.*), " + WINDOW + r"\):", rf"def {name}(\1):", head, count=1)
-    return head + "\n" + call.replace(f"{WINDOW})", f"{', '.join(map(str, window))})")
+    without the window's parameters, which become literals, and with each top-level `if` on
+    them replaced by the branch it takes."""
+    fn = next(n for n in ast.parse(kernel).body if isinstance(n, ast.FunctionDef))
+    values = dict(zip(WINDOW, window))
+    fn.name = name
+    fn.args.args = [a for a in fn.args.args if a.arg not in values]
+    fn.body = taken(_Literals(values).visit(fn).body)
+    return ast.unparse(fn)
+
+
+class _Literals(ast.NodeTransformer):
+    def __init__(self, values: dict[str, int]):
+        self.values = values
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if isinstance(node.ctx, ast.Load) and node.id in self.values:
+            return ast.copy_location(ast.Constant(self.values[node.id]), node)
+        return node
+
+
+def taken(body: list[ast.stmt]) -> list[ast.stmt]:
+    """`body` with each `if` whose test is made of literals replaced by the branch it takes."""
+    out: list[ast.stmt] = []
+    for statement in body:
+        if isinstance(statement, ast.If) and not any(
+            isinstance(n, ast.Name) for n in ast.walk(statement.test)
+        ):
+            test = eval(compile(ast.Expression(statement.test), "<window>", "eval"), {})
+            out += taken(statement.body if test else statement.orelse)
+        else:
+            out.append(statement)
+    return out
 
 
 def texts() -> dict[str, object]:

@@ -56,6 +56,7 @@ from irnet.dialects.shapes import format_type
 from . import cpu_runtime
 from .cpu_ops import CPU_LOWERINGS
 from .emit_function import CpuOptions, FunctionEmitter, Site
+from .runtime import text
 from .source import describe_location, op_summary, python_name, shape_of, tuple_src
 
 __all__ = ["CpuOptions", "EmitCpuPass", "EmittedModule", "ModuleEmitter", "emit_module"]
@@ -194,10 +195,11 @@ class ModuleEmitter:
         and the arguments that give it the window: none, as the kernel is specialised for it."""
         special = "_".join([name, *map(str, window)])
         if special not in self.specialised:
-            for dep in self.runtime.DEPENDS.get(name, ()):
-                self.helper(dep)
-            kernel = self.runtime.HELPERS[name]
-            self.specialised[special] = cpu_runtime.specialised(kernel, special, window)
+            code = cpu_runtime.specialised(self.runtime.HELPERS[name], special, window)
+            for used in text.reads(code):
+                if used in self.runtime.HELPERS:
+                    self.helper(used)
+            self.specialised[special] = code
         return self.helper(special), []
 
     def add_site(self, site: Site) -> None:

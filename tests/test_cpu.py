@@ -363,7 +363,11 @@ def test_emitted_module_is_readable_and_imports_no_irnet():
     for i in kernels:  # each generated kernel names its ops in a comment above it
         assert lines[i - 2].startswith("# nn.") and "(sites" in lines[i - 2]
     assert "examples/mnist_cnn.irn:" in source  # call sites name their .irn lines
-    assert "np.dot(" in source and "def _conv2d(" in source and "def _max_pool2d(" in source
+    assert (
+        "np.dot(" in source
+        and "def _conv2d(" in source
+        and "def _max_pool2d_2_2_2_2_0_0(" in source
+    )
     compile(source, "model_cpu.py", "exec")
 
 

@@ -195,8 +195,8 @@ def _conv2d_grad_input(dy, w, dx, dcols, dmat, sh, sw, ph, pw, dh, dw, groups):
 
 
 # Pooling: each kernel calls its body, inlined (Numba IR). An emitted module gets the kernel
-# specialised for each window it uses (`cpu_runtime.specialised`): it calls the body with the
-# window as constants, so that LLVM unrolls the window loops (3-6x faster on 2x2).
+# specialised for each window it uses (`cpu_runtime.specialised`): the window as constants, so
+# that LLVM unrolls the window loops (3-6x faster on 2x2), and only the branch it takes.
 
 
 @njit(**JIT, inline="always")
@@ -241,9 +241,6 @@ def _max_pool2d_grad_body(x, dy, dx, KH, KW, sh, sw, ph, pw):
     padding positions (-inf) included; overlapping windows add up."""
     N, C, H, W = x.shape
     OH, OW = dy.shape[2], dy.shape[3]
-    if sh == KH and sw == KW and ph == 0 and pw == 0:
-        _max_pool2d_grad_tiled(x, dy, dx, KH, KW)
-        return
     dx[:] = 0
     for n in range(N):
         for c in range(C):
@@ -318,8 +315,11 @@ def _max_pool2d_grad_tiled(x, dy, dx, KH, KW):
 
 @njit(**JIT)
 def _max_pool2d_grad(x, dy, dx, KH, KW, sh, sw, ph, pw):
-    """nn.max_pool2d_grad (see _max_pool2d_grad_body)."""
-    _max_pool2d_grad_body(x, dy, dx, KH, KW, sh, sw, ph, pw)
+    """nn.max_pool2d_grad (see _max_pool2d_grad_body), tiled where the windows tile."""
+    if sh == KH and sw == KW and ph == 0 and pw == 0:
+        _max_pool2d_grad_tiled(x, dy, dx, KH, KW)
+    else:
+        _max_pool2d_grad_body(x, dy, dx, KH, KW, sh, sw, ph, pw)
 
 
 @njit(**JIT, inline="always")
