@@ -9,8 +9,9 @@ and, for a compiled target, the kernels its emitter writes:
 
 A pass's stage is the IR after it, named as `irnet opt -p` names the pass. `frontend` is the
 IR the frontend builds. `kernels` is the kernel IR of a compiled target: the Python module of
-Numba kernels that `irnet compile` writes, emitted from the IR after `plan-memory` (the IR
-after `emit-cpu` is that IR with each op marked by the kernel it became, `cpu.kernel`).
+Numba kernels that `irnet compile` writes. The IR after `emit-cpu` is the IR after
+`plan-memory` with each op marked by the kernel it became (`cpu.kernel`); the marks do not
+change what the emitter writes, so `kernels` is emitted from it.
 A pipeline given with `-p` has the same stages: the frontend, its passes, and the kernels
 when its last pass is an emitter.
 """
