@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 
+import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
@@ -14,8 +18,11 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.grammar import Rule
+from lark.lexer import TerminalDef
 
 from . import ast
+from .cache_files import cache_root, private_folder, sha256, write_atomically
 from .diagnostics import IrnError, remember_source
 from .grammar import GRAMMAR
 
@@ -56,17 +63,63 @@ class _BracketNewlines:
             yield token
 
 
+OPTIONS = {
+    "parser": "lalr",
+    "lexer": "contextual",
+    "propagate_positions": True,
+    "maybe_placeholders": True,
+    "start": ["start", "expr"],
+}
+
+
 @cache
 def _lark() -> Lark:
-    return Lark(
-        GRAMMAR,
-        parser="lalr",
-        lexer="contextual",
-        postlex=_BracketNewlines(),
-        propagate_positions=True,
-        maybe_placeholders=True,
-        start=["start", "expr"],
-    )
+    """The parser. Building its LALR tables takes 0.1 s, a third of a cached model's start, so
+    they are kept in the compile cache as JSON (data, never pickle), keyed by the grammar."""
+    tables = _tables_path()
+    if tables is not None:
+        try:
+            data, memo = json.loads(tables.read_bytes(), object_hook=_decode)
+            return Lark._load_from_dict(data, memo, postlex=_BracketNewlines())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # missing or damaged: built again and rewritten
+    parser = Lark(GRAMMAR, postlex=_BracketNewlines(), **OPTIONS)
+    if tables is not None:
+        data, memo = parser.memo_serialize([TerminalDef, Rule])
+        data["options"].pop("postlex")  # an object: given again when loading
+        with contextlib.suppress(OSError):
+            write_atomically(tables, json.dumps(_encode([data, memo])).encode())
+    return parser
+
+
+def _tables_path() -> Path | None:
+    """Where the parser's tables are kept; None where the compile cache cannot be used."""
+    key = sha256(f"{GRAMMAR}\n{lark.__version__}\n{sorted(OPTIONS.items())}".encode())
+    try:
+        return private_folder(cache_root()) / f"parser-{key[:24]}.json"
+    except (IrnError, OSError):
+        return None
+
+
+def _encode(value: object) -> object:
+    """`value` as JSON keeps it: tuples and dicts with keys other than strings tagged."""
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return {k: _encode(v) for k, v in value.items()}
+        return {"<items>": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"<tuple>": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(tagged: dict) -> object:
+    if "<items>" in tagged:
+        return {k: v for k, v in tagged["<items>"]}
+    if "<tuple>" in tagged:
+        return tuple(tagged["<tuple>"])
+    return tagged
 
 
 _SPELLING = {

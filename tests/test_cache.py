@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, console_script, subprocess_env
 from numba.core.dispatcher import Dispatcher
 
-from irnet import cpu, driver, kernel_cache, warmup
+from irnet import cpu, driver, kernel_cache, parser, warmup
 from irnet.cpu import MANIFEST, CpuRunner
 from irnet.diagnostics import IrnError
 
@@ -296,3 +296,31 @@ def test_warmup_compiles_the_kernels_a_new_model_of_other_sizes_then_loads(tmp_p
 def test_the_shipped_warmup_programs_verify():
     for program in warmup.programs():
         assert driver.load(program).module.verify() is None
+
+
+# --- parser tables -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_parser(tmp_path, monkeypatch):
+    monkeypatch.setenv("IRNET_CACHE_DIR", str(tmp_path))
+    parser._lark.cache_clear()
+    yield
+    parser._lark.cache_clear()
+
+
+def test_parser_tables_from_the_cache_parse_as_the_built_ones(tmp_path, fresh_parser):
+    built = parser._lark()
+    (tables,) = tmp_path.glob("parser-*.json")
+    parser._lark.cache_clear()
+    loaded = parser._lark()
+    programs = [*ROOT.glob("examples/*.irn"), *ROOT.glob("tests/programs/*.irn")]
+    for program in [*programs, ROOT / "irnet" / "stdlib" / "nn.irn"]:
+        text = program.read_text()
+        assert loaded.parse(text, start="start") == built.parse(text, start="start"), program
+
+    tables.write_text('{"data": ')  # damaged: built again, and the file rewritten
+    parser._lark.cache_clear()
+    text = (ROOT / "examples" / "linreg.irn").read_text()
+    assert parser._lark().parse(text, start="start") == built.parse(text, start="start")
+    assert json.loads(tables.read_text())
