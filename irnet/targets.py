@@ -213,11 +213,12 @@ def make_runner(
     module came from (compiled targets key their cache by it); `world` is the processes of a
     data-parallel job. The cuda target refuses, saying what to do, where neither a GPU nor
     Numba's simulator is there."""
-    if target not in TARGETS:
-        raise IrnError(f"unknown target '{target}'; the targets are {', '.join(TARGETS)}")
     target = resolve(target)
+    make = RUNNERS.get(target)
+    if make is None:
+        raise IrnError(f"unknown target '{target}'; the targets are {', '.join(TARGETS)}")
     threads.size_pools(target)
-    return RUNNERS[target](module, float_dtype, source_name, world or World())
+    return make(module, float_dtype, source_name, world or World())
 
 
 EMITTERS = {"cpu": "irnet.cpu", "cuda": "irnet.cuda"}
