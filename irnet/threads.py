@@ -8,13 +8,15 @@ each starts one thread per core.
 Why that is slow on a busy machine: an OpenBLAS call splits its work between its threads and
 the calling thread then spins until every part is done, and idle pool threads spin for a while
 before they sleep. When something else holds one of the cores, one part of each call waits for
-a time slice: measured on a 2-core machine with a CPU-bound process beside it, a
-128x784x256 SGEMM went from 0.25 ms to 12 ms (median) with two threads, against 0.48 ms with
-one, and an MNIST-MLP epoch on the cpu target took 5-37 s instead of 0.6-1.5 s. Two pools
-fight each other the same way with nothing else running: alternating NumPy and SciPy SGEMMs
-with two threads each took 96 ms a pair instead of 0.5 ms, because the pool that just finished
-still spins on the core the other one needs. On an idle machine the threads pay: the same
-SGEMM takes half the time with two.
+a time slice. Measured on a 2-core machine shared with other jobs (load average 3-5): a
+128x784x256 SGEMM took 12 ms (median) with two threads instead of 0.25 ms, against 0.48 ms
+with one, and an MNIST-MLP epoch on the cpu target 4-37 s with the libraries' pools against
+0.6-1.5 s with one thread. With one CPU-bound process beside it on an otherwise idle machine,
+the epoch took 1.06 s instead of 0.66 s (`benchmarks/bench_busy.py`). Two pools fight each
+other the same way with nothing else running: alternating NumPy and SciPy SGEMMs with two
+threads each took 96 ms a pair instead of 0.5 ms, because the pool that just finished still
+spins on the core the other one needs. On an idle machine the threads pay: the SGEMM takes
+half the time with two, the epoch 0.45 s against 0.56 s with one.
 
 The policy, applied by `size_pools` when a runner is made (`targets.make_runner`):
 
