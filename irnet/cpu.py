@@ -3,24 +3,26 @@
 `targets.Runner`, the interface of the reference interpreter, so the trainer can use either.
 
 The compile cache lives in `$IRNET_CACHE_DIR` (default `$XDG_CACHE_HOME/irnet`, else
-`~/.cache/irnet`), one folder per key: `cpu/<key>/model_cpu.py`, with Numba's own cache of the
-compiled kernels beside it (`__pycache__`, `@njit(cache=True)`). The key hashes the IR before
-lowering (locations included), the source name, the target and its options, the text of the
-packages that define the ops and lower and emit them (`GENERATOR`), and the versions of irnet,
-the emitter, Python, NumPy, Numba and llvmlite; so a second run of the same model neither
-lowers nor emits: it imports the same file and loads its machine code instead of compiling it.
+`~/.cache/irnet`), one folder per key: `cpu/<key>/model_cpu.py`, the module's host code (checks,
+buffers, entry points). Its compiled functions live in the machine-wide kernel cache beside it
+(`irnet.kernel_cache`: one file per function, named by its content, shared by every model that
+emits it, with Numba's cache of its machine code). The key hashes the IR before lowering
+without source locations (a moved file, a comment or a blank line finds the same entry; errors
+take their locations from the current IR), the target and its options, the text of the packages
+that define the ops and lower and emit them (`GENERATOR`), and the versions of irnet, the
+emitter, Python, NumPy, Numba and llvmlite; so a second run of the same model neither lowers
+nor emits: it imports the same file and loads its kernels' machine code instead of compiling.
 
 Code in the cache runs in the user's process, so an entry is trusted only as far as it is the
 user's own and intact. Every folder irnet makes there is created mode 0700, and a cache folder
-that another user owns or can write is refused (`IrnError`: the CLI exits 1 and says how to
-fix it) rather than worked around, since any cache under such a folder could be planted. Each
-entry has a manifest, written last and atomically, holding its key and the SHA-256 of the
-module and of each of Numba's `.nbi`/`.nbc` files; a load checks it before running anything,
-executes exactly the bytes it hashed (never a `.pyc`), rebuilds an entry whose module or
-manifest does not match, and deletes Numba files the manifest does not list, which Numba then
-compiles again. Numba writes those files lazily, at each kernel's first call, so a runner adds
-them to the manifest after the `run` that wrote them. A lock file beside each entry serialises
-checking and writing it between processes.
+that another user owns or can write is refused (`cache_files.private_folder`). Each entry has a
+manifest, written last and atomically, holding its key and the SHA-256 of the module (and, for
+a target that keeps its kernels in the module, of Numba's `.nbi`/`.nbc` files); a load checks it
+before running anything, executes exactly the bytes it hashed (never a `.pyc`), rebuilds an
+entry whose module or manifest does not match, and deletes Numba files the manifest does not
+list, which Numba then compiles again. Numba writes those files lazily, at each kernel's first
+call, so a runner adds them to the manifest after the `run` that wrote them. A lock file beside
+each entry serialises checking and writing it between processes.
 """
 
 from __future__ import annotations
