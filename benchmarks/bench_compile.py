@@ -20,8 +20,10 @@ Models: bench_cpu.MODELS, the issue's four workloads (benchmarks/models) and the
   between, untimed (bench_cpu.compile_probe). The split and the number of kernels that Numba
   compiled / loaded from the cache are shown beside it.
 - warm: a second process on the cold run's cache folder.
-- after warmup (only with `--prepare CMD`): a new folder that `CMD` fills first (run by the
-  shell, with `IRNET_CACHE_DIR` set to it and .venv/bin first on PATH), then the model cold.
+- after warmup (only with `--prepare CMD`): a copy of a folder that `CMD` filled once (run by
+  the shell, with `IRNET_CACHE_DIR` set to it and .venv/bin first on PATH), then the model
+  cold: with `irnet warmup`, the model's own entry is new but kernels it shares with the
+  warm-up programs are in the kernel cache.
   More columns: add a case to `irnet_samples`.
 - JAX: `import jax` timed apart; first step = start of JAX's CPU backend, the arguments put on
   it, `jax.jit(step)`, one call (tracing, XLA compilation, the run) to `block_until_ready`.
@@ -40,6 +42,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -136,28 +139,38 @@ def prepare(cache_dir: Path, command: str) -> float:
     return time.perf_counter() - start
 
 
-def irnet_samples(key: str, prepare_command: str | None) -> dict[str, dict]:
-    """One sample of each irnet column for `key`, each from a fresh process."""
+def irnet_samples(key: str, prepared: Path | None) -> dict[str, dict]:
+    """One sample of each irnet column for `key`, each from a fresh process; "after warmup"
+    on a copy of the `prepared` cache folder."""
     samples = {}
     with tempfile.TemporaryDirectory(prefix="irnet-bench-") as cache:
         samples["cold"] = child(sys.executable, "--probe", key, cache)
         samples["warm"] = child(sys.executable, "--probe", key, cache)
-    if prepare_command:
-        with tempfile.TemporaryDirectory(prefix="irnet-bench-") as cache:
-            prepare_s = prepare(Path(cache), prepare_command)
-            samples["after warmup"] = {**child(sys.executable, "--probe", key, cache),
-                                       "prepare_s": prepare_s}  # fmt: skip
+    if prepared is not None:
+        with tempfile.TemporaryDirectory(prefix="irnet-bench-") as folder:
+            cache = Path(folder) / "cache"
+            shutil.copytree(prepared, cache)  # copy2 keeps the mtimes Numba's index checks
+            samples["after warmup"] = child(sys.executable, "--probe", key, str(cache))
     return samples
 
 
 def measure(keys: list[str], runs: int, prepare_command: str | None, jax_python: str | None):
     """{key: {column: [sample per run]}}; the runs are the outer loop, so that a slow spell of
-    the machine spreads over the models instead of hitting one."""
+    the machine spreads over the models instead of hitting one. `prepare_command` fills one
+    cache folder, once, that each "after warmup" sample starts from a copy of."""
+    with tempfile.TemporaryDirectory(prefix="irnet-prepared-") as prepared:
+        if prepare_command:
+            took = prepare(Path(prepared), prepare_command)
+            print(f"prepared by {prepare_command!r} in {took:.1f} s (untimed)", file=sys.stderr)
+        return measure_runs(keys, runs, Path(prepared) if prepare_command else None, jax_python)
+
+
+def measure_runs(keys: list[str], runs: int, prepared: Path | None, jax_python: str | None):
     results = {key: {} for key in keys}
     for run in range(runs):
         for key in keys:
             print(f"run {run + 1}/{runs}: {key}", file=sys.stderr, flush=True)
-            samples = irnet_samples(key, prepare_command)
+            samples = irnet_samples(key, prepared)
             if jax_python:
                 samples["jax"] = child(jax_python, "--jax-probe", key)
             for column, sample in samples.items():
@@ -290,9 +303,6 @@ def problems(results: dict, shapes: dict) -> list[str]:
     backend = [
         s["backend_s"] for r in results.values() for s in r.get("jax", []) if "backend_s" in s
     ]
-    prepared = [s["prepare_s"] for r in results.values() for s in r.get("after warmup", [])]
-    if prepared:
-        notes.append(f"--prepare took {statistics.median(prepared):.2f} s (median), untimed.")
     if backend:
         notes.append(
             "JAX's first step includes starting its CPU backend: median "
