@@ -32,7 +32,9 @@ The policy, applied by `size_pools` when a runner is made (`targets.make_runner`
   `count` threads compute at a time.
 - `--threads off` or `IRNET_THREADS=off` leaves every pool as the libraries started it.
 
-The count is measured once per process; load that starts later is not seen (give `--threads`).
+The count is measured as the first runner is made, and again each second while training
+(`follow_load`, between steps), so that a job starting or ending beside a training run changes
+the pools within a second; a given count (`--threads N`) is kept.
 """
 
 from __future__ import annotations
@@ -173,10 +175,13 @@ def free_cores() -> int:
         waited = time.monotonic() - _START.wall
         if waited < MIN_WINDOW:
             time.sleep(MIN_WINDOW - waited)
-        others = busy_elsewhere(_START, Sample.now())
-        busy = max(0, math.ceil(others - BUSY_SHARE))
-        _measured = max(1, usable_cores() - busy)
+        _measured = cores_left(busy_elsewhere(_START, Sample.now()))
     return _measured
+
+
+def cores_left(others: float) -> int:
+    """The usable cores free when other processes use `others` cores' worth (at least 1)."""
+    return max(1, usable_cores() - max(0, math.ceil(others - BUSY_SHARE)))
 
 
 def env_cap() -> int | None:
@@ -212,9 +217,16 @@ TARGET_BLAS = {"reference": "numpy", "cpu": "scipy", "cuda": "numpy"}
 def size_pools(target: str) -> Plan:
     """Size the thread pools for computing on `target` (`reference`, `cpu` or `cuda`): see the
     module's docstring."""
+    global _watch
     count = thread_count()
     if count is None:
         return Plan(None, {})
+    _watch = LoadWatch(target, count) if requested() is None else None
+    return resize(target, count)
+
+
+def resize(target: str, count: int) -> Plan:
+    """`count` threads for `target`'s BLAS and Numba pools, one for the other BLAS copies."""
     if target == "cpu":
         # Loaded now rather than at the first matmul, so that its pool is sized too; without
         # SciPy the runner says what is missing.
@@ -255,3 +267,40 @@ def size_numba(count: int) -> None:
     import numba
 
     numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+
+
+# --- load that changes while a command computes --------------------------------------------
+
+
+PERIOD = 1.0
+"""Seconds between two looks at the load while training (`follow_load`)."""
+
+
+class LoadWatch:
+    """The measured count, measured again over each `PERIOD` while a command computes: a job
+    that starts (or ends) beside a training run changes the pools within a second."""
+
+    def __init__(self, target: str, count: int):
+        self.target, self.count, self.last = target, count, Sample.now()
+
+    def tick(self) -> None:
+        if time.monotonic() - self.last.wall < PERIOD:
+            return
+        sample = Sample.now()
+        count = cores_left(busy_elsewhere(self.last, sample))
+        cap = env_cap()
+        count = min(count, cap) if cap else count
+        self.last = sample
+        if count != self.count:
+            self.count = count
+            resize(self.target, count)
+
+
+_watch: LoadWatch | None = None
+
+
+def follow_load() -> None:
+    """Resize the pools if other processes' load changed: called between training steps, it
+    reads the clock, and `/proc/stat` once a `PERIOD`. Nothing when the count was given."""
+    if _watch is not None:
+        _watch.tick()

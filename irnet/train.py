@@ -32,7 +32,7 @@ from irnet.dialects.dtypes import numpy_dtype
 
 from . import checkpoint as ckpt
 from . import data as datasets
-from . import driver
+from . import driver, threads
 from . import metrics as metric_rules
 from .diagnostics import IrnError
 from .distributed import World
@@ -575,6 +575,7 @@ def train_epoch(session, train_set, epoch, steps, total_steps, base_lr, options,
             config.schedule.name, config.schedule_options, base_lr, session.step, total_steps
         )
         loss = session.train_step(inputs, targets, lr, options.detect_anomaly)
+        threads.follow_load()
         n = len(inputs[0])
         running += loss * n
         seen += n
