@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -171,6 +172,9 @@ def ordered(units: dict[str, Unit]) -> dict[str, Unit]:
 
 # --- the shared folder ----------------------------------------------------------------------
 
+Listing = dict[str, list[Path]]
+"""Numba's files in the kernel cache, by the unit they belong to."""
+
 
 class KernelCache:
     """The folder of units under a compile cache's root."""
@@ -185,7 +189,7 @@ class KernelCache:
         self.next_look = 0.0
         atexit.register(self.record, now=True)
 
-    def lock(self):
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.folder.with_name("kernels.lock"))
 
     def store(self, parts: Split) -> dict[str, str]:
@@ -210,12 +214,14 @@ class KernelCache:
             self.bind_units(module, refs, listing)
             self.seen = self.numba_state()
 
-    def bind_units(self, module, refs: Mapping[str, str], listing) -> None:
+    def bind_units(
+        self, module: types.ModuleType, refs: Mapping[str, str], listing: Listing
+    ) -> None:
         for local, ref in refs.items():
             key, name = ref.split(":", 1)
             setattr(module, local, getattr(self.load(key, listing), name))
 
-    def load(self, key: str, listing: Mapping[str, list[Path]]) -> types.ModuleType:
+    def load(self, key: str, listing: Listing) -> types.ModuleType:
         """Unit `key`, imported after the units it uses, once per process. Call locked."""
         if key in self.loaded:
             return self.loaded[key]
@@ -235,7 +241,7 @@ class KernelCache:
         self.loaded[key] = module
         return module
 
-    def numba_listing(self) -> dict[str, list[Path]]:
+    def numba_listing(self) -> Listing:
         """Numba's files in the folder, by the unit they belong to."""
         found: dict[str, list[Path]] = {}
         for entry in os.scandir(self.numba_folder):
