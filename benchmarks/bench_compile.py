@@ -10,8 +10,9 @@ JAX's first step (jax.jit of the same step) when an interpreter with JAX is give
 JAX is not a dependency of irnet; a throwaway environment is enough:
 `python3 -m venv /tmp/jaxenv && /tmp/jaxenv/bin/pip install jax jaxlib numpy`.
 
-Models: bench_cpu.MODELS, the issue's four workloads (benchmarks/models) and the examples
-(`linreg_example` is examples/linreg.irn). Columns, each sample a fresh process:
+Models: bench_cpu.MODELS, the issue's workloads (benchmarks/models: its four and a CNN with
+batch norm) and the examples (`linreg_example` is examples/linreg.irn). Columns, each sample
+a fresh process:
 
 - import: Python's imports (NumPy, irnet's driver and cpu runner), not counted in a first step.
 - cold: `IRNET_CACHE_DIR` a new empty folder. First step = parse + passes, emission and import
@@ -53,7 +54,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # bench_cpu.MODELS's keys (the parent imports neither it nor NumPy: children do the work).
-WORKLOADS = ["mlp_small", "mlp_large", "lenet", "linreg"]
+WORKLOADS = ["mlp_small", "mlp_large", "lenet", "linreg", "cnn_bn"]
 EXAMPLES = ["mnist_mlp", "mnist_cnn", "linreg_example", "char_mlp"]
 SPLIT = ("load_s", "emit_s", "first_step_s")  # parse+passes, emit/import, first step call
 

@@ -29,13 +29,14 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 ROOT = Path(__file__).resolve().parent.parent
-# key -> (file, model name). The issue's four workloads first (the default run), then the
-# examples (`--models mnist_mlp,...`; `linreg_example` is examples/linreg.irn).
+# key -> (file, model name). The issue's four workloads first (the default run), a CNN with batch
+# norm, then the examples (`--models mnist_mlp,...`; `linreg_example` is examples/linreg.irn).
 MODELS = {
     "mlp_small": ("benchmarks/models/mlp_small.irn", "mlp_small"),
     "mlp_large": ("benchmarks/models/mlp_large.irn", "mlp_large"),
     "lenet": ("benchmarks/models/lenet.irn", "lenet"),
     "linreg": ("benchmarks/models/linreg.irn", "linreg"),
+    "cnn_bn": ("benchmarks/models/cnn_bn.irn", "cnn_bn"),
     "mnist_mlp": ("examples/mnist_mlp.irn", "mnist_mlp"),
     "mnist_cnn": ("examples/mnist_cnn.irn", "mnist_cnn"),
     "char_mlp": ("examples/char_mlp.irn", "char_mlp"),
@@ -151,6 +152,46 @@ def mnist_cnn_step(x, y, cw0, cb0, cw1, cb1, w0, b0, w1, b1, w2, b2, *rest):
     return [loss, *momentum(params, grads, state, t, lr)]
 
 
+def batch_norm(x, gamma, beta, mean, var, eps=1e-5):
+    """The stdlib's `nn.batch_norm` (inference form: `mean` and `var` are parameters, not the
+    batch's statistics), and what its gradients need."""
+    root = np.sqrt(var + eps)
+    scale = gamma / root
+    centered = x - mean[:, None, None]
+    return centered * scale[:, None, None] + beta[:, None, None], (centered, root, scale)
+
+
+def batch_norm_grads(gy, gamma, saved):
+    """The gradients of `batch_norm` with respect to x, gamma, beta, mean and var."""
+    centered, root, scale = saved
+    gbeta = gy.sum((0, 2, 3))
+    gscale = (gy * centered).sum((0, 2, 3))
+    gvar = -gscale * gamma / (root * root) / (2 * root)
+    return gy * scale[:, None, None], gscale / root, gbeta, -gbeta * scale, gvar
+
+
+def cnn_bn_step(x, y, *rest):
+    """benchmarks/models/cnn_bn.irn: two blocks of conv 3x3 (padding 1) -> batch norm -> relu
+    -> 2x2 max pool, then a dense layer; Adam."""
+    params, state, (t, lr) = rest[:14], rest[14:-2], rest[-2:]
+    blocks = [params[0:6], params[6:12]]
+    h, saved = x, []
+    for cw, cb, gamma, beta, mean, var in blocks:
+        c, cols = conv(h, cw, 1)
+        c += cb[:, None, None]
+        z, bn = batch_norm(c, gamma, beta, mean, var)
+        r = np.maximum(z, 0)
+        h = pool(r)
+        saved.append((cols, bn, z, r, h))
+    loss, dense_grads, g = mlp_grads(h.reshape(len(x), -1), y, params[12:], input_grad=True)
+    g, grads = g.reshape(h.shape), dense_grads
+    for (cw, _, gamma, *_), (cols, bn, z, r, p) in zip(reversed(blocks), reversed(saved)):
+        gc, ggamma, gbeta, gmean, gvar = batch_norm_grads(pool_grad(r, p, g) * (z > 0), gamma, bn)
+        g, gcw = conv_grads(gc, cols, cw, 1)
+        grads = [gcw, gc.sum((0, 2, 3)), ggamma, gbeta, gmean, gvar, *grads]
+    return [loss, *adam(list(params), grads, state, t, lr)]
+
+
 def sgd(params, grads, t, lr):
     return [*(p - g * lr for p, g in zip(params, grads)), t + 1]
 
@@ -196,6 +237,7 @@ HANDWRITTEN = {
     "mlp_small": mlp_step("adam"),
     "mlp_large": mlp_step("sgd"),
     "lenet": mnist_cnn_step,
+    "cnn_bn": cnn_bn_step,
     "linreg_example": linreg_step,
     "mnist_mlp": mlp_step("adam"),
     "mnist_cnn": mnist_cnn_step,

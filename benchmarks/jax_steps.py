@@ -27,6 +27,7 @@ SPECS = {
     "mlp_large": ("mlp", 512, [1024, 4096, 4096, 10], "sgd", 0.01),
     "lenet": ("lenet", 64, None, "momentum", 0.05),
     "linreg": ("linreg", 256, [13, 1], "sgd", 0.05),
+    "cnn_bn": ("cnn_bn", 64, None, "adam", 0.001),
     "mnist_mlp": ("mlp", 128, [784, 256, 128, 10], "adam", 0.001),
     "mnist_cnn": ("lenet", 64, None, "momentum", 0.05),
     "char_mlp": ("char_mlp", 256, None, "adam", 0.003),
@@ -35,6 +36,8 @@ SPECS = {
 STATE_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}
 LENET_CONVS = [(6, 1, 5), (16, 6, 5)]  # (out channels, in channels, kernel size)
 LENET_DENSE = [400, 120, 84, 10]
+CNN_BN_CHANNELS = [(16, 1), (32, 16)]  # (out, in) of each 3x3 conv -> batch norm block
+CNN_BN_DENSE = [32 * 7 * 7, 10]
 CHAR = {"vocab": 65, "context": 8, "embed": 24, "hidden": 256}
 
 
@@ -50,6 +53,10 @@ def param_shapes(key: str) -> list[tuple[int, ...]]:
     if arch == "lenet":
         convs = [shape for o, i, k in LENET_CONVS for shape in ((o, i, k, k), (o,))]
         return convs + dense_shapes(LENET_DENSE)
+    if arch == "cnn_bn":
+        # conv weight and bias, then batch norm's gamma, beta, mean and var
+        blocks = [shape for o, i in CNN_BN_CHANNELS for shape in [(o, i, 3, 3)] + [(o,)] * 5]
+        return blocks + dense_shapes(CNN_BN_DENSE)
     if arch == "char_mlp":
         c = CHAR
         table = (c["vocab"], c["embed"])
@@ -60,7 +67,7 @@ def param_shapes(key: str) -> list[tuple[int, ...]]:
 def data_shapes(key: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The shapes of the input and the target."""
     arch, n, sizes, _, _ = SPECS[key]
-    if arch == "lenet":
+    if arch in ("lenet", "cnn_bn"):
         return (n, 1, 28, 28), (n,)
     if arch == "char_mlp":
         return (n, CHAR["context"]), (n,)
@@ -83,6 +90,9 @@ def arguments(key: str, seed: int = 0) -> list[np.ndarray]:
     else:
         y = rng.integers(0, 10, y_shape).astype(np.int32)
     params = [initial(shape, rng) for shape in param_shapes(key)]
+    if arch == "cnn_bn":  # gamma and var start at one, as irnet's batch norm initialises them
+        for block in (0, 6):
+            params[block + 2][:] = params[block + 5][:] = 1
     state = [np.zeros_like(p) for p in params for _ in range(STATE_SLOTS[optimizer])]
     return [x, y, *params, *state, np.float32(0), np.float32(lr)]
 
@@ -125,13 +135,28 @@ def lenet(params, x):
     return mlp(dense, h.reshape(len(x), -1))
 
 
+def batch_norm(x, gamma, beta, mean, var, eps=1e-5):
+    """irnet's stdlib nn.batch_norm: mean and var are parameters, not the batch's statistics."""
+    scale = gamma / jnp.sqrt(var + eps)
+    return (x - mean[:, None, None]) * scale[:, None, None] + beta[:, None, None]
+
+
+def cnn_bn(params, x):
+    h = x
+    for k in (0, 6):
+        cw, cb, gamma, beta, mean, var = params[k : k + 6]
+        c = conv(h, cw, 1) + cb[:, None, None]
+        h = max_pool(jax.nn.relu(batch_norm(c, gamma, beta, mean, var)))
+    return mlp(params[12:], h.reshape(len(x), -1))
+
+
 def char_mlp(params, context):
     table, w0, b0, w1, b1 = params
     flat = table[context].reshape(len(context), -1)
     return jnp.tanh(flat @ w0 + b0) @ w1 + b1
 
 
-FORWARD = {"mlp": mlp, "linreg": mlp, "lenet": lenet, "char_mlp": char_mlp}
+FORWARD = {"mlp": mlp, "linreg": mlp, "lenet": lenet, "cnn_bn": cnn_bn, "char_mlp": char_mlp}
 
 
 def cross_entropy(z, y):
