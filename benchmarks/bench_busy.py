@@ -10,7 +10,8 @@ epoch log (compiling and loading are not in it; the compile cache is warmed firs
   average is printed);
 - `busy`: one CPU-bound process (`python -c 'while True: pass'`) started before irnet, as on
   a machine where another job already runs: what the policy measures at start;
-- `late`: the same process started once training begins, which the policy cannot see.
+- `late`: the same process started once training begins: the policy sees it within a second
+  (`threads.follow_load`, measured again between training steps).
 
 Policies: `irnet` (the default: `irnet/threads.py`) and `off` (`IRNET_THREADS=off`: every pool
 as NumPy, SciPy and Numba start it, one thread per core). Runs are interleaved, policy by

@@ -95,7 +95,7 @@ def last_stage(plan: stages.Stages, args: argparse.Namespace) -> int:
 
 def cmd_opt(args: argparse.Namespace) -> int:
     compiled = driver.load(args.file)
-    driver.run_passes(compiled.module, args.passes)
+    driver.run_passes(compiled.module, args.passes, verify_each=True)
     text = print_ir(compiled.module, not args.no_locations, args.generic)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:

@@ -20,6 +20,7 @@ if "CUDA_HOME" not in os.environ and Path("/usr/local/cuda/nvvm").is_dir():
 # names one: `auto`, their default, would compile every model a CLI test runs with Numba. The
 # tests of `auto` itself unset this.
 os.environ["IRNET_TARGET"] = "reference"
+os.environ["IRNET_VERIFY_EACH"] = "1"  # errors name the pass that broke the IR
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = sorted(

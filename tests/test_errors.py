@@ -21,6 +21,10 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.func import ReturnOp
+from xdsl.passes import ModulePass
+from xdsl.rewriter import Rewriter
 
 from irnet import driver
 from irnet.diagnostics import MAX_SOURCE_BYTES, IrnError
@@ -1348,3 +1352,26 @@ def test_brackets_nested_a_megabyte_deep_are_refused_at_once(tmp_path):
     assert time.monotonic() - started < 5 and peak < 200 * 2**20
     assert err.message == f"brackets nested more than {MAX_NESTING} deep"
     assert (err.loc.line, err.loc.column) == (1, 24 + MAX_NESTING)  # the brace counts too
+
+
+class DropReturns(ModulePass):
+    """A broken pass: makes every `func.return` return nothing, against its function's type."""
+
+    name = "drop-returns"
+
+    def apply(self, ctx, op: ModuleOp) -> None:
+        for ret in [o for o in op.walk() if isinstance(o, ReturnOp)]:
+            Rewriter.replace_op(ret, ReturnOp())
+
+
+@pytest.mark.parametrize("verify_each", [True, False])
+def test_ir_a_pass_breaks_is_refused_after_it_or_after_the_pipeline(monkeypatch, verify_each):
+    monkeypatch.setitem(driver.PASSES, "drop-returns", lambda: DropReturns)
+    module = driver.compile_source("model m(x: f32[2]) -> f32[2] { return x * 2.0 }", "t.irn").module
+    with pytest.raises(IrnError) as e:
+        driver.run_passes(module, "canonicalize,drop-returns,cse", verify_each=verify_each)
+    if verify_each:
+        assert "after pass 'drop-returns' does not verify:" in str(e.value)
+    else:
+        assert "after the passes 'canonicalize,drop-returns,cse' does not verify" in str(e.value)
+        assert "IRNET_VERIFY_EACH=1 names the pass" in str(e.value)
