@@ -29,6 +29,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def folder_state(folder: Path) -> tuple[int, int] | None:
+    """A folder's modification time and size: they change when a file is added to it, so a
+    cache looks for new Numba files only when this does."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def private_folder(folder: Path) -> Path:
     """`folder`, created mode 0700 if missing; an error if another user owns or can write it
     (they could plant code that this process would run)."""

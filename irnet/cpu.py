@@ -54,7 +54,14 @@ from irnet.dialects.dtypes import numpy_dtype
 from irnet.lowering.emit_cpu import EMITTER_VERSION, CpuOptions, EmittedModule, emit_module
 
 from . import __version__, driver, reference
-from .cache_files import cache_root, locked, private_folder, sha256, write_atomically
+from .cache_files import (
+    cache_root,
+    folder_state,
+    locked,
+    private_folder,
+    sha256,
+    write_atomically,
+)
 from .diagnostics import IrnError, error_at
 from .kernel_cache import KernelCache, UnitMissing, kernel_cache, split
 
@@ -213,7 +220,7 @@ class CacheEntry:
             if file.suffix in NUMBA_FILES and kernels.get(file.name) != sha256(file.read_bytes()):
                 file.unlink(missing_ok=True)
         self.module_hash = manifest["module"]
-        self.seen = self.numba_state()
+        self.seen = folder_state(self.numba_folder)
         return source
 
     def write(self, source: bytes) -> None:
@@ -224,18 +231,11 @@ class CacheEntry:
         write_atomically(self.path, source)
         self.module_hash = sha256(source)
         self.write_manifest({})
-        self.seen = self.numba_state()
+        self.seen = folder_state(self.numba_folder)
 
     def write_manifest(self, kernels: dict[str, str]) -> None:
         manifest = {"key": self.key, "module": self.module_hash, "kernels": kernels}
         write_atomically(self.folder / MANIFEST, json.dumps(manifest, indent=1).encode())
-
-    def numba_state(self) -> tuple[int, int] | None:
-        try:
-            st = self.numba_folder.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
 
     def record_kernels(self) -> None:
         """Add the Numba files written since the last look to the manifest. A runner calls this
@@ -246,7 +246,7 @@ class CacheEntry:
         if now < self.next_look:
             return
         self.next_look = now + 1.0
-        state = self.numba_state()
+        state = folder_state(self.numba_folder)
         if state == self.seen:
             return
         self.seen = state

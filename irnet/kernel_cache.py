@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache_files import locked, private_folder, sha256, write_atomically
+from .cache_files import folder_state, locked, private_folder, sha256, write_atomically
 
 COMPILED = ("njit", "intrinsic")
 """Decorators that make a top-level function of an emitted module a unit."""
@@ -212,7 +212,7 @@ class KernelCache:
         with self.lock():
             listing = self.numba_listing()
             self.bind_units(module, refs, listing)
-            self.seen = self.numba_state()
+            self.seen = folder_state(self.numba_folder)
 
     def bind_units(
         self, module: types.ModuleType, refs: Mapping[str, str], listing: Listing
@@ -264,13 +264,6 @@ class KernelCache:
     def manifest(self, key: str) -> Path:
         return self.folder / f"{key}.numba.json"
 
-    def numba_state(self) -> tuple[int, int] | None:
-        try:
-            st = self.numba_folder.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
-
     def record(self, now: bool = False) -> None:
         """Add the Numba files written since the last look to the manifests of the units
         loaded here. A runner calls this after every run, so it looks at most once a second
@@ -279,7 +272,7 @@ class KernelCache:
         if not now and time.monotonic() < self.next_look:
             return
         self.next_look = time.monotonic() + 1.0
-        state = self.numba_state()
+        state = folder_state(self.numba_folder)
         if state == self.seen:
             return
         self.seen = state

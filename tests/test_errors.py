@@ -1367,7 +1367,8 @@ class DropReturns(ModulePass):
 @pytest.mark.parametrize("verify_each", [True, False])
 def test_ir_a_pass_breaks_is_refused_after_it_or_after_the_pipeline(monkeypatch, verify_each):
     monkeypatch.setitem(driver.PASSES, "drop-returns", lambda: DropReturns)
-    module = driver.compile_source("model m(x: f32[2]) -> f32[2] { return x * 2.0 }", "t.irn").module
+    source = "model m(x: f32[2]) -> f32[2] { return x * 2.0 }"
+    module = driver.compile_source(source, "t.irn").module
     with pytest.raises(IrnError) as e:
         driver.run_passes(module, "canonicalize,drop-returns,cse", verify_each=verify_each)
     if verify_each:
