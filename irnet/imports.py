@@ -7,6 +7,8 @@ namespace holds its functions and the names it imports.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,17 @@ from .diagnostics import IrnError, read_source
 from .parser import parse
 
 STDLIB_DIR = Path(__file__).parent / "stdlib"
+
+
+@functools.cache
+def stdlib_modules() -> dict[str, str]:
+    """Each function the standard library defines -> the module that defines it (for the hint
+    of an unknown name: the file's top-level `def` lines, without parsing it)."""
+    homes = {}
+    for path in sorted(STDLIB_DIR.glob("*.irn")):
+        for name in re.findall(r"^def\s+([A-Za-z_]\w*)", path.read_text("utf-8"), re.M):
+            homes.setdefault(name, path.stem)
+    return homes
 
 
 @dataclass

@@ -50,7 +50,7 @@ from .function_builder import (
     describe,
     location,
 )
-from .imports import FunctionRef, LoadedModule, Program
+from .imports import FunctionRef, LoadedModule, Program, stdlib_modules
 from .indexing import ELLIPSIS, Bounds, index
 from .initializers import INITIALIZERS, complete_arguments
 
@@ -655,6 +655,13 @@ def lookup(fb: FunctionBuilder, name: str, loc: ast.Loc) -> Any:
         return fb.module.namespace[name]
     if name in BUILTINS:
         return BUILTINS[name]
+    home = stdlib_modules().get(name)
+    if home is not None:
+        raise IrnError(
+            f"unknown name '{name}': the standard library's {home} defines it; "
+            f"add `from {home} import {name}` (or `import {home}` and write `{home}.{name}`)",
+            loc,
+        )
     known = [*fb.env, *fb.dims, *fb.module.namespace, *BUILTINS]
     raise IrnError(f"unknown name '{name}'{suggest(name, known)}", loc)
 

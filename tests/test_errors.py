@@ -187,6 +187,17 @@ ERRORS = [
         2, 12, r"^unknown name 'rellu'; did you mean 'relu'\?$",
     ),
     case(
+        "unknown-name-the-stdlib-defines",
+        """
+        model m(x: f32[N, 3]) -> f32[N, 4] {
+            return dense(x, 4)
+        }
+        """,
+        2, 12,
+        r"^unknown name 'dense': the standard library's nn defines it; "
+        r"add `from nn import dense` \(or `import nn` and write `nn.dense`\)$",
+    ),
+    case(
         "unknown-library-function",
         """
         import nn
