@@ -152,8 +152,25 @@ def _describe(token: Token | None) -> str:
     return repr(text) if len(text) <= 40 else f"{text[:30]!r}... ({len(text):,} characters)"
 
 
-def _syntax_error(e: UnexpectedInput, filename: str) -> IrnError:
+# Statements people bring from Python, and what `.irn` offers instead.
+MISSING_STATEMENTS = {
+    "if": "for a value chosen element by element use `where(cond, a, b)`",
+    "elif": "for a value chosen element by element use `where(cond, a, b)`",
+    "else": "for a value chosen element by element use `where(cond, a, b)`",
+    "while": "a loop is `for i in range(n) { ... }` with `n` known at compile time",
+}
+
+
+def _syntax_error(e: UnexpectedInput, filename: str, text: str) -> IrnError:
     loc = ast.Loc(filename, max(e.line, 1), max(e.column, 1))
+    lines = text.split("\n")
+    line = lines[loc.line - 1] if loc.line <= len(lines) else ""
+    word = re.match(r"\s*([a-z]+)\b", line)
+    if word and word.group(1) in MISSING_STATEMENTS and word.end() < loc.column:
+        keyword = word.group(1)
+        start = ast.Loc(filename, loc.line, word.start(1) + 1)
+        return IrnError(f"'{keyword}' is not a statement of the language: "
+                        f"{MISSING_STATEMENTS[keyword]}", start)  # fmt: skip
     if isinstance(e, UnexpectedCharacters):
         return IrnError(f"unexpected character {e.char!r}", loc)
     if isinstance(e, UnexpectedEOF):
@@ -179,7 +196,7 @@ def _parse(text: str, filename: str, start: str):
     try:
         return _ToAst(filename).transform(_lark().parse(text, start=start))
     except UnexpectedInput as e:
-        raise _syntax_error(e, filename) from None
+        raise _syntax_error(e, filename, text) from None
     except _TooDeep as e:
         loc = ast.Loc(filename, e.token.line or 1, e.token.column or 1)
         raise IrnError(f"brackets nested more than {MAX_NESTING} deep", loc) from None

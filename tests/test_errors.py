@@ -187,6 +187,26 @@ ERRORS = [
         2, 12, r"^unknown name 'rellu'; did you mean 'relu'\?$",
     ),
     case(
+        "if-statement",
+        """
+        model m(x: f32[N, 3]) -> f32[N, 3] {
+            if x { return x }
+            return x
+        }
+        """,
+        2, 5, r"^'if' is not a statement of the language: .*use `where\(cond, a, b\)`$",
+    ),
+    case(
+        "while-statement",
+        """
+        model m(x: f32[N, 3]) -> f32[N, 3] {
+            while x { x = x }
+            return x
+        }
+        """,
+        2, 5, r"^'while' is not a statement of the language: a loop is `for i in range\(n\)",
+    ),
+    case(
         "unknown-name-the-stdlib-defines",
         """
         model m(x: f32[N, 3]) -> f32[N, 4] {
