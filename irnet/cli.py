@@ -23,6 +23,7 @@ from xdsl.printer import Printer
 from . import __version__, driver, stages, targets, threads
 from .diagnostics import IrnError
 from .summary import parameter_table, parameters, signature
+from .train_config import SETTINGS
 
 
 def print_ir(module: ModuleOp, locations: bool = True, generic: bool = False) -> str:
@@ -133,19 +134,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_FLAGS = (
-    "epochs", "batch", "lr", "optimizer", "schedule", "seed", "data", "val_split",
-    "shuffle", "monitor", "patience", "keep_best",
-)  # fmt: skip
-
-
 def overrides(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, name, None) for name in TRAIN_FLAGS}
+    return {name: getattr(args, name, None) for name in SETTINGS}
+
+
+def open_model(args: argparse.Namespace, world=None):
+    """The `irnet.Model` of a command's file, flags and target."""
+    from .model import Model
+
+    return Model.open(args.file, model=args.model, target=args.target, float64=args.f64,
+                      world=world, **overrides(args))  # fmt: skip
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .distributed import world
-    from .train import TrainOptions, open_session, train
+    from .train import TrainOptions, train
 
     if args.non_strict and not args.init_from:
         raise IrnError("--non-strict applies to --init-from CKPT")
@@ -161,10 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         strict=not args.non_strict,
     )
     try:
-        session = open_session(
-            args.file, overrides(args), args.model, processes, args.target, args.f64
-        )
-        train(session, options)
+        model = open_model(args, processes)
+        train(model.trainer, options)
     except Exception as e:
         if processes.size > 1:  # stop every rank, not only this one
             processes.abort(str(e))
@@ -172,35 +173,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def trained_session(args: argparse.Namespace):
-    from .train import open_session
-
-    session = open_session(
-        args.file, overrides(args), args.model, target=args.target, float64=args.f64
-    )
-    session.load_weights(Path(args.checkpoint))
-    return session
+def trained_model(args: argparse.Namespace):
+    model = open_model(args)
+    model.trainer  # noqa: B018 -- refuses a file without a train block before loading
+    model.load(args.checkpoint)
+    return model
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .train import format_metrics, load_data, splits
+    from .train import block_part, format_metrics
 
-    session = trained_session(args)
+    model = trained_model(args)
     part = args.part
     if part is None:
-        part, why = default_part(session)
+        part, why = default_part(model.trainer)
         print(f"evaluating the {part} part (no --part given; {why})")
-    if part == "test":
-        dataset = load_data(session, "test")
-    else:
-        train_part, validation, _ = splits(session)
-        dataset = train_part if part == "train" else validation
-        if dataset is None:
-            raise IrnError("no validation split: give --val-split or train with val_split")
-    metrics = session.evaluate(dataset, session.config.batch)
+    dataset = block_part(model.trainer, part)
+    metrics = model.evaluate(dataset)
     print(
         f"{dataset.source} ({part}, {len(dataset):,} examples): "
-        + format_metrics(part, metrics, session.metrics)
+        + format_metrics(part, metrics, model.trainer.metrics)
     )
     return 0
 
@@ -222,8 +214,8 @@ def default_part(session) -> tuple[str, str]:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .runner import input_arrays, load_array_file, save
 
-    session = trained_session(args)
-    names = [a.name for a in session.role("input")]
+    model = trained_model(args)
+    names = [a.name for a in model.trainer.role("input")]
     if "=" in args.input or args.input.endswith(".npz"):
         given = input_arrays([args.input])
     else:
@@ -234,8 +226,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     missing = [n for n in names if n not in given]
     if missing:
         raise IrnError(f"predict needs the input(s) {', '.join(missing)}")
-    inputs = session.fit([given[n] for n in names], "input", args.input)
-    output = session.predict(session.normalized(inputs), session.config.batch)
+    output = model.predict([given[n] for n in names])
     if args.output:
         save(Path(args.output), (output,))
         print(f"wrote {args.output}: {output.dtype}{list(output.shape)}")
@@ -259,8 +250,8 @@ def cmd_warmup(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .sample import sample
 
-    session = trained_session(args)
-    print(sample(session, args.prompt, args.length, args.temperature, args.seed or 0))
+    model = trained_model(args)
+    print(sample(model, args.prompt, args.length, args.temperature, args.seed or 0))
     return 0
 
 

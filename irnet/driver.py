@@ -91,6 +91,8 @@ class Compiled:
     source: LoadedModule | None = None
     trains: dict[str, TrainConfig] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    path: Path | None = None
+    """The file, as the caller named it: data paths in train blocks resolve beside it."""
 
 
 def compile_source(
@@ -112,7 +114,7 @@ def compile_source(
     trains = train_ir.generate(gen, overrides, distributed)
     gen.module_op.verify()
     sources = [m.text for m in program.modules.values()]
-    return Compiled(gen.module_op, main, trains, sources)
+    return Compiled(gen.module_op, main, trains, sources, path or Path(name))
 
 
 def load(

@@ -8,13 +8,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from xdsl.dialects import func
 
-from . import checkpoint as ckpt
-from . import driver
 from .diagnostics import IrnError
-from .params import arguments, find_function, initial_parameters
-from .targets import make_runner
+from .model import Model
 
 
 def load_array_file(path: str) -> dict[str, np.ndarray] | np.ndarray:
@@ -48,39 +44,24 @@ def input_arrays(specs: list[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def default_function(module) -> func.FuncOp:
-    public = [f for f in module.ops if isinstance(f, func.FuncOp) and f.sym_visibility is None]
-    if not public:
-        raise IrnError("this file defines no model to run")
-    return public[0]
-
-
 def run_file(args: argparse.Namespace) -> None:
-    module = driver.load(args.file, float64=args.f64).module
-    driver.run_passes(module, ",".join(driver.PIPELINE))
-    function = find_function(module, args.function) if args.function else default_function(module)
-    name = function.sym_name.data
+    model = Model.open(args.file, model=model_of(args.function), target=args.target,
+                       float64=args.f64, seed=args.seed)  # fmt: skip
+    if args.checkpoint:
+        model.load(args.checkpoint)
+    function = model.compile(args.function, training=args.training)
     given = input_arrays(args.input)
-    params = (
-        checkpoint_parameters(Path(args.checkpoint), function)
-        if args.checkpoint
-        else initial_parameters(function, args.seed)
-    )
-    values = []
-    for arg in arguments(function):
-        if arg.kind == "param":
-            values.append(params[arg.name])
-        elif arg.name in given:
-            values.append(given.pop(arg.name))
-        else:
-            raise IrnError(
-                f"{name} needs the {arg.kind} '{arg.name}' (give -i {arg.name}=FILE.npy)"
-            )
-    if given:
-        raise IrnError(f"{name} has no input named {', '.join(sorted(given))}")
-    runner = make_runner(module, args.target, source_name=args.file)
-    results = runner.run(name, values, training=args.training, seed=args.seed)
-    outputs = tuple(runner.to_host(r) for r in results)
+    names = list(function.signature.arguments)
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise IrnError(
+            f"{function.name} needs the input '{missing[0]}' (give -i {missing[0]}=FILE.npy)"
+        )
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise IrnError(f"{function.name} has no input named {', '.join(unknown)}")
+    result = function(**given)
+    outputs = result if isinstance(result, tuple) else (result,)
     if args.output:
         save(Path(args.output), outputs)
     else:
@@ -89,12 +70,9 @@ def run_file(args: argparse.Namespace) -> None:
             print(f"{label}{out.dtype}{list(out.shape)}\n{np.array2string(out, threshold=200)}")
 
 
-def checkpoint_parameters(path: Path, function: func.FuncOp) -> dict[str, np.ndarray]:
-    """The parameters of the checkpoint at `path`, refused unless they fit `function`'s."""
-    loaded = ckpt.load(path)
-    expected = ckpt.table_of(arguments(function), "param")
-    ckpt.check_fits(loaded, path, model=function.sym_name.data, params=expected)
-    return loaded.params
+def model_of(function: str | None) -> str | None:
+    """The model a function belongs to: `m` for `m` and for a train function `m.loss`."""
+    return function.split(".")[0] if function else None
 
 
 def save(path: Path, outputs: tuple[np.ndarray, ...]) -> None:

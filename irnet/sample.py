@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from .diagnostics import IrnError
-from .train import Session, load_data
+from .model import Model
+from .train import load_data
 
 
-def sample(session: Session, prompt: str, length: int, temperature: float, seed: int) -> str:
+def sample(model: Model, prompt: str, length: int, temperature: float, seed: int) -> str:
     """`prompt` continued by `length` characters drawn from the model's softmax at
     `temperature`; the vocabulary is the training text's."""
+    session = model.trainer
     dataset = load_data(session)
     vocabulary = getattr(dataset, "vocabulary", None)
     if vocabulary is None:
@@ -28,7 +30,7 @@ def sample(session: Session, prompt: str, length: int, temperature: float, seed:
     text = list(prompt)
     for _ in range(length):
         window = np.asarray([ids[-context:]], dtype=np.int32)
-        logits = session.predict([window], 1)[0].astype(np.float64) / temperature
+        logits = model.predict(window, batch=1)[0].astype(np.float64) / temperature
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         ids.append(int(rng.choice(len(probs), p=probs)))

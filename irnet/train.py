@@ -13,17 +13,16 @@ alone prints, evaluates, logs, plots and writes checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import io
-import json
-import math
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
-from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.printer import Printer
 
@@ -32,14 +31,15 @@ from irnet.dialects.dtypes import numpy_dtype
 
 from . import checkpoint as ckpt
 from . import data as datasets
-from . import driver, threads
 from . import metrics as metric_rules
+from . import threads
+from .callbacks import Callback, EarlyStopping, History, JsonLog, ModelCheckpoint
 from .diagnostics import IrnError
 from .distributed import World
-from .params import Argument, arguments, find_function, initial_parameters
+from .params import Argument, arguments, find_function
 from .progress import Progress
 from .schedules import learning_rate
-from .targets import Array, Runner, make_runner
+from .targets import Array, Runner
 from .train_config import TrainConfig
 
 
@@ -57,6 +57,7 @@ class Session:
     """The fingerprint of what training computes (`computation`), kept in checkpoints."""
     world: World = field(default_factory=World)
     params: dict[str, Array] = field(default_factory=dict)
+    """Shared with the `Model`'s `params` (and `state` with its `state`): changed in place."""
     state: dict[str, Array] = field(default_factory=dict)
     epoch: int = 0
     step: int = 0
@@ -67,6 +68,10 @@ class Session:
     """The block's metrics, resolved against the model's output and target types."""
     output_type: TensorType | None = None
     """The model's output type (`@m.eval`'s second result), for label checks."""
+    owner: Any = None
+    """The `irnet.Model` this trains."""
+    resumed: Path | None = None
+    """The checkpoint `restore` continued from, whose position `fit` checks."""
 
     def role(self, kind: str) -> list[Argument]:
         return [a for a in self.step_args if a.kind == kind]
@@ -91,15 +96,33 @@ class Session:
             for a, arg in zip(arrays, args)
         ]
 
-    def reset(self) -> None:
-        """Fresh parameters from the initialisers, zero optimiser state."""
-        params = initial_parameters(self.runner.function(f"{self.model}.step"), self.config.seed)
-        state = {
-            a.name: np.zeros(a.type.get_shape(), numpy_dtype(a.type)) for a in self.role("state")
-        }
-        self.params, self.state = self.from_host(params), self.from_host(state)
-        self.epoch = self.step = 0
-        self.history = []
+    def as_arrays(self, value: Any, kind: str) -> list[np.ndarray]:
+        """A caller's data for the arguments of one kind ("input" or "target"): one array,
+        a list or tuple of them in the arguments' order, or a dict by argument name."""
+        names = [a.name for a in self.role(kind)]
+        if value is None:
+            return []
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(names))
+            missing = [n for n in names if n not in value]
+            if unknown or missing:
+                raise IrnError(
+                    f"{self.model} takes the {kind}s {', '.join(names)}; "
+                    + "; ".join([*(["missing " + ", ".join(missing)] if missing else []),
+                                 *(["unknown " + ", ".join(unknown)] if unknown else [])])
+                )  # fmt: skip
+            return [np.asarray(value[n]) for n in names]
+        if isinstance(value, list | tuple):
+            return [np.asarray(v) for v in value]
+        return [np.asarray(value)]
+
+    def split_data(self, data: list, source: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Arrays given in the step's order, the inputs then the targets, fitted to them."""
+        count = len(self.role("input"))
+        return (
+            self.fit([np.asarray(a) for a in data[:count]], "input", source),
+            self.fit([np.asarray(a) for a in data[count:]], "target", source),
+        )
 
     def to_host(self, arrays: dict[str, Array]) -> dict[str, np.ndarray]:
         return {name: self.runner.to_host(value) for name, value in arrays.items()}
@@ -202,7 +225,8 @@ class Session:
             "epoch": self.epoch,
             "step": self.step,
             "program": self.program,
-            "config": self.config.as_dict(),
+            # `fit(epochs=...)` may train past the block's epochs: the run's length is recorded
+            "config": {**self.config.as_dict(), "epochs": max(self.config.epochs, self.epoch)},
             "rng": {
                 "seed": self.config.seed,
                 "derivation": "params (seed, name); shuffle (seed, epoch); dropout (seed, step)",
@@ -215,8 +239,8 @@ class Session:
         """Rank 0's parameters, optimiser state and position on every process."""
         if self.world.size == 1:
             return
-        self.params = self.from_host(self.world.broadcast(self.to_host(self.params)))
-        self.state = self.from_host(self.world.broadcast(self.to_host(self.state)))
+        self.params.update(self.from_host(self.world.broadcast(self.to_host(self.params))))
+        self.state.update(self.from_host(self.world.broadcast(self.to_host(self.state))))
         self.epoch, self.step = self.world.broadcast_ints(self.epoch, self.step)
 
     def restore(self, path: Path) -> None:
@@ -235,27 +259,12 @@ class Session:
         ckpt.check_fits(
             loaded, path, model=self.model, params=self.table("param"), state=self.table("state")
         )
-        self.params = self.from_host(loaded.params)
-        self.state = self.from_host(loaded.state)
+        self.params.update(self.from_host(loaded.params))
+        self.state.update(self.from_host(loaded.state))
         meta = loaded.meta
         self.checkpoint_config, self.checkpoint_program = meta["config"], meta["program"]
         self.epoch, self.step, self.history = meta["epoch"], meta["step"], meta["history"]
-
-    def load_weights(self, path: Path, strict: bool = True) -> ckpt.Fit:
-        """The parameters of the checkpoint at `path` in place of the current ones (`eval`,
-        `predict`, `sample`, `train --init-from`); optimiser state and position stay. Strict:
-        every parameter must fit, or the checkpoint is refused naming each difference. Not
-        strict: those that fit by name, shape and dtype are loaded and the others keep their
-        values; the `Fit` says which."""
-        loaded = ckpt.load(path)
-        if strict:
-            fit = ckpt.check_fits(loaded, path, model=self.model, params=self.table("param"))
-        else:
-            fit = ckpt.compare(loaded.params, self.table("param"))
-            if not fit.loaded:
-                raise IrnError(f"no parameter of checkpoint {path} fits model '{self.model}'")
-        self.params.update(self.from_host({name: loaded.params[name] for name in fit.loaded}))
-        return fit
+        self.resumed = path
 
     def table(self, kind: str) -> ckpt.Table:
         """The names, shapes and dtypes a checkpoint must hold: of "param" or "state"."""
@@ -272,37 +281,37 @@ def open_session(
 ) -> Session:
     """The train block of `model` (the first by default) compiled for `target`; `float64`
     builds the program in float64 (`--f64`)."""
-    world = world or World()
-    compiled = driver.load(path, overrides, distributed=world.comm is not None, float64=float64)
-    if not compiled.trains:
+    from .model import Model
+
+    opened = Model.open(path, model=model, target=target, float64=float64, world=world,
+                        **(overrides or {}))  # fmt: skip
+    if opened.config is None:
         raise IrnError(f"{path} has no train block")
-    name = model or next(iter(compiled.trains))
-    if name not in compiled.trains:
-        raise IrnError(
-            f"{path} has no train block for '{name}' (it trains {', '.join(compiled.trains)})"
-        )
-    module = compiled.module
-    driver.run_passes(module, ",".join(driver.PIPELINE))
-    symbol = find_function(module, name).sym_name.data
-    step_fn: func.FuncOp = find_function(module, f"{symbol}.step")
-    step_args = arguments(step_fn)
+    return opened.trainer
+
+
+def make_session(model) -> Session:
+    """The trainer of an `irnet.Model` with a train block: its step and evaluation functions
+    on the model's target, updating the model's parameters and state in place."""
+    module, symbol = model._module, model.name
+    step_args = arguments(find_function(module, f"{symbol}.step"))
     output = find_function(module, f"{symbol}.eval").body.block.last_op.operands[1]
-    config = compiled.trains[name]
-    probability = isinstance(output.owner, nn.SigmoidOp)  # read before a target lowers the IR
-    targets = [a for a in step_args if a.kind == "target"]
-    metrics = metric_rules.resolve(config.metrics, output.type, targets, probability, config.loss)
-    program = computation(module, symbol)  # before a target lowers the IR
+    config = model.config
+    probability = isinstance(output.owner, nn.SigmoidOp)
+    labels = [a for a in step_args if a.kind == "target"]
+    metrics = metric_rules.resolve(config.metrics, output.type, labels, probability, config.loss)
     session = Session(
-        Path(path),
+        model.path or Path(symbol),
         symbol,
-        compiled.trains[name],
-        make_runner(module, target, source_name=path, world=world),
+        config,
+        model.runner(),
         step_args,
-        program,
-        world,
+        computation(module, symbol),
+        model.world,
+        params=model.params._values,
+        state=model.state._values,
     )
-    session.metrics, session.output_type = metrics, output.type
-    session.reset()
+    session.metrics, session.output_type, session.owner = metrics, output.type, model
     return session
 
 
@@ -334,14 +343,16 @@ def load_data(session: Session, part: str = "train") -> datasets.Dataset:
 
 
 def splits(
-    session: Session,
+    session: Session, fraction: float | None = None
 ) -> tuple[datasets.Dataset, datasets.Dataset | None, datasets.Dataset | None]:
-    """Training, validation (from `val_split`) and test (if the source has a test part) sets."""
+    """Training, validation (`fraction`, default the block's `val_split`) and test (if the
+    source has a test part) sets."""
     full = load_data(session)
     val = None
-    if session.config.val_split > 0:
+    fraction = session.config.val_split if fraction is None else fraction
+    if fraction > 0:
         contiguous = session.config.data.name == "text"
-        full, val = full.split(session.config.val_split, session.config.seed, contiguous)
+        full, val = full.split(fraction, session.config.seed, contiguous)
     has_test = "test" in datasets.parts(data_spec(session), session.path.parent)
     return full, val, load_data(session, "test") if has_test else None
 
@@ -354,6 +365,211 @@ def format_metrics(prefix: str, metrics: dict[str, float], rules=()) -> str:
         shown = f"{100 * value:.2f}%" if rule.percent else f"{value:.4f}"
         parts.append(f"{prefix} {rule.label} {shown}")
     return "  ".join(parts)
+
+
+class Batches:
+    """Batches a caller gives to `fit` or `evaluate`: an iterable of `(inputs, targets)`
+    pairs (each an array, a list of arrays or a dict by name), iterated once per epoch."""
+
+    def __init__(self, session: Session, iterable: Iterable, source: str) -> None:
+        self.session, self.iterable, self.source = session, iterable, source
+
+    def batches(self, batch_size: int, rng: np.random.Generator | None):
+        produced = False
+        for item in self.iterable:
+            if not (isinstance(item, list | tuple) and len(item) == 2):
+                raise IrnError(
+                    f"{self.source} must yield (inputs, targets) pairs, not {item!r:.60}"
+                )
+            produced = True
+            yield (self.session.as_arrays(item[0], "input"),
+                   self.session.as_arrays(item[1], "target"))  # fmt: skip
+        if not produced:
+            raise IrnError(
+                f"{self.source} yielded no batch: an iterator is used up after one pass; give "
+                "a list, or an object whose __iter__ starts over each epoch"
+            )
+
+    def num_batches(self, batch_size: int) -> int | None:
+        return len(self.iterable) if hasattr(self.iterable, "__len__") else None
+
+    def describe(self) -> str:
+        count = self.num_batches(0)
+        return f"{count:,} batches" if count is not None else "batches"
+
+
+def caller_data(session: Session, x: Any, y: Any, source: str) -> datasets.Dataset | Batches:
+    """A caller's data: arrays `x` (inputs) and `y` (targets), or batches in `x`."""
+    if isinstance(x, datasets.Dataset | Batches):
+        return x
+    if y is None and session.role("target") and not isinstance(x, np.ndarray | Mapping):
+        return Batches(session, x, source)
+    inputs, targets = session.as_arrays(x, "input"), session.as_arrays(y, "target")
+    return datasets.Dataset(inputs, targets, source)
+
+
+def training_data(session, x, y, validation_data, validation_split):
+    """The training set and the validation set (or None) of a `fit` call."""
+    if x is None and y is None:
+        fraction = session.config.val_split if validation_split is None else validation_split
+        train_set, val_set, _ = splits(session, fraction)
+    else:
+        train_set = caller_data(session, x, y, "the data given to fit")
+        val_set = None
+        if validation_split:
+            if not isinstance(train_set, datasets.Dataset):
+                raise IrnError("validation_split holds out part of arrays; give validation_data "
+                               "for batches")  # fmt: skip
+            train_set, val_set = train_set.split(validation_split, session.config.seed)
+    if validation_data is not None:
+        if isinstance(validation_data, tuple) and len(validation_data) == 2:
+            val_set = caller_data(session, *validation_data, "validation_data")
+        else:
+            val_set = caller_data(session, validation_data, None, "validation_data")
+    return train_set, val_set
+
+
+def fit(
+    model,
+    x: Any = None,
+    y: Any = None,
+    *,
+    epochs: int | None,
+    batch: int | None,
+    validation_data: Any,
+    validation_split: float | None,
+    shuffle: bool | None,
+    callbacks: Sequence[Callback],
+    verbose: bool,
+    detect_anomaly: bool = False,
+) -> History:
+    """`Model.fit`: `epochs` more epochs (default: the train block's) from where the model
+    is, the learning-rate schedule spanning them."""
+    session, config = model.trainer, model.config
+    root = session.world.is_root
+    batch = config.batch if batch is None else batch
+    shuffle = config.shuffle if shuffle is None else shuffle
+    epochs = config.epochs if epochs is None else epochs
+    train_set, val_set = training_data(session, x, y, validation_data, validation_split)
+    steps = train_set.num_batches(batch)
+    if steps is None and config.schedule.name != "constant":
+        raise IrnError(
+            f"schedule {config.schedule} needs the number of batches per epoch: give batches "
+            "that have a len() (a list), or schedule='constant()'"
+        )
+    if session.resumed is not None and not changed_settings(session):
+        check_position(session, session.resumed, steps)
+    start, last = session.epoch, session.epoch + epochs
+    say = print if verbose and root else lambda *args: None
+    logged = ["train_loss"]
+    if val_set is not None:
+        logged += ["val_loss", *(f"val_{metric.key}" for metric in session.metrics)]
+    callbacks = list(callbacks) if root else []
+    model.stop_training = False
+    for callback in callbacks:
+        callback.on_train_begin(model, logged)
+    session.share_state()
+    processes = f" on {session.world.size} processes" if session.world.size > 1 else ""
+    size = f"{len(train_set):,} examples" if isinstance(train_set, datasets.Dataset) else (
+        train_set.describe())  # fmt: skip
+    say(
+        f"training {session.model}: {size}, batch {batch}, {last} epoch{'s' * (last != 1)}, "
+        f"{config.optimizer}, schedule {config.schedule}{processes}"
+    )
+    history = History()
+    for epoch in range(start, last):
+        # rank 0 alone keeps the history and runs callbacks, so it alone decides
+        (stop,) = session.world.broadcast_ints(int(model.stop_training))
+        if stop:
+            for callback in callbacks:
+                if callback.stop_message:
+                    say(callback.stop_message)
+            break
+        for callback in callbacks:
+            callback.on_epoch_begin(model, epoch + 1)
+        horizon = (steps or 0) * last
+        loss, seconds, lr = train_epoch(session, train_set, epoch, last, batch, shuffle,
+                                        horizon, callbacks, detect_anomaly, verbose)  # fmt: skip
+        session.epoch = epoch + 1
+        if not root:
+            continue
+        record = {"epoch": session.epoch, "step": session.step, "train_loss": loss, "lr": lr,
+                  "seconds": seconds}  # fmt: skip
+        summary = [f"epoch {session.epoch}/{last}", f"train loss {loss:.4f}"]
+        if val_set is not None:
+            metrics = session.evaluate(val_set, batch)
+            record.update({f"val_{k}": v for k, v in metrics.items()})
+            summary.append(format_metrics("val", metrics, session.metrics))
+        say("  ".join([*summary, f"{seconds:.1f}s"]))
+        session.history.append(record)
+        history.records.append(record)
+        for callback in callbacks:
+            callback.on_epoch_end(model, record)
+    for callback in callbacks:
+        callback.on_train_end(model, history)
+    return history
+
+
+def train_epoch(session, train_set, epoch, last, batch, shuffle, total_steps, callbacks,
+                detect_anomaly, verbose):  # fmt: skip
+    """One pass over the training set, shuffled with `(seed, epoch)` if `shuffle`: the mean
+    loss, the seconds, the last lr. Rank 0 shows its progress on stderr when `verbose`."""
+    config = session.config
+    base_lr = config.hyperparameters["lr"]
+    rng = np.random.default_rng([config.seed, epoch]) if shuffle else None
+    quiet = None if verbose and session.world.is_root else open(os.devnull, "w")  # noqa: SIM115
+    steps = train_set.num_batches(batch) or 0
+    bar = Progress(f"epoch {epoch + 1}/{last}", steps, quiet or sys.stderr)
+    running, seen, lr = 0.0, 0, base_lr
+    for inputs, targets in train_set.batches(batch, rng):
+        if len(inputs[0]) < session.world.size:
+            continue  # a last batch smaller than the number of processes cannot be split
+        inputs = session.fit(inputs, "input", train_set.source)
+        targets = session.fit(targets, "target", train_set.source)
+        lr = learning_rate(
+            config.schedule.name, config.schedule_options, base_lr, session.step, total_steps
+        )
+        loss = session.train_step(inputs, targets, lr, detect_anomaly)
+        threads.follow_load()
+        n = len(inputs[0])
+        running += loss * n
+        seen += n
+        bar.update(n, running / seen)
+        for callback in callbacks:
+            callback.on_batch_end(session.owner, session.step, loss)
+    seconds = bar.close()
+    if quiet is not None:
+        quiet.close()
+    return running / max(seen, 1), seconds, lr
+
+
+def evaluate(model, x: Any, y: Any, batch: int | None, part: str = "test") -> dict[str, float]:
+    """`Model.evaluate`: over the caller's data, or the train block's `part`."""
+    session = model.trainer
+    if x is None and y is None:
+        dataset = block_part(session, part)
+    else:
+        dataset = caller_data(session, x, y, "the data given to evaluate")
+    return session.evaluate(dataset, batch or session.config.batch)
+
+
+def block_part(session: Session, part: str) -> datasets.Dataset:
+    """The `test`, `validation` or `train` part of the train block's data."""
+    if part == "test":
+        if "test" not in datasets.parts(data_spec(session), session.path.parent):
+            raise IrnError(f"the data of {session.model} has no test part; give part= or data")
+        return load_data(session, "test")
+    train_part, validation, _ = splits(session)
+    if part == "train":
+        return train_part
+    if part == "validation" and validation is not None:
+        return validation
+    if part == "validation":
+        raise IrnError("no validation split: give --val-split or train with val_split")
+    raise IrnError(f"part must be test, validation or train, not {part!r}")
+
+
+# --- `irnet train` ---
 
 
 @dataclass
@@ -369,68 +585,6 @@ class TrainOptions:
     """Start from this checkpoint's parameters, with fresh optimiser state, at epoch 0."""
     strict: bool = True
     """`init_from` must fit the model exactly; else what fits is loaded and reported."""
-
-
-@dataclass
-class Monitor:
-    """The logged metric that early stopping and `keep_best` watch, and its best value.
-
-    Which way is better follows from the name: accuracies (`val_accuracy`,
-    `val_top5_accuracy`) improve upwards, everything else (losses, `val_mae`, `val_rmse`)
-    downwards. Only a strict improvement counts, and NaN never improves."""
-
-    name: str
-    patience: int
-    """Epochs without improvement before stopping; 0 never stops."""
-    best: float = math.nan
-    best_epoch: int = 0
-    since_best: int = 0
-
-    def update(self, record: dict) -> bool:
-        """Take one epoch's log record; whether it improves on the best so far."""
-        value = record[self.name]
-        higher = self.name.endswith("accuracy")
-        improved = not math.isnan(value) and (
-            math.isnan(self.best) or (value > self.best if higher else value < self.best)
-        )
-        if improved:
-            self.best, self.best_epoch, self.since_best = value, record["epoch"], 0
-        else:
-            self.since_best += 1
-        return improved
-
-    @property
-    def exhausted(self) -> bool:
-        return self.patience > 0 and self.since_best >= self.patience
-
-    def stop_line(self, epoch: int) -> str:
-        return (
-            f"stopping early after epoch {epoch}: {self.name} has not improved for "
-            f"{self.since_best} epoch{'s' * (self.since_best != 1)} "
-            f"(best {self.best:.4f} after epoch {self.best_epoch})"
-        )
-
-
-def monitor(session: Session, options: TrainOptions) -> Monitor:
-    """The run's `Monitor`, checked before training: its metric must be one the epoch log will
-    have, and `keep_best` needs a checkpoint directory."""
-    config = session.config
-    validated = config.val_split > 0
-    logged = ["train_loss"]
-    if validated:
-        logged += ["val_loss", *(f"val_{metric.key}" for metric in session.metrics)]
-    name = config.monitor or ("val_loss" if validated else "train_loss")
-    if name not in logged:
-        why = "" if validated else " (validation metrics need val_split or --val-split)"
-        raise IrnError(
-            f"monitor {name}: the epoch log has no {name}{why}; it has {', '.join(logged)}"
-        )
-    if config.keep_best and options.checkpoint_dir is None:
-        raise IrnError(
-            f"keep_best writes {session.model}-best.npz into the checkpoint directory, "
-            "and --checkpoint-dir '' asks for none"
-        )
-    return Monitor(name, config.patience)
 
 
 class Guarded:
@@ -457,26 +611,73 @@ class Guarded:
         return self.stream.isatty()
 
 
+class ReaderGone(Callback):
+    """Stops training after an epoch whose output nobody read (`Guarded` streams)."""
+
+    def __init__(self, *streams: Guarded) -> None:
+        self.streams = streams
+
+    @property
+    def gone(self) -> bool:
+        return any(stream.broken for stream in self.streams)
+
+    def on_epoch_end(self, model, record: dict) -> None:
+        if self.gone:
+            model.stop_training = True
+
+
+class StopAfter(Callback):
+    """Stops training after `epochs` epochs of this run (`--stop-after`)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs, self.done = epochs, 0
+
+    def on_epoch_end(self, model, record: dict) -> None:
+        self.done += 1
+        if self.done >= self.epochs:
+            model.stop_training = True
+
+
 class OutputClosed(IrnError):
     """The reader of the run's output went away: training stopped after an epoch, with its
     checkpoint written, and the exit status says so."""
 
 
 def train(session: Session, options: TrainOptions) -> dict[str, float]:
-    config, root = session.config, session.world.is_root
+    """`irnet train`: the train block's data and epochs through `Model.fit`, with the
+    callbacks the flags ask for; then the test set's metrics, which it returns."""
+    model, config, root = session.owner, session.config, session.world.is_root
     out, err = Guarded(sys.stdout), Guarded(sys.stderr)
-    say = (lambda *args: print(*args, file=out)) if root else lambda *args: None
-    watch = monitor(session, options)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
+        return train_guarded(model, session, config, root, options, out, err)
+
+
+def train_guarded(model, session, config, root, options, out, err) -> dict[str, float]:
+    say = print if root else lambda *args: None
+    name = config.monitor or ("val_loss" if config.val_split > 0 else "train_loss")
+    callbacks: list[Callback] = [EarlyStopping(name, config.patience)]
+    if config.keep_best and options.checkpoint_dir is None:
+        raise IrnError(
+            f"keep_best writes {session.model}-best.npz into the checkpoint directory, "
+            "and --checkpoint-dir '' asks for none"
+        )
     if options.plot and root:
         require_matplotlib()
-    if options.checkpoint_dir is not None and root:
-        removed = ckpt.remove_stale_temporaries(options.checkpoint_dir)
+    if options.checkpoint_dir is not None:
+        callbacks.append(ModelCheckpoint(options.checkpoint_dir, config.keep_best, name))
+        removed = ckpt.remove_stale_temporaries(options.checkpoint_dir) if root else []
         if removed:
             say(f"removed {len(removed)} temporary file{'s' * (len(removed) != 1)} that "
                 f"interrupted checkpoint writes left in {options.checkpoint_dir}")  # fmt: skip
+    if options.log is not None:
+        callbacks.append(JsonLog(options.log))
+    if options.stop_after is not None:
+        callbacks.append(StopAfter(options.stop_after))
+    reader = ReaderGone(out, err)
+    callbacks.append(reader)
     if options.resume and root:
         resume_from = resolve_resume(session, options)
-        session.restore(resume_from)
+        model.load(resume_from, resume=True)
         if session.epoch > config.epochs:
             raise IrnError(
                 f"--resume: {resume_from} is after epoch {session.epoch}, past the "
@@ -486,58 +687,12 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
         for note in changed_settings(session):
             say(f"note: {note}")
     elif options.init_from and root:
-        fit = session.load_weights(options.init_from, options.strict)
-        say(f"initialised from {options.init_from}: " + "\n  ".join(fit.report()))
-    for record in session.history:  # a resumed run's best and patience go on from its history
-        if watch.name in record:
-            watch.update(record)
-    session.share_state()
-    train_set, val_set, test_set = splits(session)
-    steps_per_epoch = train_set.num_batches(config.batch)
-    if options.resume and root and not changed_settings(session):
-        check_position(session, resume_from, steps_per_epoch)
-    total_steps = steps_per_epoch * config.epochs
-    base_lr = config.hyperparameters["lr"]
-    processes = f" on {session.world.size} processes" if session.world.size > 1 else ""
-    say(
-        f"training {session.model}: {len(train_set):,} examples, batch {config.batch}, "
-        f"{config.epochs} epoch{'s' * (config.epochs != 1)}, {config.optimizer}, "
-        f"schedule {config.schedule}{processes}"
-    )
-    last = (
-        config.epochs
-        if options.stop_after is None
-        else min(config.epochs, session.epoch + options.stop_after)
-    )
-    stopped_early = False
-    for epoch in range(session.epoch, last):
-        # rank 0 alone keeps the history and prints, so it alone decides, for every process
-        stopped_early, reader_gone = session.world.broadcast_ints(
-            int(watch.exhausted), int(out.broken or err.broken)
-        )
-        if reader_gone:
-            break  # the epoch before has written its checkpoint
-        if stopped_early:
-            say(watch.stop_line(epoch))
-            break
-        loss, seconds, lr = train_epoch(session, train_set, epoch, steps_per_epoch, total_steps,
-                                        base_lr, options, err)  # fmt: skip
-        session.epoch = epoch + 1
-        if not root:
-            continue
-        record = {"epoch": session.epoch, "step": session.step, "train_loss": loss, "lr": lr,
-                  "seconds": seconds}  # fmt: skip
-        summary = [f"epoch {session.epoch}/{config.epochs}", f"train loss {loss:.4f}"]
-        if val_set is not None:
-            metrics = session.evaluate(val_set, config.batch)
-            record.update({f"val_{k}": v for k, v in metrics.items()})
-            summary.append(format_metrics("val", metrics, session.metrics))
-        say("  ".join([*summary, f"{seconds:.1f}s"]))
-        session.history.append(record)
-        write_log(options.log, record)
-        improved = watch.update(record)
-        save_checkpoint(session, options, best=improved and config.keep_best)
-    if out.broken or err.broken:
+        fit_report = model.load(options.init_from, strict=options.strict)
+        say(f"initialised from {options.init_from}: " + "\n  ".join(fit_report.report()))
+    (start,) = session.world.broadcast_ints(session.epoch)
+    model.fit(epochs=config.epochs - start, callbacks=callbacks,
+              detect_anomaly=options.detect_anomaly, verbose=True)  # fmt: skip
+    if reader.gone:
         kept = (
             f"its checkpoint is in {options.checkpoint_dir}; continue with --resume"
             if options.checkpoint_dir is not None
@@ -547,43 +702,17 @@ def train(session: Session, options: TrainOptions) -> dict[str, float]:
             f"the output's reader went away: stopped after epoch {session.epoch} of "
             f"{config.epochs}; {kept}"
         )
+    stopped_early = callbacks[0].stop_message is not None
     if session.epoch < config.epochs and not stopped_early:
         say(f"stopped after epoch {session.epoch} of {config.epochs}; continue with --resume")
         return {}
-    final = session.evaluate(test_set, config.batch) if test_set is not None and root else {}
+    has_test = root and "test" in datasets.parts(data_spec(session), session.path.parent)
+    final = model.evaluate(part="test") if has_test else {}
     if final:
         say(format_metrics("test", final, session.metrics))
     if options.plot and root:
         plot(session.history, options.plot)
     return final
-
-
-def train_epoch(session, train_set, epoch, steps, total_steps, base_lr, options, stream=None):
-    """One pass over the training set, shuffled unless `shuffle = false`: the mean loss, the
-    seconds, the last lr. Rank 0 shows its progress on `stream` (stderr by default)."""
-    config = session.config
-    rng = np.random.default_rng([config.seed, epoch]) if config.shuffle else None
-    quiet = open(os.devnull, "w") if not session.world.is_root else None  # noqa: SIM115
-    bar = Progress(f"epoch {epoch + 1}/{config.epochs}", steps, quiet or stream)
-    running, seen, lr = 0.0, 0, base_lr
-    for inputs, targets in train_set.batches(config.batch, rng):
-        if len(inputs[0]) < session.world.size:
-            continue  # a last batch smaller than the number of processes cannot be split
-        inputs = session.fit(inputs, "input", train_set.source)
-        targets = session.fit(targets, "target", train_set.source)
-        lr = learning_rate(
-            config.schedule.name, config.schedule_options, base_lr, session.step, total_steps
-        )
-        loss = session.train_step(inputs, targets, lr, options.detect_anomaly)
-        threads.follow_load()
-        n = len(inputs[0])
-        running += loss * n
-        seen += n
-        bar.update(n, running / seen)
-    seconds = bar.close()
-    if quiet is not None:
-        quiet.close()
-    return running / max(seen, 1), seconds, lr
 
 
 def changed_settings(session: Session) -> list[str]:
@@ -601,11 +730,13 @@ def changed_settings(session: Session) -> list[str]:
     return notes
 
 
-def check_position(session: Session, path: Path, steps_per_epoch: int) -> None:
+def check_position(session: Session, path: Path, steps_per_epoch: int | None) -> None:
     """Refuse a resumed step that its epochs cannot have taken under the same settings:
     `steps_per_epoch` each, or one fewer where a distributed run skipped a last batch smaller
     than its process count."""
     epoch, step = session.epoch, session.step
+    if steps_per_epoch is None:
+        return
     if not epoch * (steps_per_epoch - 1) <= step <= epoch * steps_per_epoch:
         raise IrnError(
             f"{path} is not a usable irnet checkpoint: its metadata field 'step' is {step}, "
@@ -621,23 +752,6 @@ def resolve_resume(session: Session, options: TrainOptions) -> Path:
     if found is None:
         raise IrnError(f"--resume: no checkpoint of {session.model} in {directory}")
     return found
-
-
-def save_checkpoint(session: Session, options: TrainOptions, best: bool = False) -> None:
-    """`MODEL-epochK.npz` and `MODEL-last.npz`, and `MODEL-best.npz` when `best`."""
-    if options.checkpoint_dir is None:
-        return
-    state = session.checkpoint()
-    names = ["epoch" + str(session.epoch), "last", *(["best"] if best else [])]
-    for name in names:
-        ckpt.save(options.checkpoint_dir / f"{session.model}-{name}.npz", state)
-
-
-def write_log(path: Path | None, record: dict) -> None:
-    if path is None:
-        return
-    with open(path, "a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
 
 
 def require_matplotlib():

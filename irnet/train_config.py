@@ -24,6 +24,11 @@ ENTRIES = (
     "shuffle", "monitor", "patience", "keep_best",
 )  # fmt: skip
 METRICS = ("loss", *metric_rules.METRICS)
+SETTINGS = (
+    "epochs", "batch", "lr", "optimizer", "schedule", "seed", "data", "val_split",
+    "shuffle", "monitor", "patience", "keep_best",
+)  # fmt: skip
+"""The entries a caller may override: `irnet train`'s flags, `irnet.load`'s keywords."""
 
 
 @dataclass(frozen=True)

@@ -395,7 +395,7 @@ def test_a_changed_shape_is_refused_naming_the_parameter(tiny, tmp_path):
     wider = tmp_path / "wider.irn"
     wider.write_text(TINY.replace("OPTIMIZER", "adam").replace("DTYPE", "f32").replace("8", "9"))
     with pytest.raises(IrnError) as info:
-        train.open_session(str(wider)).load_weights(tmp_path / "ckpt" / "tiny-last.npz")
+        train.open_session(str(wider)).owner.load(tmp_path / "ckpt" / "tiny-last.npz")
     assert str(info.value).endswith(
         "which does not match model 'tiny': "
         "parameter 'dense_0.w' has shape [4, 8] in the checkpoint but [4, 9] in the model; "
@@ -443,7 +443,7 @@ def test_init_from_non_strict_loads_what_fits_and_reports_the_rest(tiny, tmp_pat
         init_from(str(wider), checkpoint)
     capsys.readouterr()
     session = train.open_session(str(wider), {"epochs": 1})
-    fit = session.load_weights(checkpoint, strict=False)
+    fit = session.owner.load(checkpoint, strict=False)
     assert fit.loaded == ["dense_1.b"]
     assert list(fit.mismatched) == ["dense_0.w", "dense_0.b", "dense_1.w"]
     loaded = ckpt_params(checkpoint)["dense_1.b"]
@@ -559,7 +559,8 @@ def test_keep_best_writes_the_best_epochs_weights(tiny, tmp_path, monkeypatch):
     ("flags", "message"),
     [
         ({"monitor": "val_loss", "val_split": 0}, "monitor val_loss: the epoch log has no "
-         "val_loss (validation metrics need val_split or --val-split); it has train_loss"),
+         "val_loss (validation metrics need validation data: val_split, --val-split or "
+             "validation_data=); it has train_loss"),
         ({"monitor": "val_mae"}, "monitor val_mae: the epoch log has no val_mae; it has "
          "train_loss, val_loss, val_accuracy"),
     ],

@@ -21,6 +21,7 @@ from irnet import ast, driver, summary
 from irnet.builtins import suggest
 from irnet.diagnostics import IrnError
 from irnet.dialects.shapes import is_float
+from irnet.functions import add_gradient, format_ir, functions_of, public_functions, reachable
 from irnet.imports import FunctionRef
 from irnet.targets import AUTO, EMITTERS, TARGETS, resolve
 from irnet.universe import IRNET_UNIVERSE
@@ -28,7 +29,6 @@ from irnet.universe import IRNET_UNIVERSE
 from .display import Output, format_value, static_type, what
 from .evaluation import Evaluator
 from .inputs import parse_span
-from .ir import add_gradient, format_ir, functions_of, public_functions, reachable
 from .makers import MAKERS
 
 STAGES = ("frontend", *driver.PIPELINE)
@@ -194,7 +194,7 @@ def show_gradient(session: Evaluator, line: CommandLine) -> list[Output]:
             line.loc(start),
         )
     position = next(i for i, a in enumerate(compiled.function.args) if a.name_hint == name)
-    symbol = add_gradient(compiled.module, compiled.function, position)
+    symbol = add_gradient(compiled.module, compiled.function, [position])
     driver.run_passes(compiled.module, ",".join(driver.PIPELINE))
     result, gradient = session.execute_compiled(compiled, symbol)
     outputs = [

@@ -39,6 +39,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from irnet import ast, driver, params, summary, train_ir
 from irnet.diagnostics import IrnError, read_source
 from irnet.dialects.dtypes import numpy_dtype
+from irnet.functions import public_functions
 from irnet.grammar.lexer import RESERVED
 from irnet.imports import STDLIB_DIR, FunctionRef, LoadedModule, Program
 from irnet.irgen import IRGen, evaluate
@@ -47,7 +48,6 @@ from irnet.targets import default_target, make_runner
 
 from .display import Output, format_value, header, type_name
 from .inputs import names_in, parse_span
-from .ir import public_functions
 from .makers import MAKERS
 from .prompt import REPL_SYMBOL, Compiled, PromptBuilder, model_parameters, substitute, tensors_in
 

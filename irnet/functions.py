@@ -1,5 +1,5 @@
-"""The xDSL modules the REPL compiles, read and extended: their functions, what a function
-reaches, their printout, and the gradient function `:grad` adds."""
+"""Functions of an xDSL module, read and extended: which are public, what a function reaches,
+their printout, and a gradient function added beside one (`Model.grad`, the REPL's `:grad`)."""
 
 from __future__ import annotations
 
@@ -48,17 +48,29 @@ def format_ir(functions: list[func.FuncOp], locations: bool = False) -> str:
     return out.getvalue()
 
 
-def add_gradient(module: ModuleOp, function: func.FuncOp, wrt: int) -> str:
-    """Add a public function returning `function`'s value and its gradient with respect to
-    argument `wrt` (an `ad.value_and_grad` request, which the autodiff pass expands); return
-    its symbol."""
+def add_gradient(
+    module: ModuleOp, function: func.FuncOp, wrt: list[int], symbol: str | None = None
+) -> str:
+    """Add a public function `symbol` (default `NAME.grad`) returning `function`'s value and
+    its gradients with respect to the arguments at `wrt` (an `ad.value_and_grad` request,
+    which the autodiff pass expands); return its symbol. It takes `function`'s arguments,
+    with their names and roles."""
     types = [a.type for a in function.args]
-    wrapper = func.FuncOp(f"{function.sym_name.data}.grad", (types, []))
+    wrapper = func.FuncOp(symbol or f"{function.sym_name.data}.grad", (types, []))
+    wrapper.arg_attrs = function.arg_attrs
     for arg, original in zip(wrapper.args, function.args):
         arg.name_hint = original.name_hint
-    request = ValueAndGradOp.request(function, list(wrapper.args), [wrt])
+    request = ValueAndGradOp.request(function, list(wrapper.args), wrt)
     request.location = function.location
     wrapper.body.block.add_ops([request, func.ReturnOp(*request.results)])
     wrapper.function_type = FunctionType.from_lists(types, request.result_types)
     module.body.block.add_op(wrapper)
     return wrapper.sym_name.data
+
+
+def keep_only(module: ModuleOp, name: str) -> None:
+    """Delete every function that `@name` neither is, calls nor differentiates."""
+    kept = {f.sym_name.data for f in reachable(module, name)}
+    for function in functions_of(module):
+        if function.sym_name.data not in kept:
+            module.body.block.erase_op(function)
