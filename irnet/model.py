@@ -286,7 +286,7 @@ class Function:
         bound = dict(zip(names, args))
         for name, value in kwargs.items():
             if name not in names:
-                raise unknown("argument", name, names, self.name)
+                raise unknown("argument", name, names, f"@{self.name}")
             if name in bound:
                 raise IrnError(f"{where}: argument '{name}' given twice")
             bound[name] = value
@@ -408,7 +408,9 @@ class Model:
             return function
         if f"{self.name}.{function}" in self.functions:
             return f"{self.name}.{function}"
-        raise unknown("function", function, self.functions, f"model {self.name}")
+        kinds = [name.removeprefix(self.name + ".") for name in self.functions]
+        raise unknown("function", function, dict.fromkeys([*self.functions, *kinds]),
+                      f"model {self.name}")  # fmt: skip
 
     def compile(
         self, function: str | None = None, *, target: str | None = None, training: bool = False

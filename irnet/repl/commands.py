@@ -136,12 +136,21 @@ def show_help(session: Evaluator, line: CommandLine) -> list[Output]:
     return [Output("\n\n".join(sections))]
 
 
-@command(":load FILE", "add a file's definitions (imports resolve beside it)")
+@command(
+    ":load FILE | CHECKPOINT [MODEL]",
+    "add a .irn file's definitions, or take a checkpoint's (.npz) parameters",
+)
 def load_file(session: Evaluator, line: CommandLine) -> list[Output]:
     words, _ = options(line.args)
-    if len(words) != 1:
-        raise IrnError("usage: :load FILE (quote a name with spaces)")
-    return session.load(words[0])
+    if not words or len(words) > 2 or (len(words) == 2 and not words[0].endswith(".npz")):
+        raise IrnError(
+            "usage: :load FILE or :load CHECKPOINT.npz [MODEL] (quote names with spaces)"
+        )
+    if not words[0].endswith(".npz"):
+        return session.load(words[0])
+    model = session.model(words[1] if len(words) == 2 else None)
+    report = model.load(words[0])
+    return [Output(f"loaded {len(report.loaded)} parameters of {model.name} from {words[0]}")]
 
 
 @command(":ir [NAME] [--after PASS] [--loc]", "IR of the last expression or a function")
@@ -286,6 +295,22 @@ def show_params(session: Evaluator, line: CommandLine) -> list[Output]:
         for m in models
     ]
     return [Output("\n\n".join(tables))]
+
+
+@command(":train [EPOCHS] [MODEL]", "train a model as its train block says (EPOCHS more epochs)")
+def train_model(session: Evaluator, line: CommandLine) -> list[Output]:
+    words, _ = options(line.args)
+    counts = [w for w in words if w.isdigit()]
+    names = [w for w in words if not w.isdigit()]
+    if len(counts) > 1 or len(names) > 1:
+        raise IrnError("usage: :train [EPOCHS] [MODEL], e.g. :train 2")
+    model = session.model(names[0] if names else None)
+    history = model.fit(epochs=int(counts[0]) if counts else None)
+    if not history.records:
+        return [Output(f"{model.name}: no epoch trained")]
+    last = history.records[-1]
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in last.items() if k.endswith(("loss", "accuracy")))
+    return [Output(f"trained {model.name} to epoch {model.epoch}: {shown}")]
 
 
 @command(":reset", "forget every definition and variable")

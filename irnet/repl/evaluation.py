@@ -37,12 +37,14 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
 from irnet import ast, driver, params, summary, train_ir
+from irnet.builtins import suggest
 from irnet.diagnostics import IrnError, read_source
 from irnet.dialects.dtypes import numpy_dtype
 from irnet.functions import public_functions
 from irnet.grammar.lexer import RESERVED
 from irnet.imports import STDLIB_DIR, FunctionRef, LoadedModule, Program
 from irnet.irgen import IRGen, evaluate
+from irnet.model import Model
 from irnet.parser import parse
 from irnet.targets import default_target, make_runner
 
@@ -96,6 +98,7 @@ class Evaluator:
         self.rng = np.random.default_rng(self.seed)
         self.last: tuple[ModuleOp, str] | None = None
         self.weights: dict[tuple[str, str], np.ndarray] = {}
+        self.models: dict[str, Model] = {}
         self.symbols: list[str] = []
         self.rebuild()
 
@@ -154,11 +157,14 @@ class Evaluator:
         self.program = Program()
         namespace: dict[str, Any] = {}
         trains: dict[str, ast.Train] = {}
+        self.train_files: dict[str, Path] = {}
+        """Where each train block was defined: its data paths resolve beside that file."""
         for chunk in self.chunks:
             module = self.program.load_text(chunk.text, chunk.display, chunk.key)
             namespace.update(module.namespace)
             module.namespace = namespace  # so a definition sees those of other inputs
             trains.update({t.model: t for t in module.tree.trains})
+            self.train_files.update({t.model: chunk.key for t in module.tree.trains})
         # The session's own functions; imported ones live in modules with a symbol prefix.
         own = [
             r.fn for r in namespace.values() if isinstance(r, FunctionRef) and not r.module.prefix
@@ -169,11 +175,36 @@ class Evaluator:
     def compile_session(self) -> ModuleOp:
         """Every model and train block of the session, through the frontend (as
         `driver.compile_source` does for one file)."""
+        return self.session_program().module
+
+    def session_program(self, model: str | None = None) -> driver.Compiled:
+        """The frontend's output for the whole session, placed where `model`'s train block
+        was defined."""
         gen = IRGen(self.program, self.scope)
         gen.generate()
-        train_ir.generate(gen)
+        trains = train_ir.generate(gen)
         gen.module_op.verify()
-        return gen.module_op
+        path = self.train_files.get(model or "", Path.cwd() / "<session>")
+        return driver.Compiled(gen.module_op, None, trains, path=path)
+
+    def model(self, name: str | None = None) -> Model:
+        """The session's model `name` (by default the only one with a train block, else the
+        only model) as an `irnet.Model`, made once until a definition changes: `:train` and
+        `:load CHECKPOINT` change its parameters, and expressions that call it use them."""
+        models = [f.name for f in self.scope.tree.functions if f.kind == "model"]
+        if name is None:
+            candidates = list(self.train_files) or models
+            if len(candidates) != 1:
+                raise IrnError(
+                    "name the model: the session defines "
+                    + (", ".join(candidates) if candidates else "no model yet")
+                )
+            name = candidates[0]
+        if name not in models:
+            raise IrnError(f"no model '{name}'{suggest(name, models)}")
+        if name not in self.models:
+            self.models[name] = Model(self.session_program(name), name, self.target)
+        return self.models[name]
 
     def define(self, chunk: Chunk) -> list[Output]:
         """Add a chunk's definitions, replacing an earlier chunk of the same key, if the
@@ -189,6 +220,7 @@ class Evaluator:
             raise
         self.symbols = [f.sym_name.data for f in public_functions(module)]
         self.weights.clear()
+        self.models.clear()
         tree = self.program.modules[chunk.key].tree
         for fn in tree.functions:
             self.variables.pop(fn.name, None)
@@ -260,7 +292,10 @@ class Evaluator:
                 fb.values[arg] = self.weight(source, owner, name, arg.type)
 
     def weight(self, source: func.FuncOp, owner: str, name: str, type_: TensorType) -> np.ndarray:
-        """A parameter's initial value, drawn once per model (or per prompt-level layer)."""
+        """A parameter's value: the `irnet.Model`'s where `:train` or `:load` made one,
+        otherwise drawn from its initialiser once per model (or per prompt-level layer)."""
+        if owner in self.models:
+            return np.array(self.models[owner].params[name])
         cached = self.weights.get((owner, name))
         shape = tuple(type_.get_shape())
         if cached is None or cached.shape != shape or cached.dtype != numpy_dtype(type_):
