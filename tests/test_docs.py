@@ -90,3 +90,15 @@ def test_every_canonicalization_pattern_is_in_the_pass_list(name):
 @pytest.mark.parametrize("source", irn_examples())
 def test_irn_examples_in_the_docs_compile(source):
     driver.compile_source(source, "docs/example.irn", DOCS / "example.irn")
+
+
+def test_the_python_api_examples_run(monkeypatch):
+    """docs/python-api.md's `>>>` examples, run as doctests from the repository root."""
+    import doctest
+
+    monkeypatch.chdir(ROOT)
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testfile(
+        str(DOCS / "python-api.md"), module_relative=False, optionflags=flags, verbose=False
+    )
+    assert result.attempted > 30 and result.failed == 0
