@@ -80,7 +80,8 @@ def train(
 
 def solved_at(returns: Sequence[float], window: int = 100) -> int | None:
     """The first episode at which the mean of the last `window` returns reached SOLVED."""
-    means = np.convolve(returns, np.ones(window) / window, mode="valid")
+    totals = np.cumsum(np.concatenate([[0.0], returns]))
+    means = (totals[window:] - totals[:-window]) / window  # means[i]: episodes i+1 to i+window
     reached = np.flatnonzero(means >= SOLVED)
     return int(reached[0]) + window if reached.size else None
 
