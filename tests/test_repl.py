@@ -783,3 +783,36 @@ def test_irnet_repl_with_a_bad_file_exits_with_status_1(tmp_path, bad):
     )
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith(f"error: cannot read {bad}: ")
+
+
+LINREG = str(Path(__file__).resolve().parent.parent / "examples" / "linreg.irn")
+
+
+def test_train_and_load_a_checkpoint_change_the_weights_expressions_use(tmp_path, capsys):
+    session = Session()
+    ok(session, f":load {LINREG}")
+    x = "linreg(ones(1, 10))"
+    initial = ok(session, x)
+    trained = ok(session, ":train 2")
+    assert trained.startswith("trained linreg to epoch 2: train_loss ")
+    assert "epoch 2/2" in capsys.readouterr().out  # fit's own lines, as irnet train prints
+    after = ok(session, x)
+    assert after != initial
+    ok(session, ":train 1")
+    assert session.model().epoch == 3
+    session.model().save(tmp_path / "linreg.npz")
+    fresh = Session()
+    ok(fresh, f":load {LINREG}")
+    loaded = ok(fresh, f":load {tmp_path / 'linreg.npz'}")
+    assert loaded == f"loaded 2 parameters of linreg from {tmp_path / 'linreg.npz'}"
+    assert ok(fresh, x) == ok(session, x)
+
+
+def test_train_and_load_checkpoint_errors(tmp_path):
+    session = Session()
+    assert "the session defines no model yet" in error(session, ":train")
+    ok(session, f":load {LINREG}")
+    assert "usage: :train [EPOCHS] [MODEL]" in error(session, ":train 1 2")
+    assert "no model 'linreq'" in error(session, ":train linreq")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert "bad.npz" in error(session, f":load {tmp_path / 'bad.npz'}")
