@@ -18,7 +18,7 @@ rather than log(0) = -inf (and 0 * -inf = NaN). The labels are one-hot encoded i
 10 %; Keras takes the last 10 %), then the script measures the test accuracy from
 `model.predict` against the test labels and saves the model to a `.npz` checkpoint.
 
-    .venv/bin/python examples/keras_style.py                   # the full run: 60,000 images, 10 epochs
+    .venv/bin/python examples/keras_style.py         # the full run: 60,000 images, 10 epochs
     .venv/bin/python examples/keras_style.py --limit 2000 --epochs 1 --save /tmp/m.npz
 
 Measured (full run, cpu target, 2 CPU cores): test accuracy 97.92 %, about 10 s in all (6 s of
@@ -94,8 +94,12 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--batch", type=int, default=32, help="batch size (default: 32)")
     parser.add_argument("--limit", type=int, help="train on the first N training images only")
     parser.add_argument("--val-split", type=float, default=0.1, help="default: 0.1")
-    parser.add_argument("--save", type=Path, default=Path("checkpoints/mnist_model.npz"),
-                        help="the checkpoint to write (default: checkpoints/mnist_model.npz)")  # fmt: skip
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=Path("checkpoints/mnist_model.npz"),
+        help="the checkpoint to write (default: checkpoints/mnist_model.npz)",
+    )
     parser.add_argument("--target", help="reference, cpu, cuda or auto (default: $IRNET_TARGET)")
     parser.add_argument("--seed", type=int, help="initial parameters and shuffles (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")

@@ -447,6 +447,7 @@ def fit(
     is, the learning-rate schedule spanning them."""
     session, config = model.trainer, model.config
     root = session.world.is_root
+    session.share_state()  # rank 0's parameters, optimiser state and position everywhere
     batch = config.batch if batch is None else batch
     shuffle = config.shuffle if shuffle is None else shuffle
     epochs = config.epochs if epochs is None else epochs
@@ -468,7 +469,6 @@ def fit(
     model.stop_training = False
     for callback in callbacks:
         callback.on_train_begin(model, logged)
-    session.share_state()
     processes = f" on {session.world.size} processes" if session.world.size > 1 else ""
     size = f"{len(train_set):,} examples" if isinstance(train_set, datasets.Dataset) else (
         train_set.describe())  # fmt: skip

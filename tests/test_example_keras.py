@@ -13,7 +13,6 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, subprocess_env
 
 SCRIPT = ROOT / "examples" / "keras_style.py"
