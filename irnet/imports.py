@@ -102,7 +102,10 @@ class Program:
             return
         for name in imp.names:
             if not isinstance(imported.namespace.get(name), FunctionRef):
-                raise IrnError(f"{imported.display} defines no function '{name}'", imp.loc)
+                from .builtins import BUILTINS  # which imports this module
+
+                builtin = f"; '{name}' is a builtin, usable without an import" * (name in BUILTINS)
+                raise IrnError(f"{imported.display} defines no function '{name}'{builtin}", imp.loc)
             self._define(importer, name, imported.namespace[name], imp.loc)
 
     def _find(

@@ -1054,6 +1054,14 @@ ERRORS = [
         1, 1, r"^stdlib/nn\.irn defines no function 'nonexistent'$",
     ),
     case(
+        "import-a-builtin",
+        """
+        from nn import log_softmax
+        """,
+        1, 1, r"^stdlib/nn\.irn defines no function 'log_softmax'; 'log_softmax' is a builtin, "
+        r"usable without an import$",
+    ),
+    case(
         "import-name-twice",
         """
         import nn
