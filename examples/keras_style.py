@@ -21,9 +21,10 @@ rather than log(0) = -inf (and 0 * -inf = NaN). The labels are one-hot encoded i
     .venv/bin/python examples/keras_style.py         # the full run: 60,000 images, 10 epochs
     .venv/bin/python examples/keras_style.py --limit 2000 --epochs 1 --save /tmp/m.npz
 
-Measured (full run, cpu target, 2 CPU cores): test accuracy 97.92 %, about 10 s in all (6 s of
-training, 0.4 s per epoch once the kernels are compiled; about 9 s more the first time, when
-Numba compiles them).
+Measured, the full run on the cpu target (Numba) on 2 CPU cores: test accuracy 97.92 % (seeds 1
+to 3, `--seed`: 97.59 to 97.66 %), 7 s of wall time in all, 6 s of it training (0.4 s per epoch
+of 1,688 steps); 12 s the first time, when Numba compiles the kernels. On the reference target
+(NumPy): 97.71 %, 54 s.
 """
 
 from __future__ import annotations
@@ -127,8 +128,7 @@ def main(argv: list[str] | None = None) -> float:
     accuracy = float(np.mean(predicted == y_test))
     model.save(args.save)
 
-    last = history.records[-1]
-    print(f"trained {len(history)} epoch(s) on {len(x_train):,} images ({last['step']:,} steps)")
+    print(f"trained {len(history)} epoch(s), {model.step:,} steps of batch {args.batch}")
     print(f"test loss {scores['loss']:.4f}, evaluate() accuracy {scores['accuracy']:.4f}")
     print(f"saved {args.save}")
     print(f"wall time {time.perf_counter() - start:.1f} s (training {trained:.1f} s)")

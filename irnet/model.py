@@ -40,8 +40,7 @@ from .callbacks import Callback, History
 from .diagnostics import IrnError
 from .distributed import World
 from .functions import add_gradient, format_ir, keep_only, public_functions, reachable
-from .params import arguments, find_function, initial_parameters
-from .summary import signature
+from .params import Argument, arguments, find_function, initial_parameters
 from .train_config import SETTINGS
 
 LoadReport = ckpt.Fit
@@ -223,17 +222,26 @@ class Signature:
         from irnet.dialects.shapes import format_type
 
         args = arguments(function)
+        given = {caller_name(a): format_type(a.type) for a in args if a.kind not in FED}
+        results = tuple(format_type(t) for t in function.function_type.outputs.data)
+        name = function.sym_name.data
+        spelled = ", ".join(f"{arg}: {t}" for arg, t in given.items())
         return cls(
-            function.sym_name.data,
-            {a.name: format_type(a.type) for a in args if a.kind not in FED},
-            tuple(format_type(t) for t in function.function_type.outputs.data),
+            name,
+            given,
+            results,
             tuple(a.name for a in args if a.kind == "param"),
             tuple(a.name for a in args if a.kind == "state"),
-            signature(function),
+            f"{name}({spelled}) -> {', '.join(results)}",
         )
 
     def __str__(self) -> str:
         return self.text
+
+
+def caller_name(argument: Argument) -> str:
+    """What a caller calls an argument: its name, `grad.NAME` for a parameter's gradient."""
+    return f"grad.{argument.name}" if argument.kind == "grad" else argument.name
 
 
 class Function:
@@ -589,9 +597,10 @@ class Model:
         The data: `x` and `y` as NumPy arrays (a list or a dict by name for several inputs or
         targets), or `x` an iterable of `(inputs, targets)` batches (a list, or anything that
         can be iterated once per epoch), or nothing for the train block's `data`.
-        `validation_data` is arrays `(x, y)` or batches; `validation_split` holds out that
-        fraction of array data. Callbacks see every batch and epoch (`irnet.callbacks`);
-        `EarlyStopping` and `ModelCheckpoint` come built in. With `verbose`, a progress bar on
+        `validation_data` is arrays `(x, y)` or batches; else `validation_split` (by default
+        the train block's `val_split`) holds out that fraction of the data.
+        Callbacks see every batch and epoch (`irnet.callbacks`); `EarlyStopping` and
+        `ModelCheckpoint` come built in. With `verbose`, a progress bar on
         stderr and a line per epoch on stdout, as `irnet train` prints. `detect_anomaly` stops
         at the first NaN or infinity, naming the `.irn` line that made it."""
         from .train import fit

@@ -409,23 +409,24 @@ def caller_data(session: Session, x: Any, y: Any, source: str) -> datasets.Datas
 
 
 def training_data(session, x, y, validation_data, validation_split):
-    """The training set and the validation set (or None) of a `fit` call."""
+    """The training set and the validation set (or None) of a `fit` call: `validation_data`,
+    or else `validation_split` (by default the block's `val_split`) held out of the data."""
+    fraction = session.config.val_split if validation_split is None else validation_split
+    if validation_data is not None:
+        fraction = 0
     if x is None and y is None:
-        fraction = session.config.val_split if validation_split is None else validation_split
         train_set, val_set, _ = splits(session, fraction)
     else:
-        train_set = caller_data(session, x, y, "the data given to fit")
-        val_set = None
-        if validation_split:
-            if not isinstance(train_set, datasets.Dataset):
-                raise IrnError("validation_split holds out part of arrays; give validation_data "
-                               "for batches")  # fmt: skip
-            train_set, val_set = train_set.split(validation_split, session.config.seed)
-    if validation_data is not None:
-        if isinstance(validation_data, tuple) and len(validation_data) == 2:
-            val_set = caller_data(session, *validation_data, "validation_data")
-        else:
-            val_set = caller_data(session, validation_data, None, "validation_data")
+        train_set, val_set = caller_data(session, x, y, "the data given to fit"), None
+        if isinstance(train_set, Batches) and validation_split:
+            raise IrnError("validation_split holds out part of arrays; give validation_data "
+                           "for batches")  # fmt: skip
+        if isinstance(train_set, datasets.Dataset) and fraction:
+            train_set, val_set = train_set.split(fraction, session.config.seed)
+    if isinstance(validation_data, tuple) and len(validation_data) == 2:
+        val_set = caller_data(session, *validation_data, "validation_data")
+    elif validation_data is not None:
+        val_set = caller_data(session, validation_data, None, "validation_data")
     return train_set, val_set
 
 
