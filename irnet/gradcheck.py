@@ -16,11 +16,11 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from irnet.dialects import nn
-from irnet.dialects.ad import ValueAndGradOp
 from irnet.dialects.dtypes import numpy_dtype
 
 from . import driver, reference
 from .diagnostics import IrnError
+from .functions import add_gradient
 from .params import Argument, arguments, find_function, initial_parameters
 
 
@@ -58,14 +58,7 @@ def add_request(module: ModuleOp, function: func.FuncOp) -> tuple[str, list[int]
     wrt = [i for i, a in enumerate(args) if a.kind == "param"] or [
         i for i, a in enumerate(args) if nn.is_float(a.type)
     ]
-    block_types = [a.type for a in function.args]
-    wrapper = func.FuncOp(f"{function.sym_name.data}.gradcheck", (block_types, []))
-    request = ValueAndGradOp.request(function, list(wrapper.args), wrt)
-    request.location = function.location
-    wrapper.body.block.add_ops([request, func.ReturnOp(*request.results)])
-    wrapper.function_type = func.FunctionType.from_lists(block_types, request.result_types)
-    module.body.block.add_op(wrapper)
-    return wrapper.sym_name.data, wrt
+    return add_gradient(module, function, wrt, f"{function.sym_name.data}.gradcheck"), wrt
 
 
 def integer_bound(function: func.FuncOp, index: int) -> int:
