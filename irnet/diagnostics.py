@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xdsl.dialects.builtin import CallSiteLoc, FileLineColLoc, FusedLoc, NameLoc
 from xdsl.ir import Attribute
@@ -143,3 +145,15 @@ def source_loc(location: Attribute) -> tuple[Loc | None, list[str]]:
 def error_at(message: str, location: Attribute) -> IrnError:
     loc, notes = source_loc(location)
     return IrnError(message, loc, notes)
+
+
+def in_order(given: Mapping[str, Any], names: Sequence[str], what: str) -> list[Any]:
+    """The values of `given` in the order of `names`, refused unless the keys are exactly
+    those names; `what` says whose they are ("@mnist_mlp takes the arguments")."""
+    unknown = sorted(set(given) - set(names))
+    missing = [n for n in names if n not in given]
+    if unknown or missing:
+        problems = [*(["missing " + ", ".join(missing)] if missing else []),
+                    *(["unknown " + ", ".join(unknown)] if unknown else [])]  # fmt: skip
+        raise IrnError(f"{what} {', '.join(names)}; {'; '.join(problems)}")
+    return [given[n] for n in names]

@@ -43,7 +43,7 @@ from irnet.dialects.formula import numpy_function
 from irnet.dialects.shapes import DYN, format_shape, format_type, window_input_size, window_span
 from irnet.dialects.traits import Elementwise
 
-from .diagnostics import IrnError, error_at
+from .diagnostics import IrnError, error_at, in_order
 from .distributed import World
 
 Shape = tuple[int, ...]
@@ -604,16 +604,7 @@ class Reference:
         names = [p.name_hint or f"#{i}" for i, p in enumerate(params)]
         where = f"@{fn.sym_name.data}"
         if isinstance(args, Mapping):
-            unknown = sorted(set(args) - set(names))
-            missing = [n for n in names if n not in args]
-            if unknown or missing:
-                raise IrnError(
-                    f"{where} takes the arguments {', '.join(names)}; "
-                    + (f"missing {', '.join(missing)}" if missing else "")
-                    + ("; " if unknown and missing else "")
-                    + (f"unknown {', '.join(unknown)}" if unknown else "")
-                )
-            args = [args[n] for n in names]
+            args = in_order(args, names, f"{where} takes the arguments")
         if len(args) != len(params):
             raise IrnError(
                 f"{where} takes {len(params)} arguments ({', '.join(names)}), got {len(args)}"

@@ -34,7 +34,7 @@ from . import data as datasets
 from . import metrics as metric_rules
 from . import threads
 from .callbacks import Callback, EarlyStopping, History, JsonLog, ModelCheckpoint
-from .diagnostics import IrnError
+from .diagnostics import IrnError, in_order
 from .distributed import World
 from .params import Argument, arguments, find_function
 from .progress import Progress
@@ -103,15 +103,9 @@ class Session:
         if value is None:
             return []
         if isinstance(value, Mapping):
-            unknown = sorted(set(value) - set(names))
-            missing = [n for n in names if n not in value]
-            if unknown or missing:
-                raise IrnError(
-                    f"{self.model} takes the {kind}s {', '.join(names)}; "
-                    + "; ".join([*(["missing " + ", ".join(missing)] if missing else []),
-                                 *(["unknown " + ", ".join(unknown)] if unknown else [])])
-                )  # fmt: skip
-            return [np.asarray(value[n]) for n in names]
+            return [
+                np.asarray(v) for v in in_order(value, names, f"{self.model} takes the {kind}s")
+            ]
         if isinstance(value, list | tuple):
             return [np.asarray(v) for v in value]
         return [np.asarray(value)]
