@@ -27,7 +27,7 @@ import difflib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from xdsl.dialects import func
@@ -42,6 +42,9 @@ from .distributed import World
 from .functions import add_gradient, format_ir, keep_only, public_functions, reachable
 from .params import Argument, arguments, find_function, initial_parameters
 from .train_config import SETTINGS
+
+if TYPE_CHECKING:
+    from .train import Session
 
 LoadReport = ckpt.Fit
 """What `Model.load` took from a checkpoint: `loaded`, `missing`, `unexpected` and
@@ -542,7 +545,7 @@ class Model:
     # --- training ---
 
     @property
-    def trainer(self):
+    def trainer(self) -> Session:
         """The train block's step, evaluation and position (`train.Session`)."""
         if self._trainer is None:
             from .train import make_session
@@ -630,7 +633,11 @@ class Model:
 
     def __repr__(self) -> str:
         count = sum(int(np.prod(s)) for s, _ in self.params._table.values())
-        return f"<irnet model {self.functions[self.name]}: {count:,} parameters on {self.target}>"
+        resolved = self.target == targets.AUTO and self._runners
+        ran = f" ({', '.join(self._runners)})" if resolved else ""
+        return (
+            f"<irnet model {self.functions[self.name]}: {count:,} parameters on {self.target}{ran}>"
+        )
 
 
 def pick_model(module: ModuleOp, compiled: driver.Compiled, name: str | None) -> str:

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
@@ -41,6 +41,9 @@ from .progress import Progress
 from .schedules import learning_rate
 from .targets import Array, Runner
 from .train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from .model import Model
 
 
 @dataclass
@@ -284,7 +287,7 @@ def open_session(
     return opened.trainer
 
 
-def make_session(model) -> Session:
+def make_session(model: Model) -> Session:
     """The trainer of an `irnet.Model` with a train block: its step and evaluation functions
     on the model's target, updating the model's parameters and state in place."""
     module, symbol = model._module, model.name
@@ -425,7 +428,7 @@ def training_data(session, x, y, validation_data, validation_split):
 
 
 def fit(
-    model,
+    model: Model,
     x: Any = None,
     y: Any = None,
     *,
@@ -538,7 +541,9 @@ def train_epoch(session, train_set, epoch, last, batch, shuffle, total_steps, ca
     return running / max(seen, 1), seconds, lr
 
 
-def evaluate(model, x: Any, y: Any, batch: int | None, part: str = "test") -> dict[str, float]:
+def evaluate(
+    model: Model, x: Any, y: Any, batch: int | None, part: str = "test"
+) -> dict[str, float]:
     """`Model.evaluate`: over the caller's data, or the train block's `part`."""
     session = model.trainer
     if x is None and y is None:
