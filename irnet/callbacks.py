@@ -14,13 +14,25 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from . import checkpoint as ckpt
 from .diagnostics import IrnError
 
-if TYPE_CHECKING:
-    from .model import Model
+
+class Model(Protocol):
+    """What a callback sees of the `irnet.Model` that `fit` trains."""
+
+    name: str
+    stop_training: bool
+    """Set it to end training before the next epoch."""
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def history(self) -> list[dict]: ...
+
+    def save(self, path: str | Path) -> None: ...
 
 
 class Callback:
@@ -153,9 +165,8 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, model: Model, record: dict) -> None:
         best = self.keep_best and self.monitor.update(record)
-        state = model.trainer.checkpoint()
         for name in ["epoch" + str(model.epoch), "last", *(["best"] if best else [])]:
-            ckpt.save(self.directory / f"{model.name}-{name}.npz", state)
+            model.save(self.directory / f"{model.name}-{name}.npz")
 
 
 class JsonLog(Callback):

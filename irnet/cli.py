@@ -20,10 +20,11 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
-from . import __version__, driver, stages, targets, threads
+from . import driver, stages, targets, threads
 from .diagnostics import IrnError
 from .summary import parameter_table, parameters, signature
 from .train_config import SETTINGS
+from .version import __version__
 
 
 def print_ir(module: ModuleOp, locations: bool = True, generic: bool = False) -> str:

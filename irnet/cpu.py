@@ -53,7 +53,7 @@ from xdsl.printer import Printer
 from irnet.dialects.dtypes import numpy_dtype
 from irnet.lowering.emit_cpu import EMITTER_VERSION, CpuOptions, EmittedModule, emit_module
 
-from . import __version__, driver, reference
+from . import driver, reference
 from .cache_files import (
     cache_root,
     folder_state,
@@ -64,6 +64,7 @@ from .cache_files import (
 )
 from .diagnostics import IrnError, error_at
 from .kernel_cache import KernelCache, UnitMissing, kernel_cache, split
+from .version import __version__
 
 PARALLEL_ENV = "IRNET_CPU_PARALLEL"
 LOWERING = ("fuse-elementwise", "plan-memory")

@@ -102,7 +102,7 @@ class Program:
             return
         for name in imp.names:
             if not isinstance(imported.namespace.get(name), FunctionRef):
-                from .builtins import BUILTINS  # which imports this module
+                from irnet.grammar.lexer import BUILTINS  # Pygments: only for this message
 
                 builtin = f"; '{name}' is a builtin, usable without an import" * (name in BUILTINS)
                 raise IrnError(f"{imported.display} defines no function '{name}'{builtin}", imp.loc)

@@ -27,24 +27,27 @@ import difflib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
+from irnet.dialects import nn
+
 from . import checkpoint as ckpt
 from . import driver, stages, targets
+from . import metrics as metric_rules
 from .callbacks import Callback, History
 from .diagnostics import IrnError
 from .distributed import World
 from .functions import add_gradient, format_ir, keep_only, public_functions, reachable
 from .params import Argument, arguments, find_function, initial_parameters
+from .train import Session, computation
+from .train import evaluate as evaluate_on
+from .train import fit as fit_on
 from .train_config import SETTINGS
-
-if TYPE_CHECKING:
-    from .train import Session
 
 LoadReport = ckpt.Fit
 """What `Model.load` took from a checkpoint: `loaded`, `missing`, `unexpected` and
@@ -546,18 +549,39 @@ class Model:
 
     @property
     def trainer(self) -> Session:
-        """The train block's step, evaluation and position (`train.Session`)."""
+        """The train block's step, evaluation and position (`train.Session`), made on first
+        use on the model's target; it updates `params` and `state` in place."""
         if self._trainer is None:
-            from .train import make_session
-
             if self.config is None:
                 where = self.path or "the program"
                 raise IrnError(
                     f"{where} has no train block for {self.name}: training needs its loss and "
-                    "optimizer (`train {self.name}(...) {{ loss = ...; optimizer = ... }}`)"
+                    f"optimizer (`train {self.name}(...) {{ loss = ...; optimizer = ... }}`)"
                 )
-            self._trainer = make_session(self)
+            self._trainer = self._make_trainer()
         return self._trainer
+
+    def _make_trainer(self) -> Session:
+        module, symbol, config = self._module, self.name, self.config
+        step_args = arguments(find_function(module, f"{symbol}.step"))
+        output = find_function(module, f"{symbol}.eval").body.block.last_op.operands[1]
+        probability = isinstance(output.owner, nn.SigmoidOp)
+        labels = [a for a in step_args if a.kind == "target"]
+        metrics = metric_rules.resolve(config.metrics, output.type, labels, probability,
+                                       config.loss)  # fmt: skip
+        session = Session(
+            self.path or Path(symbol),
+            symbol,
+            config,
+            self.runner(),
+            step_args,
+            computation(module, symbol),
+            self.world,
+            params=self.params._values,
+            state=self.state._values,
+        )
+        session.metrics, session.output_type, session.owner = metrics, output.type, self
+        return session
 
     @property
     def epoch(self) -> int:
@@ -606,20 +630,18 @@ class Model:
         `ModelCheckpoint` come built in. With `verbose`, a progress bar on
         stderr and a line per epoch on stdout, as `irnet train` prints. `detect_anomaly` stops
         at the first NaN or infinity, naming the `.irn` line that made it."""
-        from .train import fit
-
-        return fit(self, x, y, epochs=epochs, batch=batch, validation_data=validation_data,
-                   validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
-                   verbose=verbose, detect_anomaly=detect_anomaly)  # fmt: skip
+        return fit_on(
+            self.trainer, x, y, epochs=epochs, batch=batch, validation_data=validation_data,
+            validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
+            verbose=verbose, detect_anomaly=detect_anomaly,
+        )  # fmt: skip
 
     def evaluate(
         self, x: Any = None, y: Any = None, *, batch: int | None = None, part: str = "test"
     ) -> dict[str, float]:
         """The loss and the train block's metrics over arrays `x`, `y` or batches, or else
         over the `part` ("test", "validation", "train") of the train block's data."""
-        from .train import evaluate
-
-        return evaluate(self, x, y, batch, part)
+        return evaluate_on(self.trainer, x, y, batch, part)
 
     def predict(self, x: Any, *, batch: int | None = None) -> np.ndarray:
         """The model's output for the inputs `x` (arrays, as `fit` takes them), computed in
@@ -638,6 +660,23 @@ class Model:
         return (
             f"<irnet model {self.functions[self.name]}: {count:,} parameters on {self.target}{ran}>"
         )
+
+
+def open_session(
+    path: str,
+    overrides: dict | None = None,
+    model: str | None = None,
+    world: World | None = None,
+    target: str = "reference",
+    float64: bool = False,
+) -> Session:
+    """The trainer of the train block of `model` (the first by default) compiled for
+    `target`; `float64` builds the program in float64 (`--f64`). What the tests drive."""
+    opened = Model.open(path, model=model, target=target, float64=float64, world=world,
+                        **(overrides or {}))  # fmt: skip
+    if opened.config is None:
+        raise IrnError(f"{path} has no train block")
+    return opened.trainer
 
 
 def pick_model(module: ModuleOp, compiled: driver.Compiled, name: str | None) -> str:

@@ -20,13 +20,12 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.printer import Printer
 
-from irnet.dialects import nn
 from irnet.dialects.dtypes import numpy_dtype
 
 from . import checkpoint as ckpt
@@ -36,14 +35,11 @@ from . import threads
 from .callbacks import Callback, EarlyStopping, History, JsonLog, ModelCheckpoint
 from .diagnostics import IrnError, in_order
 from .distributed import World
-from .params import Argument, arguments, find_function
+from .params import Argument, find_function
 from .progress import Progress
 from .schedules import learning_rate
 from .targets import Array, Runner
 from .train_config import TrainConfig
-
-if TYPE_CHECKING:
-    from .model import Model
 
 
 @dataclass
@@ -72,7 +68,7 @@ class Session:
     output_type: TensorType | None = None
     """The model's output type (`@m.eval`'s second result), for label checks."""
     owner: Any = None
-    """The `irnet.Model` this trains."""
+    """The `irnet.Model` this trains (`callbacks.Model` is what callbacks see of it)."""
     resumed: Path | None = None
     """The checkpoint `restore` continued from, whose position `fit` checks."""
 
@@ -268,50 +264,6 @@ class Session:
         return ckpt.table_of(self.step_args, kind)
 
 
-def open_session(
-    path: str,
-    overrides: dict | None = None,
-    model: str | None = None,
-    world: World | None = None,
-    target: str = "reference",
-    float64: bool = False,
-) -> Session:
-    """The train block of `model` (the first by default) compiled for `target`; `float64`
-    builds the program in float64 (`--f64`)."""
-    from .model import Model
-
-    opened = Model.open(path, model=model, target=target, float64=float64, world=world,
-                        **(overrides or {}))  # fmt: skip
-    if opened.config is None:
-        raise IrnError(f"{path} has no train block")
-    return opened.trainer
-
-
-def make_session(model: Model) -> Session:
-    """The trainer of an `irnet.Model` with a train block: its step and evaluation functions
-    on the model's target, updating the model's parameters and state in place."""
-    module, symbol = model._module, model.name
-    step_args = arguments(find_function(module, f"{symbol}.step"))
-    output = find_function(module, f"{symbol}.eval").body.block.last_op.operands[1]
-    config = model.config
-    probability = isinstance(output.owner, nn.SigmoidOp)
-    labels = [a for a in step_args if a.kind == "target"]
-    metrics = metric_rules.resolve(config.metrics, output.type, labels, probability, config.loss)
-    session = Session(
-        model.path or Path(symbol),
-        symbol,
-        config,
-        model.runner(),
-        step_args,
-        computation(module, symbol),
-        model.world,
-        params=model.params._values,
-        state=model.state._values,
-    )
-    session.metrics, session.output_type, session.owner = metrics, output.type, model
-    return session
-
-
 def computation(module: ModuleOp, model: str) -> str:
     """A fingerprint of what training computes: `@MODEL.loss` (the model and its loss) as IR
     printed without source locations, so comments, formatting and unrelated functions leave
@@ -428,7 +380,7 @@ def training_data(session, x, y, validation_data, validation_split):
 
 
 def fit(
-    model: Model,
+    session: Session,
     x: Any = None,
     y: Any = None,
     *,
@@ -443,7 +395,7 @@ def fit(
 ) -> History:
     """`Model.fit`: `epochs` more epochs (default: the train block's) from where the model
     is, the learning-rate schedule spanning them."""
-    session, config = model.trainer, model.config
+    model, config = session.owner, session.config
     root = session.world.is_root
     session.share_state()  # rank 0's parameters, optimiser state and position everywhere
     batch = config.batch if batch is None else batch
@@ -542,10 +494,9 @@ def train_epoch(session, train_set, epoch, last, batch, shuffle, total_steps, ca
 
 
 def evaluate(
-    model: Model, x: Any, y: Any, batch: int | None, part: str = "test"
+    session: Session, x: Any, y: Any, batch: int | None, part: str = "test"
 ) -> dict[str, float]:
     """`Model.evaluate`: over the caller's data, or the train block's `part`."""
-    session = model.trainer
     if x is None and y is None:
         dataset = block_part(session, part)
     else:

@@ -192,7 +192,7 @@ def test_workspace_is_allocated_once_per_shape(programs):
 
 
 def test_cpu_runner_is_a_drop_in_for_the_trainer(cache):
-    from irnet.train import open_session
+    from irnet.model import open_session
 
     sessions = [open_session("examples/mnist_mlp.irn") for _ in range(2)]
     cpu = sessions[1]

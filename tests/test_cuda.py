@@ -29,6 +29,7 @@ from op_cases import CASES, CONSTANTS, assert_matches, inputs_for, public_functi
 
 from irnet import cuda, driver, reference
 from irnet.diagnostics import IrnError
+from irnet.model import open_session
 
 pytestmark = pytest.mark.skipif(
     cuda.device_problem() is not None, reason=str(cuda.device_problem())
@@ -136,7 +137,7 @@ def test_programs_forward_and_step(program, programs):
 def test_examples_train_on_the_device_as_on_the_reference(program, cache, monkeypatch):
     """A step through the trainer on a real batch of 2: the same loss and new parameters as
     the reference trainer's, and the parameters stay on the device."""
-    from irnet.train import load_data, open_session
+    from irnet.train import load_data
 
     monkeypatch.setattr(cuda, "CudaRunner", _cached(cuda.CudaRunner, cache))
     sessions = [open_session(program, {"batch": 2}, target=t) for t in ("reference", "cuda")]

@@ -20,6 +20,7 @@ from conftest import console_script, subprocess_env
 from test_train import TINY
 
 from irnet import checkpoint, cli, train
+from irnet.model import open_session
 
 EPOCHS = 400
 """Far more than any test lets a run finish: the kills and the closed pipe come first."""
@@ -75,7 +76,7 @@ def temporaries(directory: Path) -> list[str]:
 
 def uninterrupted(path: Path, epochs: int, target: str = "reference") -> dict[str, np.ndarray]:
     """The parameters after `epochs` epochs of one run with the killed run's settings."""
-    session = train.open_session(str(path), {"epochs": EPOCHS}, target=target)
+    session = open_session(str(path), {"epochs": EPOCHS}, target=target)
     train.train(session, train.TrainOptions(checkpoint_dir=None, stop_after=epochs))
     return session.to_host(session.params)
 
@@ -144,7 +145,7 @@ def test_a_concurrent_runs_temp_files_are_kept(tiny, tmp_path):
     directory.mkdir()
     live = directory / f".tiny-last.npz.{os.getppid()}.abc123.tmp"
     live.write_bytes(b"in progress")
-    train.train(train.open_session(str(tiny), {"epochs": 1}),
+    train.train(open_session(str(tiny), {"epochs": 1}),
                 train.TrainOptions(checkpoint_dir=directory))  # fmt: skip
     assert live.read_bytes() == b"in progress"
 

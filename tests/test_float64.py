@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from irnet import driver, reference, train
+from irnet.model import open_session
 
 LITERAL = """model m(x: f32[N, 2]) -> f32[N, 2] {
     return x * 0.1
@@ -60,7 +61,7 @@ def test_train_f64_runs_the_float64_program(tmp_path):
     np.savez(tmp_path / "tiny.npz", x=x, y=x @ np.array([[0.5], [-1.0], [2.0]]))
     path = tmp_path / "tiny.irn"
     path.write_text(TINY)
-    session = train.open_session(str(path), float64=True)
+    session = open_session(str(path), float64=True)
     assert all(v.dtype == np.float64 for v in session.params.values())
     train.train(session, train.TrainOptions())
     assert session.history[-1]["train_loss"] < session.history[0]["train_loss"]

@@ -11,6 +11,7 @@ import pytest
 
 from irnet import train
 from irnet.diagnostics import IrnError
+from irnet.model import open_session
 
 BINARY = """from nn import dense, binary_cross_entropy
 
@@ -96,7 +97,7 @@ def test_binary_accuracy_of_a_sigmoid_output_is_a_fraction(tmp_path, rng):
     x = rng.normal(size=(100, 4)).astype(np.float32)
     y = (x[:, :1] + x[:, 1:2] > 0).astype(np.float32)
     path = write(tmp_path, BINARY, "accuracy", x=x, y=y)
-    session = train.open_session(path, {"epochs": 3})
+    session = open_session(path, {"epochs": 3})
     train.train(session, train.TrainOptions())
     _, val, _ = train.splits(session)
     metrics = session.evaluate(val, 16)
@@ -110,7 +111,7 @@ def test_class_top_k_and_one_hot_accuracy_against_numpy(tmp_path, rng):
     x = rng.normal(size=(40, 4)).astype(np.float32)
     y = rng.integers(0, 5, 40).astype(np.int32)
     path = write(tmp_path, CLASSES, "accuracy, top_k_accuracy(k=3)", x=x, y=y)
-    session = train.open_session(path)
+    session = open_session(path)
     full, _, _ = train.splits(session)
     metrics = session.evaluate(full, 8)
     out, labels = outputs(session, full), full.targets[0]
@@ -122,7 +123,7 @@ def test_class_top_k_and_one_hot_accuracy_against_numpy(tmp_path, rng):
 def test_mae_and_rmse_against_numpy(tmp_path, rng):
     x = rng.normal(size=(30, 4)).astype(np.float32)
     y = rng.normal(size=(30, 1)).astype(np.float32)
-    session = train.open_session(write(tmp_path, REGRESSION, "mae, rmse", x=x, y=y))
+    session = open_session(write(tmp_path, REGRESSION, "mae, rmse", x=x, y=y))
     full, _, _ = train.splits(session)
     metrics = session.evaluate(full, 7)  # a batch size that does not divide the data
     diff = outputs(session, full).astype(np.float64) - full.targets[0]
@@ -134,7 +135,7 @@ def test_accuracy_of_a_regression_is_refused_at_the_metrics_entry(tmp_path, rng)
     x = rng.normal(size=(10, 4)).astype(np.float32)
     path = write(tmp_path, REGRESSION, "accuracy", x=x, y=x[:, :1])
     with pytest.raises(IrnError) as info:
-        train.open_session(path)
+        open_session(path)
     text = str(info.value)
     assert "model.irn:10:" in text and "regression" in text and "mae or rmse" in text
 
@@ -154,14 +155,14 @@ def test_metrics_that_do_not_fit_are_located_errors(tmp_path, rng, text, metrics
     y = x[:, :1] if text is REGRESSION else rng.integers(0, 5, 10).astype(np.int32)
     path = write(tmp_path, text, metrics, x=x, y=y)
     with pytest.raises(IrnError, match=message) as info:
-        train.open_session(path)
+        open_session(path)
     assert "model.irn:10:" in str(info.value)
 
 
 def test_accuracy_on_values_that_are_not_0_1_is_an_error(tmp_path, rng):
     x = rng.normal(size=(20, 4)).astype(np.float32)
     y = np.full((20, 1), 0.5, np.float32)
-    session = train.open_session(write(tmp_path, BINARY, "accuracy", x=x, y=y))
+    session = open_session(write(tmp_path, BINARY, "accuracy", x=x, y=y))
     full, _, _ = train.splits(session)
     with pytest.raises(IrnError, match="0/1 targets.*holds 0.5.*mae or rmse"):
         session.evaluate(full, 8)
@@ -172,16 +173,16 @@ def test_with_several_targets_accuracy_measures_the_one_that_fits(tmp_path, rng)
     x = rng.normal(size=(24, 4)).astype(np.float32)
     w = rng.normal(size=(24, 1)).astype(np.float32)
     y = rng.integers(0, 3, 24).astype(np.int32)
-    session = train.open_session(write(tmp_path, TWO_TARGETS, "accuracy", x=x, w=w, y=y))
+    session = open_session(write(tmp_path, TWO_TARGETS, "accuracy", x=x, w=w, y=y))
     assert session.metrics[0].target == 1
     full, _, _ = train.splits(session)
     expected = np.mean(np.argmax(outputs(session, full), 1) == full.targets[1])
     assert session.evaluate(full, 8)["accuracy"] == pytest.approx(expected)
     named = write(tmp_path, TWO_TARGETS, 'top_k_accuracy(k=2, target="y")', x=x, w=w, y=y)
-    assert train.open_session(named).metrics[0].target == 1
+    assert open_session(named).metrics[0].target == 1
     wrong = write(tmp_path, TWO_TARGETS, 'accuracy(target="w")', x=x, w=w, y=y)
     with pytest.raises(IrnError, match="accuracy is meaningless here.*target w is f32"):
-        train.open_session(wrong)
+        open_session(wrong)
 
 
 @pytest.mark.parametrize("bad", [5, -1, 1_000_000])
@@ -190,7 +191,7 @@ def test_labels_outside_the_classes_are_refused_before_training(tmp_path, rng, b
     x = rng.normal(size=(16, 4)).astype(np.float32)
     y = rng.integers(0, 5, 16).astype(np.int32)
     y[11] = bad
-    session = train.open_session(write(tmp_path, CLASSES, "accuracy", x=x, y=y))
+    session = open_session(write(tmp_path, CLASSES, "accuracy", x=x, y=y))
     with pytest.raises(IrnError) as info:
         train.train(session, train.TrainOptions())
     text = str(info.value)
@@ -215,7 +216,7 @@ def test_custom_metrics_are_defs_of_the_file(tmp_path, rng):
     """The defect: custom metrics were refused."""
     x = rng.normal(size=(30, 4)).astype(np.float32)
     y = rng.normal(size=(30, 1)).astype(np.float32)
-    session = train.open_session(write(tmp_path, CUSTOM, "mean_abs, mae, worst", x=x, y=y))
+    session = open_session(write(tmp_path, CUSTOM, "mean_abs, mae, worst", x=x, y=y))
     full, _, _ = train.splits(session)
     metrics = session.evaluate(full, 10)  # batch means of equal batches: the exact mean
     assert metrics["mean_abs"] == pytest.approx(metrics["mae"], rel=1e-6)
@@ -230,4 +231,4 @@ def test_a_custom_metric_must_return_a_float_scalar(tmp_path, rng):
     )
     x = rng.normal(size=(10, 4)).astype(np.float32)
     with pytest.raises(IrnError, match="metric mean_abs must return a float scalar"):
-        train.open_session(write(tmp_path, text, "mean_abs", x=x, y=x[:, :1]))
+        open_session(write(tmp_path, text, "mean_abs", x=x, y=x[:, :1]))

@@ -8,6 +8,7 @@ import pytest
 
 from irnet import train
 from irnet.diagnostics import IrnError
+from irnet.model import open_session
 
 AUTOENCODER = """from nn import dense, mse
 
@@ -40,7 +41,7 @@ def write(tmp_path, data: str, **arrays) -> str:
 def test_an_autoencoder_trains_without_targets(tmp_path, data):
     x = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
     path = write(tmp_path, data, x=x, labels=np.arange(64))
-    session = train.open_session(path)
+    session = open_session(path)
     assert session.role("target") == []
     train.train(session, train.TrainOptions())
     losses = [r["train_loss"] for r in session.history]
@@ -49,6 +50,6 @@ def test_an_autoencoder_trains_without_targets(tmp_path, data):
 
 def test_an_archive_without_targets_says_how_to_train_without_them(tmp_path):
     path = write(tmp_path, 'npz("ae.npz", x="x")', x=np.zeros((8, 6), np.float32))
-    session = train.open_session(path)
+    session = open_session(path)
     with pytest.raises(IrnError, match=r"has no array 'y'.*without targets takes y=\[\]"):
         train.train(session, train.TrainOptions())

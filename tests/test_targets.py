@@ -17,13 +17,14 @@ import pytest
 from conftest import ROOT, console_script, subprocess_env
 from xdsl.dialects.builtin import TensorType, f16
 
-from irnet import cli, driver, targets, train
+from irnet import cli, driver, targets
 from irnet.cpu import CpuRunner
 from irnet.diagnostics import IrnError
 from irnet.dialects import dtypes, shapes
 from irnet.dialects.shapes import DYN
 from irnet.distributed import World
 from irnet.grammar import lexer
+from irnet.model import open_session
 from irnet.params import initial_parameters
 from irnet.reference import Reference, numpy_dtype
 from irnet.targets import RUNNERS, TARGETS, Runner, make_runner
@@ -162,8 +163,8 @@ def test_cuda_refuses_data_parallel_training(tiny):
 def test_the_reference_target_never_imports_numba(tiny):
     script = (
         "import sys\n"
-        "from irnet import train\n"
-        f"session = train.open_session({tiny!r})\n"
+        "from irnet.model import open_session\n"
+        f"session = open_session({tiny!r})\n"
         "assert type(session.runner).__name__ == 'Reference'\n"
         "assert 'numba' not in sys.modules, 'numba was imported'\n"
     )
@@ -294,8 +295,8 @@ def test_a_data_parallel_step_reduces_on_every_runner(target, tiny):
     """The reference runs the step's `dist.allreduce`; a compiled runner leaves it to the
     trainer between `@m.grad` and `@m.update`. Both follow the single-process step."""
     world = OneProcessJob()
-    parallel = train.open_session(tiny, world=world, target=target)
-    single = train.open_session(tiny)
+    parallel = open_session(tiny, world=world, target=target)
+    single = open_session(tiny)
     assert parallel.distributed and not single.distributed
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 2)).astype(np.float32)

@@ -14,6 +14,7 @@ from conftest import ROOT, console_script, subprocess_env
 
 from irnet import driver, reference, train
 from irnet.diagnostics import IrnError
+from irnet.model import open_session
 from irnet.schedules import learning_rate, options
 
 TINY = """
@@ -184,7 +185,7 @@ def test_flags_override_the_block(tiny):
 
 
 def run_training(path, tmp_path, epochs, resume=None, seed=None, stop_after=None):
-    session = train.open_session(path, {"epochs": epochs, "seed": seed})
+    session = open_session(path, {"epochs": epochs, "seed": seed})
     options = train.TrainOptions(
         checkpoint_dir=tmp_path / "ckpt", resume=resume, stop_after=stop_after
     )
@@ -232,7 +233,7 @@ def test_checkpoint_of_another_model_is_refused(tiny, tmp_path):
         f.write(
             TINY.replace("OPTIMIZER", "adam").replace("DTYPE", "f32").replace("(x, 8)", "(x, 9)")
         )
-    session = train.open_session(other)
+    session = open_session(other)
     before = {k: v.copy() for k, v in session.params.items()}
     with pytest.raises(IrnError, match="does not match model"):
         session.restore(tmp_path / "ckpt" / "tiny-last.npz")
@@ -255,7 +256,7 @@ def test_detect_anomaly_names_the_line(tmp_path):
         "    loss = mse(bad(x), y)\n"
         "}\n"
     )
-    session = train.open_session(str(path))
+    session = open_session(str(path))
     with pytest.raises(IrnError, match="nn.log: produced NaN") as info:
         train.train(session, train.TrainOptions(detect_anomaly=True))
     assert (info.value.loc.line, info.value.loc.column) == (3, 18)
@@ -335,12 +336,10 @@ def test_shuffle_false_trains_in_order(tiny, tmp_path, monkeypatch):
     path.write_text(
         block.replace("    seed      = 7\n", "    seed      = 7\n    shuffle   = false\n")
     )
-    ordered = train.open_session(str(path), {"epochs": 1})
+    ordered = open_session(str(path), {"epochs": 1})
     in_order = train.splits(ordered)[0].targets[0].tolist()
     assert targets_seen(ordered, monkeypatch) == in_order
-    shuffled = targets_seen(
-        train.open_session(str(path), {"epochs": 1, "shuffle": True}), monkeypatch
-    )
+    shuffled = targets_seen(open_session(str(path), {"epochs": 1, "shuffle": True}), monkeypatch)
     assert shuffled != in_order and sorted(shuffled) == sorted(in_order)
 
 
@@ -360,7 +359,7 @@ def test_eval_without_part_picks_a_part_the_data_has(tiny, tmp_path, capsys):
     assert "(train, 96 examples): train loss" in out
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "t10k-images-idx3-ubyte.gz").touch()  # only whether the part is there
-    session = train.open_session(path, {"data": 'mnist("m")'})
+    session = open_session(path, {"data": 'mnist("m")'})
     assert cli.default_part(session) == ("test", "the data has a test part")
 
 
@@ -395,7 +394,7 @@ def test_a_changed_shape_is_refused_naming_the_parameter(tiny, tmp_path):
     wider = tmp_path / "wider.irn"
     wider.write_text(TINY.replace("OPTIMIZER", "adam").replace("DTYPE", "f32").replace("8", "9"))
     with pytest.raises(IrnError) as info:
-        train.open_session(str(wider)).owner.load(tmp_path / "ckpt" / "tiny-last.npz")
+        open_session(str(wider)).owner.load(tmp_path / "ckpt" / "tiny-last.npz")
     assert str(info.value).endswith(
         "which does not match model 'tiny': "
         "parameter 'dense_0.w' has shape [4, 8] in the checkpoint but [4, 9] in the model; "
@@ -417,7 +416,7 @@ def test_resume_needs_the_same_optimizer_state_and_notes_a_changed_loss(tiny, tm
 
 
 def init_from(path, checkpoint, strict=True):
-    session = train.open_session(path, {"epochs": 1})
+    session = open_session(path, {"epochs": 1})
     train.train(session, train.TrainOptions(init_from=checkpoint, strict=strict))
     return session
 
@@ -442,7 +441,7 @@ def test_init_from_non_strict_loads_what_fits_and_reports_the_rest(tiny, tmp_pat
     with pytest.raises(IrnError, match="parameter 'dense_0.w' has shape"):
         init_from(str(wider), checkpoint)
     capsys.readouterr()
-    session = train.open_session(str(wider), {"epochs": 1})
+    session = open_session(str(wider), {"epochs": 1})
     fit = session.owner.load(checkpoint, strict=False)
     assert fit.loaded == ["dense_1.b"]
     assert list(fit.mismatched) == ["dense_0.w", "dense_0.b", "dense_1.w"]
@@ -519,7 +518,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(
     tiny, tmp_path, monkeypatch, capsys
 ):
     scripted_validation(monkeypatch, [3.0, 1.0, 1.0, 2.0, 0.5, 0.1])
-    session = train.open_session(tiny(), {"epochs": 6, "patience": 2})
+    session = open_session(tiny(), {"epochs": 6, "patience": 2})
     train.train(session, train.TrainOptions())
     assert session.epoch == 4 and [r["val_loss"] for r in session.history] == [3, 1, 1, 2]
     out = capsys.readouterr().out
@@ -538,16 +537,16 @@ def test_accuracy_improves_upwards_and_a_resumed_run_remembers_its_patience(
         train.Session, "evaluate", lambda self, d, b: {"loss": 1.0, "accuracy": next(values)}
     )
     flags = {"epochs": 5, "patience": 2, "monitor": "val_accuracy"}
-    session = train.open_session(tiny(), flags)
+    session = open_session(tiny(), flags)
     train.train(session, train.TrainOptions(checkpoint_dir=tmp_path, stop_after=3))
-    resumed = train.open_session(tiny(), flags)
+    resumed = open_session(tiny(), flags)
     train.train(resumed, train.TrainOptions(checkpoint_dir=tmp_path, resume="latest"))
     assert resumed.epoch == 4  # 0.7 after epoch 2, then 0.6 and 0.7 do not beat it
 
 
 def test_keep_best_writes_the_best_epochs_weights(tiny, tmp_path, monkeypatch):
     scripted_validation(monkeypatch, [3.0, 1.0, 2.0, 1.5])
-    session = train.open_session(tiny(), {"epochs": 4, "keep_best": True})
+    session = open_session(tiny(), {"epochs": 4, "keep_best": True})
     train.train(session, train.TrainOptions(checkpoint_dir=tmp_path))
     best = ckpt_params(tmp_path / "tiny-best.npz")
     for name, value in ckpt_params(tmp_path / "tiny-epoch2.npz").items():
@@ -568,7 +567,7 @@ def test_keep_best_writes_the_best_epochs_weights(tiny, tmp_path, monkeypatch):
 def test_a_monitor_the_log_does_not_have_is_an_error_before_training(
     tiny, tmp_path, flags, message
 ):
-    session = train.open_session(tiny(), flags)
+    session = open_session(tiny(), flags)
     with pytest.raises(IrnError) as info:
         train.train(session, train.TrainOptions(checkpoint_dir=tmp_path / "ckpt"))
     assert str(info.value) == f"error: {message}"
@@ -598,5 +597,5 @@ def test_a_run_that_fails_before_its_first_epoch_ends_leaves_checkpoints_untouch
     else:
         monkeypatch.setattr(train.Session, "train_step", failing_step)
     with pytest.raises(IrnError):
-        train.train(train.open_session(tiny(), flags), options)
+        train.train(open_session(tiny(), flags), options)
     assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
