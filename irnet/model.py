@@ -16,9 +16,9 @@ The CLI and the REPL are built on this module: `irnet run` calls `Model.compile`
 train` calls `Model.fit`, `irnet eval`/`predict` call `Model.evaluate`/`predict`.
 
 Parameters are the model's (a file's models each have their own: load another with
-`model=NAME`); state is what training updates but the optimiser's gradient step does not
-set by itself, the optimiser's moments today. Both live where the model's target keeps them
-(on the device for cuda) and are read as NumPy arrays.
+`model=NAME`); state is what training keeps beside them and saves in checkpoints, today the
+optimiser's moments and step count. Both live where the model's target keeps them (on the
+device for cuda) and are read as NumPy arrays.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
 from irnet.dialects import nn
+from irnet.dialects.shapes import format_type
 
 from . import checkpoint as ckpt
+from . import data as datasets
 from . import driver, stages, targets
 from . import metrics as metric_rules
 from .callbacks import Callback, History
@@ -52,9 +54,6 @@ from .train_config import SETTINGS
 LoadReport = ckpt.Fit
 """What `Model.load` took from a checkpoint: `loaded`, `missing`, `unexpected` and
 `mismatched` names, and `report()` lines."""
-
-TRAIN_FUNCTIONS = ("loss", "eval", "grad", "update", "step")
-"""The functions a train block adds beside its model, as `MODEL.KIND`."""
 
 FED = ("param", "state")
 """The argument roles a `Model` supplies itself; the caller gives the others."""
@@ -115,8 +114,6 @@ def load_data(source: str, *args: Any, part: str = "train", **options: Any) -> t
     `irnet.load_data("mnist", "data/mnist", part="test")` is `mnist("data/mnist")`'s test set:
     images as float32 in [0, 1], shape [N, 28, 28], and int32 labels. Paths are relative to the
     current folder."""
-    from . import data as datasets
-
     dataset = datasets.load(datasets.DataSpec(source, args, options, None), Path.cwd(), part)
     inputs, targets = dataset.inputs, dataset.targets
     return (
@@ -225,8 +222,6 @@ class Signature:
 
     @classmethod
     def of(cls, function: func.FuncOp) -> Signature:
-        from irnet.dialects.shapes import format_type
-
         args = arguments(function)
         given = {caller_name(a): format_type(a.type) for a in args if a.kind not in FED}
         results = tuple(format_type(t) for t in function.function_type.outputs.data)

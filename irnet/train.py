@@ -426,7 +426,7 @@ def fit(
         f"training {session.model}: {size}, batch {batch}, {last} epoch{'s' * (last != 1)}, "
         f"{config.optimizer}, schedule {config.schedule}{processes}"
     )
-    history = History()
+    history, horizon = History(), (steps or 0) * last
     for epoch in range(start, last):
         # rank 0 alone keeps the history and runs callbacks, so it alone decides
         (stop,) = session.world.broadcast_ints(int(model.stop_training))
@@ -437,7 +437,6 @@ def fit(
             break
         for callback in callbacks:
             callback.on_epoch_begin(model, epoch + 1)
-        horizon = (steps or 0) * last
         loss, seconds, lr = train_epoch(session, train_set, epoch, last, batch, shuffle,
                                         horizon, callbacks, detect_anomaly, verbose)  # fmt: skip
         session.epoch = epoch + 1
