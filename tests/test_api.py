@@ -265,3 +265,17 @@ def test_load_data_reads_a_train_block_source():
     x, y = irnet.load_data("csv", "data/diabetes/diabetes_data_raw.csv.gz",
                            target="data/diabetes/diabetes_target.csv.gz")  # fmt: skip
     assert x.shape == (442, 10) and y.shape[0] == 442
+
+
+def test_on_the_cuda_target_the_parameters_read_back_from_the_device():
+    """In Numba's CUDA simulator (tests/conftest.py): a step leaves device arrays behind,
+    which `params` reads as NumPy, and the functions agree with the reference."""
+    x, y = blobs(8)
+    on_device = irnet.loads(TINY, name="tiny.irn", target="cuda")
+    on_reference = irnet.loads(TINY, name="tiny.irn", target="reference")
+    for model in (on_device, on_reference):
+        model.train_step(x, y)
+    assert not isinstance(on_device.trainer.params["dense_0.w"], np.ndarray)
+    for name, value in on_reference.params.items():
+        np.testing.assert_allclose(on_device.params[name], value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(on_device(x), on_reference(x), rtol=1e-5, atol=1e-6)
