@@ -24,6 +24,10 @@ whose writer is no longer alive.
 
 A checkpoint fits a program when it holds the arrays the program expects, by name, shape and
 dtype (`check_fits`): it is keyed by what it holds, not by the source text it came from.
+
+Weights alone move between tools as `.safetensors` files (`save_weights`): the parameters by
+irnet's names, no optimiser state, metadata `format` and `model`. `load` reads them as a
+checkpoint with parameters only, so `--checkpoint`, `--init-from` and `Model.load` take them.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ import re
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -51,6 +55,9 @@ if TYPE_CHECKING:
     from .params import Argument
 
 FORMAT = "irnet-checkpoint-1"
+WEIGHTS_FORMAT = "irnet-weights-1"
+"""The `format` metadata of a `.safetensors` file `save_weights` writes."""
+SAFETENSORS = ".safetensors"
 PARAM = "param/"
 STATE = "state/"
 MAX_LISTED = 5
@@ -87,13 +94,36 @@ def fingerprint(*texts: str) -> str:
 def save(path: Path, checkpoint: Checkpoint) -> None:
     """Write `checkpoint` to `path` atomically: a reader sees the old file or the new, never a
     partial one. The parent directory is created if missing."""
-    path = Path(path)
     entries = _entries(checkpoint)  # refuse bad input before touching the disk
+    write_file(Path(path), lambda f: np.savez(f, allow_pickle=False, **entries), "checkpoint")
+
+
+def save_weights(path: Path, params: Mapping[str, np.ndarray], model: str) -> None:
+    """The parameters alone, as a `.safetensors` file keyed by irnet's parameter names, which
+    other tools (PyTorch, JAX, Hugging Face) read; `load` reads it back."""
+    numpy_format = _safetensors().numpy
+    arrays = {name: np.ascontiguousarray(value) for name, value in params.items()}
+    data = numpy_format.save(arrays, metadata={"format": WEIGHTS_FORMAT, "model": model})
+    write_file(Path(path), lambda f: f.write(data), "weights")
+
+
+def write_file(path: Path, write: Callable[[BinaryIO], object], what: str) -> None:
+    """Write a file atomically with `write(f)`, naming it as `what` in an error."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, entries)
+        _write_atomically(path, write)
     except OSError as e:
-        raise IrnError(f"cannot write checkpoint {path}: {_reason(e)}") from None
+        raise IrnError(f"cannot write {what} {path}: {_reason(e)}") from None
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy  # the submodule, imported so that `safetensors.numpy` exists
+    except ImportError:
+        raise IrnError(
+            "reading and writing .safetensors files needs the onnx extra: pip install 'irnet[onnx]'"
+        ) from None
+    return safetensors
 
 
 def _entries(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
@@ -120,14 +150,14 @@ def _json_default(value: object) -> object:
     raise TypeError(f"checkpoint meta holds a {type(value).__name__}, which JSON cannot store")
 
 
-def _write_atomically(path: Path, entries: dict[str, np.ndarray]) -> None:
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     # The writer's pid in the name tells a later run whether the file is debris of a killed
     # writer or the work of a live one (`remove_stale_temporaries`).
     prefix = f".{path.name}.{os.getpid()}."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **entries)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
@@ -203,13 +233,30 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def load(path: Path) -> Checkpoint:
-    """Read a checkpoint written by `save`; anything else is refused with an IrnError."""
+    """Read a checkpoint written by `save`, or the parameters of a `.safetensors` file;
+    anything else is refused with an IrnError."""
     path = Path(path)
+    if path.suffix == SAFETENSORS:
+        return _load_weights(path)
     try:
         arrays = dict(_read_archive(path))
     except OSError as e:
         raise IrnError(f"cannot read checkpoint {path}: {_reason(e)}") from None
     return _decode(path, arrays)
+
+
+def _load_weights(path: Path) -> Checkpoint:
+    """A `.safetensors` file's tensors as parameters (no optimiser state, no metadata)."""
+    library = _safetensors()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise IrnError(f"cannot read weights {path}: {_reason(e)}") from None
+    try:
+        params = library.numpy.load(data)
+    except Exception as e:  # SafetensorError, or a header that is not JSON
+        raise IrnError(f"{path} is not a usable .safetensors file: {_one_line(e)}") from None
+    return Checkpoint({name: np.asarray(value) for name, value in params.items()})
 
 
 def _read_archive(path: Path) -> Iterator[tuple[str, np.ndarray]]:

@@ -527,3 +527,48 @@ def test_the_temp_file_carries_the_writers_pid(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda src, dst: seen.append(Path(src).name))
     save(tmp_path / "tiny-last.npz", sample())
     assert seen[0].startswith(f".tiny-last.npz.{os.getpid()}.") and seen[0].endswith(".tmp")
+
+
+# --- weights as safetensors ----------------------------------------------------------------------
+
+
+def test_weights_round_trip_through_safetensors_that_other_tools_read(tmp_path):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    params = sample().params
+    path = tmp_path / "weights.safetensors"
+    checkpoint.save_weights(path, params, MODEL)
+    read_by_other_tools = safetensors_numpy.load_file(str(path))
+    loaded = load(path)
+    assert set(read_by_other_tools) == set(loaded.params) == set(params)
+    for name, value in params.items():
+        assert loaded.params[name].dtype == value.dtype
+        np.testing.assert_array_equal(loaded.params[name], value)
+        np.testing.assert_array_equal(read_by_other_tools[name], value)
+    assert loaded.state == {} and loaded.meta == {}
+    with open(path, "rb") as f:  # the header names irnet's format and the model
+        header = f.read(8 + int.from_bytes(f.read(8), "little"))
+    assert b'"format":"irnet-weights-1"' in header and b'"model":"mnist_mlp"' in header
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"garbage", b"\xff" * 8 + b"{}", (16).to_bytes(8, "little") + b'{"a": 1}   ']
+)
+def test_a_damaged_safetensors_file_is_refused_in_one_line(tmp_path, content):
+    pytest.importorskip("safetensors")
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(IrnError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"error: {path} is not a usable .safetensors file: ")
+    assert "\n" not in message
+
+
+def test_weights_that_do_not_fit_are_refused_naming_them(tmp_path):
+    pytest.importorskip("safetensors")
+    params = sample().params
+    path = tmp_path / "weights.safetensors"
+    checkpoint.save_weights(path, {**params, "dense_0.w": np.zeros((4, 4), np.float32)}, MODEL)
+    expected = {name: (value.shape, value.dtype) for name, value in params.items()}
+    with pytest.raises(IrnError, match=r"'dense_0.w' has shape \[4, 4\] in the checkpoint"):
+        check_fits(load(path), path, model=MODEL, params=expected)
