@@ -236,6 +236,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .model import Model
+
+    model = Model.open(args.file, model=args.model, target="reference", seed=args.seed)
+    if args.checkpoint:
+        model.load(args.checkpoint)
+    model.export(args.output, opset=args.opset)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .onnx_import import write_imported
+
+    irn, weights = write_imported(Path(args.file), Path(args.output), args.name)
+    print(f"wrote {irn} and {weights}")
+    return 0
+
+
 def cmd_warmup(args: argparse.Namespace) -> int:
     from .warmup import programs, warm_up
 
@@ -421,6 +440,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu: parallel loops in large kernels (default: with 4 cores or more)",
     )  # fmt: skip
     compile_cmd.set_defaults(run=cmd_compile)
+
+    export = sub.add_parser(
+        "export",
+        help="write a model for other tools: .onnx (inference) or .safetensors (weights)",
+    )
+    export.add_argument("file")
+    export.add_argument("--checkpoint", help="the weights (default: the initialisers)")
+    export.add_argument("-o", "--output", required=True, metavar="OUT.onnx | OUT.safetensors")
+    export.add_argument("--model", help="which model of the file (default: the first)")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    export.add_argument("--seed", type=int, help="seed of the initialisers without --checkpoint")
+    export.set_defaults(run=cmd_export)
+
+    import_cmd = sub.add_parser(
+        "import", help="turn an ONNX model into a .irn program and its .safetensors weights"
+    )
+    import_cmd.add_argument("file", metavar="MODEL.onnx")
+    import_cmd.add_argument(
+        "-o", "--output", required=True, metavar="OUT.irn",
+        help="the program; its weights go beside it as OUT.safetensors",
+    )  # fmt: skip
+    import_cmd.add_argument("--name", help="the model's name in the program (default: OUT)")
+    import_cmd.set_defaults(run=cmd_import)
 
     warmup = sub.add_parser(
         "warmup",

@@ -517,8 +517,35 @@ class Model:
             )
         ckpt.save(Path(path), checkpoint)
 
+    def export(self, path: str | Path, *, opset: int = 17) -> None:
+        """Write the model for other tools, by the suffix of `path`: `.onnx`, the model
+        function in inference mode (dropout off) with the current parameters as initializers,
+        a dynamic batch dimension and, for `csv(..., normalize=true)` data, the scaling of its
+        input that `predict` applies; `.safetensors`, the parameters by name."""
+        path = Path(path)
+        if path.suffix == ".onnx":
+            from .onnx_export import export_onnx  # imports onnx, an optional extra
+
+            export_onnx(self, path, opset=opset, scaling=self._input_scaling())
+        elif path.suffix == ckpt.SAFETENSORS:
+            ckpt.save_weights(path, self.params.numpy(), self.name)
+        else:
+            raise IrnError(f"{path}: export writes .onnx or .safetensors files")
+
+    def _input_scaling(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """How `predict` scales the first input: by the mean and standard deviation of the
+        train block's `csv(..., normalize=true)` data; nothing for other data."""
+        data = self.config.data if self.config is not None else None
+        if data is None or not data.kwargs.get("normalize"):
+            return {}
+        spec = datasets.DataSpec(data.name, data.args, data.kwargs, data.loc)
+        stats = datasets.load(spec, (self.path or Path.cwd()).parent, "train").feature_stats
+        first = next(iter(self.functions[self.name].arguments))
+        return {} if stats is None else {first: (stats.mean, stats.std)}
+
     def load(self, path: str | Path, *, strict: bool = True, resume: bool = False) -> LoadReport:
-        """Take the parameters of the checkpoint at `path`.
+        """Take the parameters of the checkpoint at `path` (an `.npz` that `save` or `irnet
+        train` wrote, or a `.safetensors` file of weights).
 
         Strict: the checkpoint must hold exactly this model's parameters (names, shapes,
         dtypes), or it is refused naming each difference and nothing changes. Not strict: the
