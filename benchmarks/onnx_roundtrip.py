@@ -1,0 +1,99 @@
+"""Every example through ONNX and back, on real data, measured: what `irnet export` writes, run
+by ONNX Runtime, against `irnet predict`; and what `irnet import` makes of that file, run by
+irnet, against ONNX Runtime.
+
+    .venv/bin/python benchmarks/onnx_roundtrip.py [--checkpoint-dir checkpoints] [--rows 2000]
+
+Each example takes its trained checkpoint `CHECKPOINT_DIR/MODEL-last.npz` where there is one
+(`irnet train examples/MODEL.irn` writes it), else its initial parameters (said in the table).
+Inputs are the first `--rows` examples of the train block's test data (else its training
+data; random observations for the CartPole policy, which has no data). Differences are the
+largest absolute difference over all outputs, relative to the largest output magnitude, and
+the share of rows whose largest output (the predicted class) is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+import irnet
+from irnet.onnx_import import import_onnx
+from irnet.train import block_part
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.irn")) + sorted((ROOT / "examples").glob("*/*.irn"))
+
+
+def inputs(model: irnet.Model, rows: int) -> tuple[np.ndarray, str]:
+    """The model's inputs from its own data, as `irnet predict` takes them (unnormalised), and
+    where they came from."""
+    if model.config is None or model.config.data is None:
+        return np.random.default_rng(0).normal(size=(rows, 4)).astype(np.float32), "random"
+    for part in ("test", "train"):
+        try:
+            dataset = block_part(model.trainer, part)
+        except irnet.Error:
+            continue
+        (x,) = model.trainer.fit([dataset.inputs[0][:rows]], "input", dataset.source)
+        stats = dataset.feature_stats  # csv(normalize=true): back to the file's values
+        return (x if stats is None else (x * stats.std + stats.mean).astype(x.dtype)), part
+    raise SystemExit(f"{model.name}: no data")
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> str:
+    scale = max(float(np.abs(b).max()), 1e-30)
+    same = np.mean(a.argmax(-1) == b.argmax(-1)) if a.ndim == 2 and a.shape[1] > 1 else 1.0
+    return f"{np.abs(a - b).max() / scale:.1e} rel, {100 * same:.2f} % same argmax"
+
+
+def round_trip(example: Path, checkpoints: Path, rows: int, folder: Path) -> list[str]:
+    model = irnet.load(example)
+    checkpoint = checkpoints / f"{model.name}-last.npz"
+    trained = checkpoint.exists()
+    if trained:
+        model.load(checkpoint)
+    x, part = inputs(model, rows)
+    predicted = model.predict(x)
+    start = time.perf_counter()
+    model.export(folder / f"{model.name}.onnx")
+    exported = time.perf_counter() - start
+    session = ort.InferenceSession(str(folder / f"{model.name}.onnx"))
+    name = next(iter(model.functions[model.name].arguments))
+    (by_onnx,) = session.run(None, {name: x})
+    imported = import_onnx(folder / f"{model.name}.onnx")
+    again = irnet.loads(imported.text, name=f"{model.name}-imported.irn")
+    again.params.update(imported.weights)
+    by_import = again(x)
+    return [
+        f"{example.relative_to(ROOT)}",
+        "trained" if trained else "initial",
+        f"{len(x)} {part}",
+        difference(by_onnx, predicted),
+        difference(by_import, by_onnx),
+        f"{exported:.2f} s",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints"))
+    parser.add_argument("--rows", type=int, default=2000)
+    args = parser.parse_args()
+    header = ["example", "weights", "inputs", "ONNX Runtime vs irnet predict",
+              "irnet import + run vs ONNX Runtime", "export"]  # fmt: skip
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    with tempfile.TemporaryDirectory() as folder:
+        for example in EXAMPLES:
+            row = round_trip(example, args.checkpoint_dir, args.rows, Path(folder))
+            print("| " + " | ".join(row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Every example round-trips through ONNX with the commands the README shows: `irnet export`
+then ONNX Runtime equals `irnet predict`; `irnet import` of that file then `irnet run` equals
+ONNX Runtime. Run in-process through `cli.main`, on the reference target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+import irnet
+from irnet import cli
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.irn")) + sorted((ROOT / "examples").glob("*/*.irn"))
+
+
+def inputs_for(model: irnet.Model, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
+    """Random inputs for the model function: ids within the vocabulary for integer inputs."""
+    arrays = {}
+    for name, spelled in model.functions[model.name].arguments.items():
+        shape = [batch] + [int(d) for d in spelled[spelled.index("[") + 1 : -1].split(", ")[1:]]
+        if spelled.startswith("i"):
+            arrays[name] = rng.integers(0, 50, shape).astype(np.int32)
+        else:
+            arrays[name] = rng.normal(size=shape).astype(np.float32)
+    return arrays
+
+
+def run_cli(*args: str) -> None:
+    assert cli.main([*map(str, args)]) == 0
+
+
+def onnx_outputs(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, feeds)
+    return output
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_an_example_round_trips_through_onnx(example, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("IRNET_TARGET", "reference")
+    model = irnet.load(example, target="reference", seed=3)
+    checkpoint = tmp_path / "trained.npz"
+    model.save(checkpoint)
+    feeds = inputs_for(model, np.random.default_rng(0), batch=5)
+    (name, x), *rest = feeds.items()
+    assert not rest, "the examples take one input"
+    np.save(tmp_path / "x.npy", x)
+
+    run_cli("export", example, "--checkpoint", checkpoint, "-o", tmp_path / "model.onnx")
+    run_cli("predict", example, "--checkpoint", checkpoint, "--input", tmp_path / "x.npy",
+            "-o", tmp_path / "predicted.npy")  # fmt: skip
+    exported = onnx_outputs(tmp_path / "model.onnx", feeds)
+    predicted = np.load(tmp_path / "predicted.npy")
+    np.testing.assert_allclose(exported, predicted, rtol=1e-5, atol=1e-6)
+
+    run_cli("import", tmp_path / "model.onnx", "-o", tmp_path / "imported.irn")
+    run_cli("run", tmp_path / "imported.irn", "--checkpoint", tmp_path / "imported.safetensors",
+            "-i", f"{name}={tmp_path / 'x.npy'}", "-o", tmp_path / "ran.npy")  # fmt: skip
+    ran = np.load(tmp_path / "ran.npy")
+    np.testing.assert_allclose(ran, exported, rtol=1e-5, atol=1e-6)
+    capsys.readouterr()
