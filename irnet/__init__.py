@@ -22,6 +22,7 @@ _EXPORTS = {
     "load": "irnet.model",
     "loads": "irnet.model",
     "load_data": "irnet.model",
+    "load_onnx": "irnet.onnx_import",
     "Model": "irnet.model",
     "Function": "irnet.model",
     "Signature": "irnet.model",
@@ -38,7 +39,7 @@ _EXPORTS["Error"] = "irnet.diagnostics:IrnError"
 __all__ = [  # what _EXPORTS names, spelled out for type checkers and linters
     "Callback", "EarlyStopping", "Error", "Function", "History", "JsonLog", "LoadReport",
     "Model", "ModelCheckpoint", "Signature", "Tensors", "__version__", "load", "load_data",
-    "loads",
+    "load_onnx", "loads",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         load_data,
         loads,
     )
+    from irnet.onnx_import import load_onnx
 
 
 def __getattr__(name: str) -> Any:

@@ -49,10 +49,13 @@ import numpy as np
 from irnet.builtins import BUILTINS
 from irnet.grammar.lexer import RESERVED
 
+from . import checkpoint
 from .diagnostics import IrnError
 
 if TYPE_CHECKING:
     import onnx
+
+    from .model import Model
 
 Dim = int | str | None
 """A size: static (`int`), the batch (`BATCH`), or known only at run time (None)."""
@@ -99,11 +102,21 @@ def import_onnx(path: str | Path, name: str | None = None) -> Imported:
     return imported
 
 
+def load_onnx(path: str | Path, *, name: str | None = None, target: str | None = None) -> Model:
+    """The ONNX model at `path` as an `irnet.Model` with its weights: what `irnet import`
+    writes, loaded. `name` names the model (default: the file's stem)."""
+    from .model import loads
+
+    path = Path(path)
+    imported = import_onnx(path, name if name is not None else default_name(path))
+    model = loads(imported.text, name=f"{imported.name}.irn", target=target)
+    model.params.update(imported.weights)
+    return model
+
+
 def write_imported(source: Path, output: Path, name: str | None = None) -> tuple[Path, Path]:
     """`irnet import`: the program of `source` written to `output`, its weights beside it as
     `.safetensors`; the two paths. The model is named `name`, by default `output`'s stem."""
-    from . import checkpoint
-
     imported = import_onnx(source, name if name is not None else default_name(output))
     weights = output.with_suffix(checkpoint.SAFETENSORS)
     checkpoint.write_file(output, lambda f: f.write(imported.text.encode()), "program")

@@ -65,3 +65,33 @@ def test_an_example_round_trips_through_onnx(example, tmp_path, capsys, monkeypa
     ran = np.load(tmp_path / "ran.npy")
     np.testing.assert_allclose(ran, exported, rtol=1e-5, atol=1e-6)
     capsys.readouterr()
+
+
+def test_an_imported_model_trains_further_from_its_weights(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("IRNET_TARGET", "reference")
+    model = irnet.load(ROOT / "examples" / "mnist_mlp.irn", target="reference")
+    model.export(tmp_path / "classifier.onnx")
+    run_cli("import", tmp_path / "classifier.onnx", "-o", tmp_path / "classifier.irn")
+    rng = np.random.default_rng(1)
+    x = rng.random((96, 784), dtype=np.float32)
+    y = (x[:, :10].argmax(1)).astype(np.int32)  # learnable: the largest of the first 10 pixels
+    np.savez(tmp_path / "digits.npz", x=x, y=y)
+    program = (tmp_path / "classifier.irn").read_text()
+    (tmp_path / "classifier.irn").write_text(
+        "from nn import cross_entropy\n" + program + "\ntrain classifier(y: i32[N]) {\n"
+        '    data = npz("digits.npz", x="x", y="y")\n'
+        "    loss = cross_entropy(classifier(x), y)\n    optimizer = adam(lr=0.001)\n"
+        "    batch = 32\n    epochs = 3\n    val_split = 0\n}\n"
+    )
+    imported = irnet.load_onnx(tmp_path / "classifier.onnx")
+    np.testing.assert_allclose(imported(x[:4]), model(x[:4]), rtol=1e-5, atol=1e-6)
+    run_cli("train", tmp_path / "classifier.irn", "--checkpoint-dir", tmp_path / "ckpt",
+            "--init-from", tmp_path / "classifier.safetensors")  # fmt: skip
+    out = capsys.readouterr().out
+    assert "initialised from" in out and "loaded 6 parameters" in out
+    losses = [float(line.split("train loss ")[1].split()[0]) for line in out.splitlines()
+              if line.startswith("epoch ")]  # fmt: skip
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    trained = irnet.load(tmp_path / "classifier.irn", target="reference")
+    trained.load(tmp_path / "ckpt" / "classifier-last.npz")
+    assert not np.array_equal(trained.params["dense_0.w"], imported.params["dense_0.w"])
