@@ -102,3 +102,12 @@ def test_the_python_api_examples_run(monkeypatch):
         str(DOCS / "python-api.md"), module_relative=False, optionflags=flags, verbose=False
     )
     assert result.attempted > 30 and result.failed == 0
+
+
+def test_interop_md_lists_exactly_the_onnx_ops_the_importer_reads():
+    pytest.importorskip("onnx")
+    from irnet.onnx_import import CONVERTERS
+
+    text = " ".join(read("interop.md").split())
+    listed = re.search(r"The supported ops: (.*?)\. ", text).group(1).split(", ")
+    assert listed == sorted(CONVERTERS, key=str.lower)
