@@ -176,9 +176,9 @@ class Tensors(MutableMapping[str, np.ndarray]):
     def __contains__(self, name: object) -> bool:
         return name in self._table
 
-    def update(self, other: Mapping[str, Any] = (), /, **more: Any) -> None:  # type: ignore[override]
+    def update(self, other: Mapping[str, Any] | None = None, /, **more: Any) -> None:  # type: ignore[override]
         """Assign several entries, all or none: each is checked before any changes."""
-        given = {**dict(other), **more}
+        given = {**dict(other or {}), **more}
         checked = {name: self._checked(name, value) for name, value in given.items()}
         self._values.update(checked)
 
@@ -268,7 +268,8 @@ class Function:
         self.signature = Signature.of(function)
         self._names = list(self.signature.arguments)
         stores = {"param": model.params._values, "state": model.state._values}
-        plan, given = [], 0
+        plan: list[tuple[dict[str, Any] | None, Any]] = []
+        given = 0
         for arg in arguments(function):
             if arg.kind in FED:
                 plan.append((stores[arg.kind], arg.name))
@@ -358,7 +359,7 @@ class Model:
         """The model's functions: the model itself and what its train block adds."""
         self._runners: dict[str, targets.Runner] = {}
         self._compiled_functions: dict[tuple[str, str, bool], Function] = {}
-        self._trainer = None
+        self._trainer: Session | None = None
         self.stop_training = False
         """Set by a callback to end `fit` after the current epoch."""
 
@@ -585,8 +586,11 @@ class Model:
 
     def _make_trainer(self) -> Session:
         module, symbol, config = self._module, self.name, self.config
+        assert config is not None  # `trainer` refuses a model without a train block
         step_args = arguments(find_function(module, f"{symbol}.step"))
-        output = find_function(module, f"{symbol}.eval").body.block.last_op.operands[1]
+        returned = find_function(module, f"{symbol}.eval").body.block.last_op
+        assert returned is not None
+        output = returned.operands[1]
         probability = isinstance(output.owner, nn.SigmoidOp)
         labels = [a for a in step_args if a.kind == "target"]
         metrics = metric_rules.resolve(config.metrics, output.type, labels, probability,
@@ -624,7 +628,7 @@ class Model:
         optimiser's learning rate."""
         trainer = self.trainer
         inputs, labels = trainer.split_data(list(data), "train_step")
-        rate = self.config.hyperparameters["lr"] if lr is None else float(lr)
+        rate = trainer.config.hyperparameters["lr"] if lr is None else float(lr)
         return trainer.train_step(inputs, labels, rate, False)
 
     def fit(

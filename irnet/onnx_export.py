@@ -71,7 +71,9 @@ class Model(Protocol):
     name: str
     _module: ModuleOp
     """The program after the target-independent passes."""
-    params: Parameters
+
+    @property
+    def params(self) -> Parameters: ...
 
 
 def export_onnx(
