@@ -19,10 +19,10 @@ builtin.module {
     %0 = nn.max_pool2d %x {kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>, padding = array<i64: 0, 0>} : tensor<?x16x10x10xf32> -> tensor<?x16x5x5xf32> loc("stdlib/nn.irn":23:12)
     func.return %0 : tensor<?x16x5x5xf32> loc("stdlib/nn.irn":23:12)
   } loc("stdlib/nn.irn":22:1)
-  func.func private @nn.flatten(%x: tensor<?x16x5x5xf32> loc("stdlib/nn.irn":31:13)) -> tensor<?x400xf32> {
-    %0 = nn.reshape %x : tensor<?x16x5x5xf32> -> tensor<?x400xf32> loc("stdlib/nn.irn":32:12)
-    func.return %0 : tensor<?x400xf32> loc("stdlib/nn.irn":32:12)
-  } loc("stdlib/nn.irn":31:1)
+  func.func private @nn.flatten(%x: tensor<?x16x5x5xf32> loc("stdlib/nn.irn":67:13)) -> tensor<?x400xf32> {
+    %0 = nn.reshape %x : tensor<?x16x5x5xf32> -> tensor<?x400xf32> loc("stdlib/nn.irn":68:12)
+    func.return %0 : tensor<?x400xf32> loc("stdlib/nn.irn":68:12)
+  } loc("stdlib/nn.irn":67:1)
   func.func private @nn.dense(%x: tensor<?x400xf32> loc("stdlib/nn.irn":8:11), %w: tensor<400x120xf32> {nn.param = "w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %b: tensor<120xf32> {nn.param = "b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5)) -> tensor<?x120xf32> {
     %0 = nn.matmul %x, %w : (tensor<?x400xf32>, tensor<400x120xf32>) -> tensor<?x120xf32> loc("stdlib/nn.irn":11:14)
     %1 = nn.add %0, %b : (tensor<?x120xf32>, tensor<120xf32>) -> tensor<?x120xf32> loc("stdlib/nn.irn":11:18)
@@ -53,15 +53,15 @@ builtin.module {
     %6 = func.call @nn.dense_2(%h_4, %dense_2.w, %dense_2.b) : (tensor<?x84xf32>, tensor<84x10xf32>, tensor<10xf32>) -> tensor<?x10xf32> loc("examples/mnist_cnn.irn":11:12)
     func.return %6 : tensor<?x10xf32> loc("examples/mnist_cnn.irn":11:12)
   } loc("examples/mnist_cnn.irn":5:1)
-  func.func private @nn.cross_entropy(%logits: tensor<?x10xf32> loc("stdlib/nn.irn":88:19), %labels: tensor<?xi32> loc("stdlib/nn.irn":88:36)) -> tensor<f32> {
-    %0 = nn.one_hot %labels {num_classes = 10 : i64} : tensor<?xi32> -> tensor<?x10xf32> loc("stdlib/nn.irn":89:22)
-    %1 = nn.log_softmax %logits {axis = 1 : i64} : tensor<?x10xf32> loc("stdlib/nn.irn":89:52)
-    %2 = nn.mul %0, %1 : (tensor<?x10xf32>, tensor<?x10xf32>) -> tensor<?x10xf32> loc("stdlib/nn.irn":89:50)
-    %3 = nn.reduce_sum %2 {axes = array<i64: 1>} : tensor<?x10xf32> -> tensor<?xf32> loc("stdlib/nn.irn":89:18)
-    %4 = nn.reduce_mean %3 {axes = array<i64>} : tensor<?xf32> -> tensor<f32> loc("stdlib/nn.irn":89:13)
-    %5 = nn.neg %4 : tensor<f32> loc("stdlib/nn.irn":89:12)
-    func.return %5 : tensor<f32> loc("stdlib/nn.irn":89:12)
-  } loc("stdlib/nn.irn":88:1)
+  func.func private @nn.cross_entropy(%logits: tensor<?x10xf32> loc("stdlib/nn.irn":130:19), %labels: tensor<?xi32> loc("stdlib/nn.irn":130:36)) -> tensor<f32> {
+    %0 = nn.one_hot %labels {num_classes = 10 : i64} : tensor<?xi32> -> tensor<?x10xf32> loc("stdlib/nn.irn":131:22)
+    %1 = nn.log_softmax %logits {axis = 1 : i64} : tensor<?x10xf32> loc("stdlib/nn.irn":131:52)
+    %2 = nn.mul %0, %1 : (tensor<?x10xf32>, tensor<?x10xf32>) -> tensor<?x10xf32> loc("stdlib/nn.irn":131:50)
+    %3 = nn.reduce_sum %2 {axes = array<i64: 1>} : tensor<?x10xf32> -> tensor<?xf32> loc("stdlib/nn.irn":131:18)
+    %4 = nn.reduce_mean %3 {axes = array<i64>} : tensor<?xf32> -> tensor<f32> loc("stdlib/nn.irn":131:13)
+    %5 = nn.neg %4 : tensor<f32> loc("stdlib/nn.irn":131:12)
+    func.return %5 : tensor<f32> loc("stdlib/nn.irn":131:12)
+  } loc("stdlib/nn.irn":130:1)
   func.func @mnist_cnn.loss(%x: tensor<?x1x28x28xf32> {nn.input = "x"} loc("examples/mnist_cnn.irn":5:17), %y: tensor<?xi32> {nn.target = "y"} loc("examples/mnist_cnn.irn":14:17), %conv_0.w: tensor<6x1x5x5xf32> {nn.param = "conv_0.w", nn.init = "he_uniform"} loc("stdlib/nn.irn":16:5), %conv_0.b: tensor<6xf32> {nn.param = "conv_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":17:5), %conv_1.w: tensor<16x6x5x5xf32> {nn.param = "conv_1.w", nn.init = "he_uniform"} loc("stdlib/nn.irn":16:5), %conv_1.b: tensor<16xf32> {nn.param = "conv_1.b", nn.init = "zeros"} loc("stdlib/nn.irn":17:5), %dense_0.w: tensor<400x120xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_0.b: tensor<120xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5), %dense_1.w: tensor<120x84xf32> {nn.param = "dense_1.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_1.b: tensor<84xf32> {nn.param = "dense_1.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5), %dense_2.w: tensor<84x10xf32> {nn.param = "dense_2.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_2.b: tensor<10xf32> {nn.param = "dense_2.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5)) -> tensor<f32> {
     %0 = func.call @mnist_cnn(%x, %conv_0.w, %conv_0.b, %conv_1.w, %conv_1.b, %dense_0.w, %dense_0.b, %dense_1.w, %dense_1.b, %dense_2.w, %dense_2.b) : (tensor<?x1x28x28xf32>, tensor<6x1x5x5xf32>, tensor<6xf32>, tensor<16x6x5x5xf32>, tensor<16xf32>, tensor<400x120xf32>, tensor<120xf32>, tensor<120x84xf32>, tensor<84xf32>, tensor<84x10xf32>, tensor<10xf32>) -> tensor<?x10xf32> loc("examples/mnist_cnn.irn":16:34)
     %1 = func.call @nn.cross_entropy(%0, %y) : (tensor<?x10xf32>, tensor<?xi32>) -> tensor<f32> loc("examples/mnist_cnn.irn":16:17)
