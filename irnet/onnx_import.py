@@ -12,7 +12,8 @@ program reads like hand-written `.irn` and its parameters get the layers' names 
 - `Gemm` (alpha 1, beta 1, no transA, constant B and C) and `MatMul` by a constant followed by
   an `Add` of a constant are `dense`;
 - `Conv` (2-D, square kernel, equal strides and pads, no dilation, one group) with a constant
-  bias, or followed by an `Add` of one, is `conv`; 2-D pools without padding are `max_pool` and
+  bias, or followed by an `Add` of one, is `conv`; a 1-D `Conv` with a constant bias and one
+  group is `conv1d`; 2-D pools without padding are `max_pool` and
   `avg_pool`; `Flatten` of a 4-D tensor at axis 1 is `flatten`;
 - `BatchNormalization` of a 4-D tensor is `batch_norm`, `LayerNormalization` over the last axis
   is `layer_norm`, `Gather` from a constant table along axis 0 is `embedding`.
@@ -1308,8 +1309,9 @@ def pairs(values: list[int], one_d: bool, pad: int) -> list[int]:
 
 
 def convert_conv(imp: Importer, node: Node) -> None:
-    """`conv` for the stdlib's case, else `conv2d` with a bias parameter shaped [F, 1, 1];
-    1-D as 2-D with a height of 1, the result reshaped back."""
+    """`conv` or `conv1d` for the stdlib's cases (a constant weight and bias, one group; `conv`
+    also square and evenly strided and padded), else `conv2d` with a bias parameter shaped
+    [F, 1, 1], 1-D as 2-D with a height of 1, the result reshaped back."""
     x = first(imp, node)
     shape = imp.shape(node.input(0), node)
     w_shape = imp.shape(node.input(1), node)
@@ -1343,6 +1345,14 @@ def convert_conv(imp: Importer, node: Node) -> None:
         imp.weights[f"{prefix}.w"], imp.weights[f"{prefix}.b"] = w, b
         args = f"{x.expr}, {filters}, {kernel[0]}, stride={strides[0]}, padding={pads[0]}"
         imp.emit(out, f"conv({args})", out_shape, x.dtype)
+        return
+    bias = imp.const(node.input(2)) if node.input(2) else None
+    if rank == 1 and w is not None and bias is not None and w.dtype == x.dtype and group == 1:
+        prefix = imp.layer("conv1d")
+        imp.weights[f"{prefix}.w"], imp.weights[f"{prefix}.b"] = w, bias
+        args = (f"{x.expr}, {filters}, {kernel[0]}, stride={strides[0]}, padding={pads[0]}, "
+                f"dilation={dilations[0]}")  # fmt: skip
+        imp.emit(node.outputs[0], f"conv1d({args})", out_shape, x.dtype)
         return
     out = node.outputs[0]
     x2, one_d = as_2d(imp, node, x)

@@ -364,6 +364,7 @@ def test_one_node_agrees_with_onnx_runtime(case, tmp_path):
         ("Gemm-transB0", ["dense(x, 5)"]),
         ("Gemm-transB1", ["dense(x, 5)"]),
         ("Conv2d-stdlib", ["conv(x, 3, 3, stride=1, padding=1)"]),
+        ("Conv1d-strides-pads-dilations", ["conv1d(x, 4, 3, stride=2, padding=2, dilation=2)"]),
         ("MaxPool2d-stdlib", ["max_pool(x, 2)"]),
         ("AveragePool2d-stdlib", ["avg_pool(x, 2)"]),
         ("BatchNormalization-4d", ["batch_norm(x, eps=0.001)"]),
