@@ -4,7 +4,7 @@ over its operands, from which every target derives its code.
     Formula("where(x <= 0, 0, x)")            # nn.relu
     Formula("x + y", ("x", "y"))               # nn.add
 
-The language: the operand names, number literals, `+ - * / **`, unary `-`, one comparison
+The language: the operand names, number literals, `+ - * / // % **`, unary `-`, one comparison
 (`< <= > >= == !=`), `|` and `&` on booleans, and calls of `FUNCTIONS` plus `where(c, a, b)`
 (`a` where `c` holds, else `b`) and `cast(x)` (to the op's result dtype). It is checked when
 the op class is defined.
@@ -44,7 +44,10 @@ count. The compiled targets spell each as a scalar function (`np.<name>`, `math.
 SPECIAL = {"where": 3, "cast": 1}
 """Calls every target spells its own way, with their argument counts."""
 
-BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.BitOr: "|", ast.BitAnd: "&"}
+BINARY = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.BitOr: "|", ast.BitAnd: "&",
+}  # fmt: skip
 COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 
 

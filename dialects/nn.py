@@ -516,6 +516,47 @@ class MinimumOp(BinaryOp):
     traits = traits_def(Pure(), elementwise("minimum(x, y)", "x", "y"))
 
 
+class IntegerBinaryOp(BinaryOp):
+    """A `BinaryOp` on integer tensors only, whose result carries no derivative."""
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        result = super().infer(operand_types, props, result_type)
+        if not is_int(operand_types[0]):
+            raise ShapeError(
+                f"{cls.name} takes integer tensors, not {format_type(operand_types[0])}"
+            )
+        return result
+
+
+@irdl_op_definition
+class FloorDivOp(IntegerBinaryOp):
+    """Integer division rounding towards minus infinity, `lhs // rhs`, as Python's and NumPy's
+    (`-7 // 2` is -4). A zero divisor gives 0 on the reference and cpu targets, as NumPy does.
+
+    ```mlir
+    %2 = nn.floor_div %0, %1 : (tensor<?x8xi32>, tensor<i32>) -> tensor<?x8xi32>
+    ```
+    """
+
+    name = "nn.floor_div"
+    traits = traits_def(Pure(), elementwise("x // y", "x", "y"), NotDifferentiable())
+
+
+@irdl_op_definition
+class ModOp(IntegerBinaryOp):
+    """The remainder of `nn.floor_div`, `lhs % rhs`, with the sign of `rhs`, as Python's and
+    NumPy's (`-7 % 2` is 1); `(a // b) * b + a % b == a`.
+
+    ```mlir
+    %2 = nn.mod %0, %1 : (tensor<?x8xi32>, tensor<i32>) -> tensor<?x8xi32>
+    ```
+    """
+
+    name = "nn.mod"
+    traits = traits_def(Pure(), elementwise("x % y", "x", "y"), NotDifferentiable())
+
+
 COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 """Each predicate of `nn.cmp` and the comparison it makes."""
 
@@ -1465,6 +1506,8 @@ NN = Dialect(
         PowOp,
         MaximumOp,
         MinimumOp,
+        FloorDivOp,
+        ModOp,
         CmpOp,
         SelectOp,
         CastOp,

@@ -92,7 +92,7 @@ class IrnLexer(RegexLexer):
             (r"([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+", Number.Float),
             (r"[0-9]+", Number.Integer),
             (r'"', String.Double, "string"),
-            (r"->|\*\*|==|!=|<=|>=|[-+*/@<>=]", Operator),
+            (r"->|\*\*|//|==|!=|<=|>=|[-+*/%@<>=]", Operator),
             (r"\.\.\.|\?", Punctuation),  # in types: any number of dims, a run-time dim
             (r"[()\[\]{},:;.]", Punctuation),
             (r".", Error),

@@ -57,6 +57,7 @@ from .initializers import INITIALIZERS, complete_arguments
 BINARY_OPS = {
     "+": (nn.AddOp, operator.add), "-": (nn.SubOp, operator.sub),
     "*": (nn.MulOp, operator.mul), "/": (nn.DivOp, operator.truediv),
+    "//": (nn.FloorDivOp, operator.floordiv), "%": (nn.ModOp, operator.mod),
     "**": (nn.PowOp, operator.pow), "@": (nn.MatmulOp, None),
 }  # fmt: skip
 COMPARE_OPS = {

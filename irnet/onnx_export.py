@@ -441,6 +441,19 @@ def emit_cmp(graph: Graph, op: nn.CmpOp, out: str) -> str:
     return graph.node(op_type, operands, out)
 
 
+def emit_mod(graph: Graph, op: nn.ModOp, out: str) -> str:
+    """`Mod` with `fmod=0`: the sign of the divisor, as Python's and NumPy's `%`."""
+    return graph.node("Mod", [graph[op.lhs], graph[op.rhs]], out, fmod=0)
+
+
+def emit_floor_div(graph: Graph, op: nn.FloorDivOp, out: str) -> str:
+    """`(a - a % b) / b`: ONNX's integer `Div` truncates towards zero, and `a - a % b` is a
+    multiple of `b`, so it divides exactly to the floor."""
+    a, b = graph[op.lhs], graph[op.rhs]
+    remainder = graph.node("Mod", [a, b], fmod=0)
+    return graph.node("Div", [graph.node("Sub", [a, remainder]), b], out)
+
+
 def emit_cast(graph: Graph, op: nn.CastOp, out: str) -> str:
     """`Cast` truncates float to int toward zero and maps nonzero to true, as NumPy's astype."""
     if op.input.type.element_type == op.res.type.element_type:
@@ -624,6 +637,8 @@ EMITTERS: dict[type[Operation], Emitter] = {
     **{cls: same_op(op_type) for cls, op_type in ONE_NODE.items()},
     nn.GeluOp: emit_gelu,
     nn.CmpOp: emit_cmp,
+    nn.FloorDivOp: emit_floor_div,
+    nn.ModOp: emit_mod,
     nn.CastOp: emit_cast,
     nn.ConstantOp: emit_constant,
     nn.TrainingOp: emit_training,

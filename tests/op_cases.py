@@ -57,6 +57,11 @@ def floats(shape, dt="f32", low=-2.0, high=2.0):
     return lambda rng: rng.uniform(low, high, shape).astype(dtype)
 
 
+def nonzero(shape, dtype):
+    """Divisors of both signs, never zero (integer division by zero differs between targets)."""
+    return lambda rng: rng.choice([-7, -3, -2, -1, 1, 2, 5], shape).astype(dtype)
+
+
 def ints(shape, high, dtype=np.int32, low=0):
     return lambda rng: rng.integers(low, high, shape).astype(dtype)
 
@@ -147,6 +152,10 @@ def cases() -> list[Case]:
     for op in (nn.AddOp, nn.MulOp, nn.MaximumOp):
         operands = [("i64[?, 3]", ints((2, 3), 9, np.int64, -9)), ("i64[3]", ints(3, 9, np.int64))]
         out.append(Case(op.name.removeprefix("nn.") + "-i64", op, operands, exact=True))
+    for op, dtype, spelled in ((nn.FloorDivOp, np.int32, "i32"), (nn.ModOp, np.int64, "i64")):
+        operands = [(f"{spelled}[?, 3]", ints((4, 3), 20, dtype, -20)),
+                    (f"{spelled}[3]", nonzero(3, dtype))]  # fmt: skip
+        out.append(Case(op.name.removeprefix("nn.") + f"-{spelled}", op, operands, exact=True))
     for predicate in ("eq", "ne", "lt", "le", "gt", "ge"):
         operands = [("f32[?, 1]", ints((4, 1), 3, np.float32)), ("f32[3]", ints(3, 3, np.float32))]
         out.append(

@@ -155,6 +155,18 @@ OPS = [
     Case("maximum", "x: f32[N, 3], y: f32[1, 3]", "maximum(x, y)"),
     Case("minimum", "x: f32[N, 3]", "minimum(x, 0.5)"),
     Case("int-arith", "i: i32[N, 3], j: i32[3]", "maximum(i * j - 1, minimum(i, j + 2))"),
+    Case(
+        "floor-div-mod",
+        "i: i32[N, 3], j: i32[3]",
+        "i // j * 10 + i % j",
+        {"i": (-9, 9), "j": (1, 5)},
+    ),
+    Case(
+        "floor-div-mod-negative",
+        "i: i64[N, 3], j: i64[3]",
+        "i // j * 10 + i % j",
+        {"i": (-9, 9), "j": (-5, -1)},
+    ),
     Case("cmp-eq", "i: i32[N, 3], j: i32[N, 3]", "i == j"),
     Case("cmp-ne", "i: i32[N, 3], j: i32[N, 3]", "i != j"),
     Case("cmp-lt", "i: i32[N, 3], j: i32[3]", "i < j"),

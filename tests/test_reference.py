@@ -1035,3 +1035,23 @@ def test_axis_0_of_a_scalar(op, props, expected):
     """The dialect accepts axis 0 of a rank-0 tensor: it means the only element."""
     out = run_op(op, ("f32[]", np.float32(2.5)), **props)
     assert out.shape == () and out == expected
+
+
+@pytest.mark.parametrize("dt", [np.int32, np.int64])
+def test_floor_div_and_mod_round_towards_minus_infinity_as_numpy(dt):
+    """`//` and `%` of the language on integer tensors, at run time and at compile time."""
+    import irnet
+
+    spelled = np.dtype(dt).name.replace("int", "i")
+    model = irnet.loads(
+        f"model m(a: {spelled}[N, 4], b: {spelled}[4]) -> {spelled}[N, 4] "
+        "{ return (a // b) * 100 + a % b + (-7 // 2) * (-7 % 2) }",
+        target="reference",
+    )
+    a = np.array([[-7, 7, -8, 9], [0, -1, 13, -13]], dt)
+    b = np.array([2, -2, 3, -5], dt)
+    expected = np.floor_divide(a, b) * 100 + np.mod(a, b) + (-4) * 1
+    result = model(a, b)
+    assert result.dtype == dt
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal((a // b) * b + a % b, a)  # the identity NumPy keeps too
