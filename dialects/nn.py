@@ -557,6 +557,11 @@ class ModOp(IntegerBinaryOp):
     traits = traits_def(Pure(), elementwise("x % y", "x", "y"), NotDifferentiable())
 
 
+def counts_padding(op: AvgPool2dOp | AvgPool2dGradOp) -> bool:
+    """Whether padded zeros count in the divisor of an average pool."""
+    return "exclude_pad" not in op.properties
+
+
 COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 """Each predicate of `nn.cmp` and the comparison it makes."""
 
@@ -1080,15 +1085,18 @@ class MaxPool2dOp(PoolOp):
 
 @irdl_op_definition
 class AvgPool2dOp(PoolOp):
-    """Mean over each window; padded zeros count in the divisor (PyTorch's default).
+    """Mean over each window; padded zeros count in the divisor (PyTorch's default,
+    `count_include_pad=True`), unless the unit property `exclude_pad` is set: then each window's
+    mean is over its pixels inside the input (ONNX's default, TensorFlow's `SAME` pooling).
 
     ```mlir
-    %1 = nn.avg_pool2d %0 {kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>,
-           padding = array<i64: 0, 0>} : tensor<?x6x28x28xf32> -> tensor<?x6x14x14xf32>
+    %1 = nn.avg_pool2d %0 {kernel = array<i64: 3, 3>, stride = array<i64: 2, 2>,
+           padding = array<i64: 1, 1>, exclude_pad} : tensor<?x6x28x28xf32> -> tensor<?x6x14x14xf32>
     ```
     """
 
     name = "nn.avg_pool2d"
+    exclude_pad = opt_prop_def(UnitAttr)
 
 
 # --- indexing ----------------------------------------------------------------------------------
@@ -1342,8 +1350,9 @@ class MaxPool2dGradOp(NNOp):
 
 @irdl_op_definition
 class AvgPool2dGradOp(ShapeOp):
-    """Gradient of `nn.avg_pool2d`: each window's gradient, divided by the window size, spread
-    over the window. The result type is the forward input's type.
+    """Gradient of `nn.avg_pool2d`: each window's gradient, divided by the window's divisor
+    (its size, or with `exclude_pad` its pixels inside the input), spread over the window. The
+    result type is the forward input's type.
 
     ```mlir
     %1 = nn.avg_pool2d_grad %0 {kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>,
@@ -1355,6 +1364,7 @@ class AvgPool2dGradOp(ShapeOp):
     kernel = prop_def(DenseArrayBase[I64])
     stride = prop_def(DenseArrayBase[I64])
     padding = prop_def(DenseArrayBase[I64])
+    exclude_pad = opt_prop_def(UnitAttr)
 
     @classmethod
     def infer(cls, operand_types, props, result_type):

@@ -272,7 +272,10 @@ def _window(op) -> dict[str, Attribute]:
 
 
 def _pool_window(op) -> dict[str, Attribute]:
-    return {k: op.properties[k] for k in ("kernel", "stride", "padding")}
+    """The window of a pool and, for an average, whether padding is left out of the divisor:
+    an average pool and its gradient are each other's transposes for the same divisors."""
+    names = ("kernel", "stride", "padding", "exclude_pad")
+    return {k: op.properties[k] for k in names if k in op.properties}
 
 
 @rule(nn.Conv2dOp)

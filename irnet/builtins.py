@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xdsl.dialects.builtin import StringAttr, TensorType, UnitAttr
-from xdsl.ir import SSAValue
+from xdsl.ir import Attribute, SSAValue
 
 from irnet.dialects import nn
 from irnet.dialects.shapes import DYN
@@ -228,18 +228,24 @@ def _conv2d(fb: FunctionBuilder, loc: Loc, x, w, stride, padding, dilation, grou
     )
 
 
-def _pool(op: type[nn.PoolOp]):
-    def build(fb: FunctionBuilder, loc: Loc, x, kernel, stride, padding) -> SSAValue:
-        kernel = _pair(fb, kernel, "kernel", loc)
-        stride = kernel if stride is None else _pair(fb, stride, "stride", loc)
-        padding = _pair(fb, padding, "padding", loc)
-        return fb.op(op, [fb.tensor(x, loc)], loc, kernel=kernel, stride=stride, padding=padding)
-
-    return build
+def _window(fb: FunctionBuilder, loc: Loc, kernel, stride, padding) -> dict[str, Attribute]:
+    kernel = _pair(fb, kernel, "kernel", loc)
+    stride = kernel if stride is None else _pair(fb, stride, "stride", loc)
+    return {"kernel": kernel, "stride": stride, "padding": _pair(fb, padding, "padding", loc)}
 
 
-builtin("max_pool2d", "x", "kernel", stride=None, padding=0)(_pool(nn.MaxPool2dOp))
-builtin("avg_pool2d", "x", "kernel", stride=None, padding=0)(_pool(nn.AvgPool2dOp))
+@builtin("max_pool2d", "x", "kernel", stride=None, padding=0)
+def _max_pool2d(fb: FunctionBuilder, loc: Loc, x, kernel, stride, padding) -> SSAValue:
+    window = _window(fb, loc, kernel, stride, padding)
+    return fb.op(nn.MaxPool2dOp, [fb.tensor(x, loc)], loc, **window)
+
+
+@builtin("avg_pool2d", "x", "kernel", stride=None, padding=0, count_include_pad=True)
+def _avg_pool2d(fb: FunctionBuilder, loc: Loc, x, kernel, stride, padding, count_include_pad):
+    props = _window(fb, loc, kernel, stride, padding)
+    if not fb.flag(count_include_pad, "count_include_pad", loc):
+        props["exclude_pad"] = UnitAttr()
+    return fb.op(nn.AvgPool2dOp, [fb.tensor(x, loc)], loc, **props)
 
 
 # --- indexing ----------------------------------------------------------------------------------

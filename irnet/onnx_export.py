@@ -561,12 +561,15 @@ def emit_conv2d(graph: Graph, op: nn.Conv2dOp, out: str) -> str:
     return graph.node("Conv", [graph[op.input], graph[op.weight]], out, **attrs)
 
 
-def pool(op_type: str, **extra: Any) -> Emitter:
-    """`MaxPool` (padding never wins) / `AveragePool` (padded zeros count in the divisor:
-    `count_include_pad=1`), floor-sized as irnet's windows."""
+def pool(op_type: str) -> Emitter:
+    """`MaxPool` (padding never wins) / `AveragePool` (`count_include_pad=1` where padded zeros
+    count in the divisor, irnet's default), floor-sized as irnet's windows."""
 
     def emitter(graph: Graph, op: nn.PoolOp, out: str) -> str:
         props = op.properties
+        extra = {}
+        if isinstance(op, nn.AvgPool2dOp):
+            extra["count_include_pad"] = int(nn.counts_padding(op))
         return graph.node(
             op_type,
             [graph[op.input]],
@@ -653,7 +656,7 @@ EMITTERS: dict[type[Operation], Emitter] = {
     nn.LogSoftmaxOp: softmax("LogSoftmax"),
     nn.Conv2dOp: emit_conv2d,
     nn.MaxPool2dOp: pool("MaxPool"),
-    nn.AvgPool2dOp: pool("AveragePool", count_include_pad=1),
+    nn.AvgPool2dOp: pool("AveragePool"),
     nn.GatherOp: emit_gather,
     nn.ConcatOp: emit_concat,
     nn.OneHotOp: emit_one_hot,

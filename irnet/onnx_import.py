@@ -1398,9 +1398,9 @@ def conv_bias(imp: Importer, node: Node, filters: int, rank: int) -> str:
 
 def pool(function: str, average: bool) -> Converter:
     """`max_pool`/`avg_pool` (stdlib) for square windows without padding; else `max_pool2d`/
-    `avg_pool2d`; 1-D as 2-D. Refused: dilations, ceil_mode where it changes the size, an
-    average whose padding ONNX leaves out of the divisor (irnet counts it), padding more than
-    half the window (irnet's limit)."""
+    `avg_pool2d` (with `count_include_pad=false` where ONNX leaves padding out of an average's
+    divisor, its default); 1-D as 2-D. Refused: dilations, ceil_mode where it changes the size,
+    padding more than half the window (irnet's limit)."""
     builtin = f"{function}2d"
 
     def convert(imp: Importer, node: Node) -> None:
@@ -1414,9 +1414,7 @@ def pool(function: str, average: bool) -> Converter:
         if list(node.attr("dilations", [1] * rank)) != [1] * rank:
             raise imp.refuse(node, "dilated pooling windows are not supported by irnet's pools")
         pads = window_pads(imp, node, shape[2:], kernel, strides, [1] * rank)
-        if average and any(pads) and not node.attr("count_include_pad", 0):
-            raise imp.refuse(node, "count_include_pad=0 with padding: irnet's average counts "
-                                   "the padded zeros in the divisor")  # fmt: skip
+        excluded = average and any(pads) and not node.attr("count_include_pad", 0)
         if any(p > k // 2 for p, k in zip(pads, kernel)):
             raise imp.refuse(node, f"padding {pads} exceeds half the window {kernel} (irnet's "
                                    "limit)")  # fmt: skip
@@ -1433,6 +1431,8 @@ def pool(function: str, average: bool) -> Converter:
         args = [ints_text(pairs(kernel, one_d, 1)), f"stride={ints_text(pairs(strides, one_d, 1))}"]
         if any(pads):
             args.append(f"padding={ints_text(pairs(pads, one_d, 0))}")
+        if excluded:  # ONNX's default: padding left out of the divisor
+            args.append("count_include_pad=false")
         call = f"{builtin}({', '.join([x2.expr, *args])})"
         if one_d:
             pooled = imp.temp(f"{out}_2d", call, (*shape[:2], 1, spatial[0]), x.dtype)

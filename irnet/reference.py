@@ -219,6 +219,18 @@ def grouped(a: np.ndarray, groups: int, axis: int) -> np.ndarray:
     return a.reshape(*a.shape[:axis], groups, -1, *a.shape[axis + 1 :])
 
 
+def pool_divisors(
+    op: nn.AvgPool2dOp | nn.AvgPool2dGradOp, size: Sequence[int], dtype: np.dtype
+) -> np.ndarray:
+    """Each window's divisor in `dtype`, `[OH, OW]`: the window's size, or without padding
+    counted, the number of its pixels inside an input of spatial `size`."""
+    kernel, stride, padding = window_props(op)
+    if nn.counts_padding(op):
+        return np.asarray(kernel[0] * kernel[1], dtype)
+    inside = windows(np.ones((1, 1, *size), dtype), kernel, stride, padding)
+    return inside.sum(axis=(-2, -1))[0, 0]
+
+
 def window_props(op: Operation) -> tuple[Pair, ...]:
     """`stride, padding, dilation` of a convolution, or `kernel, stride, padding` of a pool."""
     names = ("kernel", "stride", "padding") if "kernel" in op.properties else nn.WINDOW_PROPS[:3]
@@ -368,7 +380,9 @@ class NNFunctions(ElementwiseFunctions):
 
     @impl(nn.AvgPool2dOp)
     def run_avg_pool2d(self, interpreter, op: nn.AvgPool2dOp, args):
-        return self.result(op, windows(args[0], *window_props(op)).mean(axis=(-2, -1)))
+        (x,) = args
+        sums = windows(x, *window_props(op)).sum(axis=(-2, -1))
+        return self.result(op, sums / pool_divisors(op, x.shape[2:], x.dtype))
 
     # indexing
 
@@ -426,7 +440,7 @@ class NNFunctions(ElementwiseFunctions):
         n, c, oh, ow = grad.shape
         sizes = [window_input_size(*a) for a in zip((oh, ow), kernel, stride, padding)]
         _, _, h, w = result_shape(op, (n, c, *sizes))
-        share = grad / (kernel[0] * kernel[1])
+        share = grad / pool_divisors(op, (h, w), grad.dtype)
         cols = np.broadcast_to(share[..., None, None], (*grad.shape, *kernel))
         return self.result(op, add_windows(cols, (h, w), stride, padding))
 

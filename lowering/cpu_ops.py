@@ -454,13 +454,14 @@ def lower_conv2d_grad_weight(f: FunctionEmitter, op: nn.Conv2dGradWeightOp) -> N
     conv_call(f, op, "_conv2d_grad_weight", [x, g], out, [cols, dmat, res])
 
 
-def pool(f: FunctionEmitter, op: Operation, helper: str) -> None:
+def pool(f: FunctionEmitter, op: Operation, helper: str, extra: tuple[int, ...] = ()) -> None:
+    """A pooling kernel on `op`'s window, and `extra` parameters after it."""
     x = op.operands[0]
     (kh, kw), (sh, sw), (ph, pw) = window(op)
     oh = out_size(f, x, 2, op.results[0], kh, sh, ph)
     ow = out_size(f, x, 3, op.results[0], kw, sw, pw)
     out = f.alloc(op, 0, op.results[0], [f.dim(x, 0), f.dim(x, 1), oh, ow])
-    kernel, window_args = f.m.pooling(helper, (kh, kw, sh, sw, ph, pw))
+    kernel, window_args = f.m.pooling(helper, (kh, kw, sh, sw, ph, pw, *extra))
     simple_site(f, op, kernel, [f.name(x), out, *window_args], [out], [x])
 
 
@@ -471,7 +472,7 @@ def lower_max_pool2d(f: FunctionEmitter, op: nn.MaxPool2dOp) -> None:
 
 @CPU_LOWERINGS.register(nn.AvgPool2dOp)
 def lower_avg_pool2d(f: FunctionEmitter, op: nn.AvgPool2dOp) -> None:
-    pool(f, op, "_avg_pool2d")
+    pool(f, op, "_avg_pool2d", (int(nn.counts_padding(op)),))
 
 
 @CPU_LOWERINGS.register(nn.MaxPool2dGradOp)
@@ -501,5 +502,6 @@ def lower_avg_pool2d_grad(f: FunctionEmitter, op: nn.AvgPool2dGradOp) -> None:
         else:
             shape.append(f"_window_size({site}, {f.dim(g, axis)}, {k}, {s}, {p})")
     out = f.alloc(op, 0, op.res, shape)
-    kernel, window_args = f.m.pooling("_avg_pool2d_grad", (kh, kw, sh, sw, ph, pw))
+    incl = int(nn.counts_padding(op))
+    kernel, window_args = f.m.pooling("_avg_pool2d_grad", (kh, kw, sh, sw, ph, pw, incl))
     simple_site(f, op, kernel, [f.name(g), out, *window_args], [out], [g])

@@ -27,7 +27,9 @@ from numba import njit, prange
 
 POOLING = ("_max_pool2d", "_max_pool2d_grad", "_avg_pool2d", "_avg_pool2d_grad")
 """The kernels whose last parameters are the window (`WINDOW`)."""
-WINDOW = ("KH", "KW", "sh", "sw", "ph", "pw")
+WINDOW = ("KH", "KW", "sh", "sw", "ph", "pw", "incl")
+"""The window's parameters; `incl`, of the average pools only, says whether padded zeros count
+in the divisor."""
 
 
 def specialised(kernel: str, name: str, window: tuple[int, ...]) -> str:

@@ -47,8 +47,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "_gather_grad_k": ("{f}[:, :, ::1]", "int64", "{f}[:, ::1]"),
     "_max_pool2d_k": ("{f}[:, :, :, ::1]", "{f}[:, :, :, ::1]", *_WINDOW),
     "_max_pool2d_grad_k": ("{f}[:, :, :, ::1]",) * 3 + _WINDOW,
-    "_avg_pool2d_k": ("{f}[:, :, :, ::1]", "{f}[:, :, :, ::1]", *_WINDOW),
-    "_avg_pool2d_grad_k": ("{f}[:, :, :, ::1]", "{f}[:, :, :, ::1]", *_WINDOW),
+    "_avg_pool2d_k": ("{f}[:, :, :, ::1]", "{f}[:, :, :, ::1]", *_WINDOW, "int64"),
+    "_avg_pool2d_grad_k": ("{f}[:, :, :, ::1]", "{f}[:, :, :, ::1]", *_WINDOW, "int64"),
     "_fill_k": ("{f}[::1]", "int64"),
 }
 """The argument types of the hand-written kernels (and of the prelude's `_fill_k`, which a

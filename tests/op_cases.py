@@ -343,6 +343,12 @@ def cases() -> list[Case]:
         operands = [(f"f32[?, 3, {oh}, {ow}]", floats((2, 3, oh, ow)))]
         out.append(Case(f"avg-pool-grad-{label}", nn.AvgPool2dGradOp, operands, props,
                         hint="f32[?, 3, 7, 6]"))  # fmt: skip
+        if any(props["padding"]):  # padding left out of the divisor
+            excluded = {**props, "exclude_pad": True}
+            out.append(Case(f"avg-pool-excl-{label}", nn.AvgPool2dOp, [("f32[?, 3, 7, 6]", x)],
+                            excluded))  # fmt: skip
+            out.append(Case(f"avg-pool-grad-excl-{label}", nn.AvgPool2dGradOp, operands,
+                            excluded, hint="f32[?, 3, 7, 6]"))  # fmt: skip
     out.append(Case("gather", nn.GatherOp, [("f32[6, 3]", floats((6, 3))),
                     ("i32[?, 4]", ints((2, 4), 6))], {"axis": 0}, exact=True))  # fmt: skip
     out.append(Case("gather-axis-1", nn.GatherOp, [("f64[2, 5, 3]", floats((2, 5, 3), "f64")),

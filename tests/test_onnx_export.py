@@ -154,6 +154,11 @@ OPS = [
     Case("pow", "x: f32[N, 3], y: f32[3]", "x ** y", {"x": (0.1, 2)}),
     Case("maximum", "x: f32[N, 3], y: f32[1, 3]", "maximum(x, y)"),
     Case("minimum", "x: f32[N, 3]", "minimum(x, 0.5)"),
+    Case(
+        "avg-pool-pads-left-out",
+        "x: f32[N, 2, 5, 6]",
+        "avg_pool2d(x, 3, stride=[1, 2], padding=1, count_include_pad=false)",
+    ),
     Case("int-arith", "i: i32[N, 3], j: i32[3]", "maximum(i * j - 1, minimum(i, j + 2))"),
     Case(
         "floor-div-mod",

@@ -217,7 +217,13 @@ CASES: dict[str, Graph] = {
         pads=[1, 1, 1, 1],
         count_include_pad=1,
     ),
+    "AveragePool2d-pads-left-out": one(
+        "AveragePool", {"x": IMG}, kernel_shape=[3, 3], strides=[1, 2], pads=[1, 1, 1, 1]
+    ),
     "AveragePool1d": one("AveragePool", {"x": SEQ}, kernel_shape=[2], strides=[1]),
+    "AveragePool1d-pads-left-out": one(
+        "AveragePool", {"x": SEQ}, kernel_shape=[3], strides=[2], pads=[1, 1]
+    ),
     "GlobalAveragePool": one("GlobalAveragePool", {"x": IMG}),
     "GlobalMaxPool": one("GlobalMaxPool", {"x": IMG}),
     "BatchNormalization-4d": one(
@@ -676,7 +682,6 @@ def test_another_domain(tmp_path):
             ["pads [1, 0, 0, 0]"],
         ),
         (one("Conv", {"x": IMG}, {"w": rand(3, 2, 2, 2)}, auto_pad="SAME_LOWER"), ["SAME_LOWER"]),
-        (one("AveragePool", {"x": IMG}, kernel_shape=[3, 3], pads=[1] * 4), ["count_include_pad"]),
         (
             one("MaxPool", {"x": IMG}, kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
             ["ceil_mode"],

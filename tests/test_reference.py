@@ -521,7 +521,8 @@ def naive_pool(x, kernel, stride, padding, kind):
             for s in range(z * sw - pw, z * sw - pw + kw)
         ]
         inside = [v for v in window if v is not None]
-        out[b, ch, y, z] = max(inside) if kind == "max" else sum(inside) / (kh * kw)
+        divisor = kh * kw if kind == "avg" else len(inside)  # "avg-excl": pixels inside only
+        out[b, ch, y, z] = max(inside) if kind == "max" else sum(inside) / divisor
     return out
 
 
@@ -538,11 +539,14 @@ def pool_props(kernel, stride, padding):
 
 
 @FLOATS
-@pytest.mark.parametrize(("op", "kind"), [(nn.MaxPool2dOp, "max"), (nn.AvgPool2dOp, "avg")])
+@pytest.mark.parametrize(
+    ("op", "kind"), [(nn.MaxPool2dOp, "max"), (nn.AvgPool2dOp, "avg"), (nn.AvgPool2dOp, "avg-excl")]
+)
 @pytest.mark.parametrize(("kernel", "stride", "padding"), POOLS)
 def test_pool_against_loops(dt, op, kind, kernel, stride, padding, rng):
     x = data(rng, dt, (2, 3, 7, 6), -3, -1)  # all negative: a zero from the padding must not win
-    out = run_op(op, (f"{dt}[?, 3, 7, 6]", x), **pool_props(kernel, stride, padding))
+    props = {**pool_props(kernel, stride, padding), "exclude_pad": kind == "avg-excl"}
+    out = run_op(op, (f"{dt}[?, 3, 7, 6]", x), **props)
     check(out, naive_pool(wide(x), kernel, stride, padding, kind), dt, scale=4)
 
 
@@ -673,6 +677,12 @@ def test_pool_grads_are_the_vjps(kernel, stride, padding, rng):
     )
 
     davg = run_op(nn.AvgPool2dGradOp, (g_spec, g), hint="f64[?, 2, 5, 6]", **props)
+    np.testing.assert_allclose(
+        davg, central_difference(lambda v: np.sum(averaged.run("f", [v])[0] * g), x), atol=1e-7
+    )
+    excluded = {**props, "exclude_pad": True}
+    averaged = reference.Reference(module_with(nn.AvgPool2dOp, ["f64[?, 2, 5, 6]"], **excluded))
+    davg = run_op(nn.AvgPool2dGradOp, (g_spec, g), hint="f64[?, 2, 5, 6]", **excluded)
     np.testing.assert_allclose(
         davg, central_difference(lambda v: np.sum(averaged.run("f", [v])[0] * g), x), atol=1e-7
     )

@@ -323,8 +323,8 @@ def _max_pool2d_grad(x, dy, dx, KH, KW, sh, sw, ph, pw):
 
 
 @njit(**JIT, inline="always")
-def _avg_pool2d_body(x, out, KH, KW, sh, sw, ph, pw):
-    """Mean over each window; padded zeros count in the divisor."""
+def _avg_pool2d_body(x, out, KH, KW, sh, sw, ph, pw, incl):
+    """Mean over each window; padded zeros count in the divisor if `incl`."""
     N, C, H, W = x.shape
     OH, OW = out.shape[2], out.shape[3]
     for n in range(N):
@@ -339,18 +339,18 @@ def _avg_pool2d_body(x, out, KH, KW, sh, sw, ph, pw):
                     for i in range(ilo, ihi):
                         for j in range(jlo, jhi):
                             s += x[n, c, h0 + i, w0 + j]
-                    out[n, c, y, z] = s / (KH * KW)
+                    out[n, c, y, z] = s / (KH * KW if incl else (ihi - ilo) * (jhi - jlo))
 
 
 @njit(**JIT)
-def _avg_pool2d(x, out, KH, KW, sh, sw, ph, pw):
+def _avg_pool2d(x, out, KH, KW, sh, sw, ph, pw, incl):
     """nn.avg_pool2d (see _avg_pool2d_body)."""
-    _avg_pool2d_body(x, out, KH, KW, sh, sw, ph, pw)
+    _avg_pool2d_body(x, out, KH, KW, sh, sw, ph, pw, incl)
 
 
 @njit(**JIT, inline="always")
-def _avg_pool2d_grad_body(dy, dx, KH, KW, sh, sw, ph, pw):
-    """Each window's gradient, divided by the window size, spread over the window."""
+def _avg_pool2d_grad_body(dy, dx, KH, KW, sh, sw, ph, pw, incl):
+    """Each window's gradient, divided by its divisor (the pool's), spread over the window."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
     dx[:] = 0
@@ -362,13 +362,13 @@ def _avg_pool2d_grad_body(dy, dx, KH, KW, sh, sw, ph, pw):
                 for z in range(OW):
                     w0 = z * sw - pw
                     jlo, jhi = max(0, -w0), min(KW, W - w0)
-                    share = dy[n, c, y, z] / (KH * KW)
+                    share = dy[n, c, y, z] / (KH * KW if incl else (ihi - ilo) * (jhi - jlo))
                     for i in range(ilo, ihi):
                         for j in range(jlo, jhi):
                             dx[n, c, h0 + i, w0 + j] += share
 
 
 @njit(**JIT)
-def _avg_pool2d_grad(dy, dx, KH, KW, sh, sw, ph, pw):
+def _avg_pool2d_grad(dy, dx, KH, KW, sh, sw, ph, pw, incl):
     """nn.avg_pool2d_grad (see _avg_pool2d_grad_body)."""
-    _avg_pool2d_grad_body(dy, dx, KH, KW, sh, sw, ph, pw)
+    _avg_pool2d_grad_body(dy, dx, KH, KW, sh, sw, ph, pw, incl)

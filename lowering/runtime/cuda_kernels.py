@@ -231,8 +231,8 @@ def _max_pool2d_grad(x, dy, dx, KH, KW, sh, sw, ph, pw):
 
 
 @cuda.jit(**JIT)
-def _avg_pool2d_k(x, out, KH, KW, sh, sw, ph, pw):
-    """Mean over each window; padded zeros count in the divisor."""
+def _avg_pool2d_k(x, out, KH, KW, sh, sw, ph, pw, incl):
+    """Mean over each window; padded zeros count in the divisor if `incl`."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     OH, OW = out.shape[2], out.shape[3]
     for t in range(cuda.grid(1), out.shape[0] * C * OH * OW, cuda.gridsize(1)):
@@ -249,16 +249,16 @@ def _avg_pool2d_k(x, out, KH, KW, sh, sw, ph, pw):
         for i in range(ilo, ihi):
             for j in range(jlo, jhi):
                 s += x[n, c, h0 + i, w0 + j]
-        out[n, c, y, z] = s / (KH * KW)
+        out[n, c, y, z] = s / (KH * KW if incl else (ihi - ilo) * (jhi - jlo))
 
 
-def _avg_pool2d(x, out, KH, KW, sh, sw, ph, pw):
-    _avg_pool2d_k[_grid(out.size)](x, out, KH, KW, sh, sw, ph, pw)
+def _avg_pool2d(x, out, KH, KW, sh, sw, ph, pw, incl):
+    _avg_pool2d_k[_grid(out.size)](x, out, KH, KW, sh, sw, ph, pw, incl)
 
 
 @cuda.jit(**JIT)
-def _avg_pool2d_grad_k(dy, dx, KH, KW, sh, sw, ph, pw):
-    """Each window's gradient, divided by the window size, added over the window."""
+def _avg_pool2d_grad_k(dy, dx, KH, KW, sh, sw, ph, pw, incl):
+    """Each window's gradient, divided by its divisor (the pool's), added over the window."""
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     OH, OW = dy.shape[2], dy.shape[3]
     for t in range(cuda.grid(1), dy.shape[0] * C * OH * OW, cuda.gridsize(1)):
@@ -271,12 +271,12 @@ def _avg_pool2d_grad_k(dy, dx, KH, KW, sh, sw, ph, pw):
         ihi = H - h0 if H - h0 < KH else KH
         jlo = -w0 if w0 < 0 else 0
         jhi = W - w0 if W - w0 < KW else KW
-        share = dy[n, c, y, z] / (KH * KW)
+        share = dy[n, c, y, z] / (KH * KW if incl else (ihi - ilo) * (jhi - jlo))
         for i in range(ilo, ihi):
             for j in range(jlo, jhi):
                 cuda.atomic.add(dx, (n, c, h0 + i, w0 + j), share)
 
 
-def _avg_pool2d_grad(dy, dx, KH, KW, sh, sw, ph, pw):
+def _avg_pool2d_grad(dy, dx, KH, KW, sh, sw, ph, pw, incl):
     _fill(dx, 0)
-    _avg_pool2d_grad_k[_grid(dy.size)](dy, dx, KH, KW, sh, sw, ph, pw)
+    _avg_pool2d_grad_k[_grid(dy.size)](dy, dx, KH, KW, sh, sw, ph, pw, incl)
