@@ -1449,6 +1449,28 @@ class AxisSizeOp(ShapeOp):
         return tensor(x.element_type, [])
 
 
+@irdl_op_definition
+class IotaOp(ShapeOp):
+    """The index along `axis` of every element of `input`, as an `i64` tensor of `input`'s
+    shape: `arange(n)` along `axis` (n its size), the same across the other axes. The index
+    masks are built from (a causal attention's `tril`). Reads only `input`'s shape.
+
+    ```mlir
+    %1 = nn.iota %0 {axis = 2 : i64} : tensor<?x8x8xf32> -> tensor<?x8x8xi64>
+    ```
+    """
+
+    name = "nn.iota"
+    traits = traits_def(Pure(), Elementwise(in_place=False), ShapeOnly())
+    axis = prop_def(IntegerAttr[I64])
+
+    @classmethod
+    def infer(cls, operand_types, props, result_type):
+        (x,) = operand_types
+        axis_of(cls.name, x, get_int(props, "axis"))
+        return tensor(i64, x.get_shape())
+
+
 # --- randomness and mode -----------------------------------------------------------------------
 
 
@@ -1548,6 +1570,7 @@ NN = Dialect(
         ScatterAddOp,
         SliceGradOp,
         AxisSizeOp,
+        IotaOp,
     ],
     [],
 )

@@ -257,6 +257,12 @@ def _gather(fb: FunctionBuilder, loc: Loc, x, indices, axis) -> SSAValue:
     return fb.op(nn.GatherOp, operands, loc, axis=nn.int_attr(fb.int(axis, "axis", loc)))
 
 
+@builtin("iota", "x", axis=-1)
+def _iota(fb: FunctionBuilder, loc: Loc, x, axis) -> SSAValue:
+    props = {"axis": nn.int_attr(fb.int(axis, "axis", loc))}
+    return fb.op(nn.IotaOp, [fb.tensor(x, loc)], loc, **props)
+
+
 @builtin("one_hot", "indices", "num_classes", dtype="f32")
 def _one_hot(fb: FunctionBuilder, loc: Loc, indices, num_classes, dtype) -> SSAValue:
     indices = fb.tensor(indices, loc)

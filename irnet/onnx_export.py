@@ -636,6 +636,20 @@ def emit_axis_size(graph: Graph, op: nn.AxisSizeOp, out: str) -> str:
     return graph.node("Cast", [count], out, to=element_type(op.res.type))
 
 
+def emit_iota(graph: Graph, op: nn.IotaOp, out: str) -> str:
+    """`Range(0, n)` along the axis, reshaped to it and expanded to the input's shape."""
+    rank = op.input.type.get_num_dims()
+    if rank == 0:
+        return graph.constant(0, np.int64)
+    axis = nn.get_int(op.properties, "axis") % rank
+    shape = graph.node("Shape", [graph[op.input]])
+    size = graph.node("Squeeze", [graph.node("Gather", [shape, graph.ints([axis])]),
+                                  graph.ints([0])])  # fmt: skip
+    index = graph.node("Range", [graph.constant(0, np.int64), size, graph.constant(1, np.int64)])
+    along = graph.ints([-1 if k == axis else 1 for k in range(rank)])
+    return graph.node("Expand", [graph.node("Reshape", [index, along]), shape], out)
+
+
 EMITTERS: dict[type[Operation], Emitter] = {
     **{cls: same_op(op_type) for cls, op_type in ONE_NODE.items()},
     nn.GeluOp: emit_gelu,
@@ -662,5 +676,6 @@ EMITTERS: dict[type[Operation], Emitter] = {
     nn.OneHotOp: emit_one_hot,
     nn.SliceOp: emit_slice,
     nn.AxisSizeOp: emit_axis_size,
+    nn.IotaOp: emit_iota,
 }
 """Each exportable `nn` op and the function that builds its ONNX nodes."""

@@ -351,6 +351,16 @@ class NNFunctions(ElementwiseFunctions):
         axes = axes_of(op, args[0]) or range(len(shape))
         return self.result(op, np.array(math.prod(shape[a] for a in axes), self.dtype(op.res.type)))
 
+    @impl(nn.IotaOp)
+    def run_iota(self, interpreter, op: nn.IotaOp, args):
+        shape = args[0].shape
+        if not shape:  # a scalar's only element is at index 0
+            return self.result(op, np.zeros((), np.int64))
+        axis = nn.get_int(op.properties, "axis") % len(shape)
+        index = np.arange(shape[axis], dtype=np.int64)
+        along = [-1 if k == axis else 1 for k in range(len(shape))]
+        return self.result(op, np.broadcast_to(index.reshape(along), shape).copy())
+
     @impl(nn.SoftmaxOp)
     def run_softmax(self, interpreter, op: nn.SoftmaxOp, args):
         axis = axis_of(op, args[0])

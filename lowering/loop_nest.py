@@ -403,6 +403,15 @@ def one_hot_at(nest: LoopNest, op, args, ivar, names, size_names) -> str:
     return f"{np_type}({args[0]} == {ivar(nest.rank - 1)})"
 
 
+@POINT_RULES.register(nn.IotaOp)
+def iota_at(nest: LoopNest, op, args, ivar, names, size_names) -> str:
+    """The loop index of the axis: the op's result has the nest's shape (fusion groups ops by
+    their result's shape)."""
+    rank = len(shape_of(op.results[0]))
+    index = ivar(nest.rank - rank + nn.get_int(op.properties, "axis") % rank) if rank else "0"
+    return f"{nest.m.np_type(op.results[0].type)}({index})"
+
+
 @POINT_RULES.register(nn.AxisSizeOp)
 def axis_size_at(nest: LoopNest, op, args, ivar, names, size_names) -> str:
     (value,) = op.operands

@@ -365,6 +365,12 @@ def cases() -> list[Case]:
         label = "-".join(map(str, axes)) or "all"
         out.append(Case(f"axis-size-{label}", nn.AxisSizeOp, [("f32[?, 3, 4]", floats((5, 3, 4)))],
                         {"axes": axes}, exact=True))  # fmt: skip
+    for label, spec, values, axis in [
+        ("last", "f32[?, 3, 4]", floats((5, 3, 4)), -1),
+        ("middle", "i32[2, ?, 4]", ints((2, 6, 4), 9), 1),
+        ("batch", "f64[?, 3]", floats((4, 3), "f64"), 0),
+    ]:
+        out.append(Case(f"iota-{label}", nn.IotaOp, [(spec, values)], {"axis": axis}, exact=True))
     out.append(Case("random-uniform", nn.RandomUniformOp, [("f32[?, 5]", floats((4, 5)))],
                     {"seed": 7}, exact=True))  # fmt: skip
     out.append(Case("random-uniform-f64", nn.RandomUniformOp, [("f64[3]", floats(3, "f64"))],

@@ -247,6 +247,8 @@ INFERENCE = [
          starts=[0, 1], stops=[END, 3], steps=[1, 1]),
     case(nn.AxisSizeOp, ["f32[?, 10]"], "f32[]", "batch", axes=[0]),
     case(nn.AxisSizeOp, ["f64[2, 3]"], "f64[]", "all", axes=[]),
+    case(nn.IotaOp, ["f32[?, 8, 8]"], "i64[?, 8, 8]", "float", axis=2),
+    case(nn.IotaOp, ["bool[3, ?]"], "i64[3, ?]", "bool", axis=-1),
 ]
 # fmt: on
 
@@ -510,6 +512,7 @@ ERRORS = [
           starts=[1], stops=[3], steps=[1], label="mismatch"),
     error(nn.AxisSizeOp, ["i32[4]"], "nn.axis_size", "floating-point", axes=[0], label="int"),
     error(nn.AxisSizeOp, ["f32[4]"], "nn.axis_size", "f32[4]", axes=[1], label="axis"),
+    error(nn.IotaOp, ["f32[4, 2]"], "nn.iota", "f32[4, 2]", axis=2, label="axis"),
 ]
 # fmt: on
 

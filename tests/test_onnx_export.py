@@ -154,6 +154,8 @@ OPS = [
     Case("pow", "x: f32[N, 3], y: f32[3]", "x ** y", {"x": (0.1, 2)}),
     Case("maximum", "x: f32[N, 3], y: f32[1, 3]", "maximum(x, y)"),
     Case("minimum", "x: f32[N, 3]", "minimum(x, 0.5)"),
+    Case("iota", "x: f32[N, 3, 4]", "iota(x, axis=1) * 10 + iota(x)"),
+    Case("tril-triu", "x: f32[N, 4, 5]", "tril(x, k=1) - triu(x)"),
     Case(
         "avg-pool-pads-left-out",
         "x: f32[N, 2, 5, 6]",
@@ -236,8 +238,8 @@ OPS = [
     ),
 ]
 
-HELPERS = "def msq(x: F[N, K]) -> F {\n    return mean(x * x)\n}\n"
-"""A function the programs of `OPS` may call (`grad(msq)` makes an `nn.axis_size`)."""
+HELPERS = "from nn import tril, triu\ndef msq(x: F[N, K]) -> F {\n    return mean(x * x)\n}\n"
+"""What the programs of `OPS` may call (`grad(msq)` makes an `nn.axis_size`)."""
 
 
 def source(signature: str, body: str) -> str:

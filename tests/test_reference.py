@@ -1065,3 +1065,12 @@ def test_floor_div_and_mod_round_towards_minus_infinity_as_numpy(dt):
     assert result.dtype == dt
     np.testing.assert_array_equal(result, expected)
     np.testing.assert_array_equal((a // b) * b + a % b, a)  # the identity NumPy keeps too
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((2, 3, 4), 1), ((2, 3, 4), -1), ((5,), 0), ((), 0)])
+def test_iota_is_arange_along_the_axis(shape, axis):
+    x = np.zeros(shape, np.float32)
+    out = run_op(nn.IotaOp, (f"f32{list(shape)}", x), axis=axis)
+    expected = np.indices(shape)[axis] if shape else np.zeros((), np.int64)
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(out, expected)

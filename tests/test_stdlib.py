@@ -1,6 +1,7 @@
-"""The standard library's 1-D layers, pooling, residual block and logsumexp against NumPy, in
-float64. Their gradients are checked by `irnet gradcheck` over tests/programs/stdlib_all.irn
-(tests/test_autodiff.py) and every target runs them against the reference (PROGRAMS)."""
+"""The standard library's 1-D layers, pooling, residual block, logsumexp and triangles against
+NumPy, in float64. Their gradients are checked by `irnet gradcheck` over
+tests/programs/stdlib_all.irn (tests/test_autodiff.py), and every target runs them against the
+reference (PROGRAMS)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 import irnet
 
 IMPORTS = (
-    "from nn import conv1d, max_pool1d, avg_pool1d, global_avg_pool, residual_block, logsumexp\n"
+    "from nn import conv1d, max_pool1d, avg_pool1d, global_avg_pool, residual_block, logsumexp,"
+    " tril, triu\n"
 )
 
 
@@ -88,3 +90,12 @@ def test_logsumexp_does_not_overflow(axis):
     m = x.max(axis=axis, keepdims=True)
     expected = np.squeeze(m, axis) + np.log(np.exp(x - m).sum(axis=axis))
     np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [0, 1, -2])
+def test_tril_and_triu_are_numpys(k):
+    x = np.random.default_rng(5).normal(size=(2, 4, 5))
+    for name, expected in (("tril", np.tril(x, k)), ("triu", np.triu(x, k))):
+        out, _ = run(f"return {name}(x, k={k})", x, signature="x: f32[N, 4, 5]",
+                     result="f32[N, 4, 5]")  # fmt: skip
+        np.testing.assert_array_equal(out, expected)
