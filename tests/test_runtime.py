@@ -91,9 +91,10 @@ def test_the_preludes_share_the_host_code_and_leave_out_the_modules_own_header()
 
 def test_pooling_kernels_are_specialised_for_one_window():
     for name in cpu_runtime.POOLING:
-        text = cpu_runtime.specialised(cpu_runtime.HELPERS[name], f"{name}_w", (3, 3, 2, 2, 1, 1))
-        assert f"def {name}_w(" in text and "KH" not in text, name
-        assert text.rstrip().endswith(", 3, 3, 2, 2, 1, 1)"), name
+        window = (3, 3, 2, 2, 1, 1, *((0,) if "avg" in name else ()))  # incl: the averages'
+        text = cpu_runtime.specialised(cpu_runtime.HELPERS[name], f"{name}_w", window)
+        assert f"def {name}_w(" in text and "KH" not in text and "incl" not in text, name
+        assert text.rstrip().endswith(f", {', '.join(map(str, window))})"), name
     # a window that tiles its input takes the tiled branch, and only that one is compiled
     tiled = cpu_runtime.HELPERS["_max_pool2d_grad"]
     text = cpu_runtime.specialised(tiled, "g", (2, 2, 2, 2, 0, 0))
@@ -365,10 +366,13 @@ def test_pooling_and_its_gradients(target, window):
     pool("_max_pool2d_grad")(put(x), put(dy), dx)
     np.testing.assert_allclose(get(dx), max_pool2d_grad_reference(x, dy, window), atol=1e-12)
 
-    out = put(np.zeros(dy.shape))
-    pool("_avg_pool2d")(put(x), out)
-    mean = pool_windows(x, window, 0.0).mean(axis=0)
-    np.testing.assert_allclose(get(out), mean, rtol=1e-12)
-    dx = put(np.full(x.shape, np.nan))
-    pool("_avg_pool2d_grad")(put(dy), dx)
-    np.testing.assert_allclose(np.vdot(x, get(dx)), np.vdot(mean, dy))
+    for incl, mean in [
+        (1, pool_windows(x, window, 0.0).mean(axis=0)),  # padded zeros count in the divisor
+        (0, np.nanmean(pool_windows(x, window, np.nan), axis=0)),  # only the pixels inside
+    ]:
+        out = put(np.zeros(dy.shape))
+        target.pooling("_avg_pool2d", (*window, incl))(put(x), out)
+        np.testing.assert_allclose(get(out), mean, rtol=1e-12)
+        dx = put(np.full(x.shape, np.nan))
+        target.pooling("_avg_pool2d_grad", (*window, incl))(put(dy), dx)
+        np.testing.assert_allclose(np.vdot(x, get(dx)), np.vdot(mean, dy))
