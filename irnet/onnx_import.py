@@ -95,24 +95,23 @@ def import_onnx(path: str | Path, name: str | None = None) -> Imported:
     """The ONNX model at `path` as an `.irn` program named `name` (default: the file's stem)
     and its weights. Raises `IrnError` for a file that is not a readable ONNX model, external
     data outside the model's folder, or a node or attribute irnet cannot express."""
-    path = Path(path)
-    proto = read_model(path)
-    model_name = checked_name(name) if name is not None else default_name(path)
-    imported = Importer(proto, path, model_name).run()
-    verify(imported, path)
-    return imported
+    return compiled_import(Path(path), name, "reference")[0]
 
 
 def load_onnx(path: str | Path, *, name: str | None = None, target: str | None = None) -> Model:
     """The ONNX model at `path` as an `irnet.Model` with its weights: what `irnet import`
     writes, loaded. `name` names the model (default: the file's stem)."""
-    from .model import loads
-
-    path = Path(path)
-    imported = import_onnx(path, name if name is not None else default_name(path))
-    model = loads(imported.text, name=f"{imported.name}.irn", target=target)
+    imported, model = compiled_import(Path(path), name, target)
     model.params.update(imported.weights)
     return model
+
+
+def compiled_import(path: Path, name: str | None, target: str | None) -> tuple[Imported, Model]:
+    """The import of `path` and its program compiled for `target`, checked (`verify`)."""
+    proto = read_model(path)
+    model_name = checked_name(name) if name is not None else default_name(path)
+    imported = Importer(proto, path, model_name).run()
+    return imported, verify(imported, path, target)
 
 
 def write_imported(source: Path, output: Path, name: str | None = None) -> tuple[Path, Path]:
@@ -1676,14 +1675,15 @@ CONVERTERS: dict[str, Converter] = {
 # --- checking the result ------------------------------------------------------------------------
 
 
-def verify(imported: Imported, path: Path) -> None:
-    """Compile the program and compare its parameters with the weights: names, shapes and
-    dtypes must match exactly. A program that does not compile is refused as an `IrnError`
-    (irnet cannot express something the importer let through); a mismatch is a bug here."""
+def verify(imported: Imported, path: Path, target: str | None) -> Model:
+    """The program compiled for `target`, its parameters compared with the weights: names,
+    shapes and dtypes must match exactly. A program that does not compile is refused as an
+    `IrnError` (irnet cannot express something the importer let through); a mismatch is a bug
+    here."""
     from .model import loads
 
     try:
-        model = loads(imported.text, name=f"<import of {path.name}>", target="reference")
+        model = loads(imported.text, name=f"<import of {path.name}>", target=target)
     except IrnError as e:
         raise IrnError(f"{path}: the imported program does not compile:\n{e}") from None
     declared = {name: (tuple(a.shape), a.dtype) for name, a in model.params.items()}
@@ -1693,3 +1693,4 @@ def verify(imported: Imported, path: Path) -> None:
             f"internal error in the ONNX importer: the program of {path} declares the "
             f"parameters {declared}, but the weights are {given}"
         )
+    return model
