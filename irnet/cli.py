@@ -175,25 +175,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def trained_model(args: argparse.Namespace):
+    """The model with its checkpoint's weights, and its trainer (made first: a file without a
+    train block is refused before the checkpoint is read)."""
     model = open_model(args)
-    model.trainer  # noqa: B018 -- refuses a file without a train block before loading
+    trainer = model.trainer
     model.load(args.checkpoint)
-    return model
+    return model, trainer
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .train import block_part, format_metrics
 
-    model = trained_model(args)
+    model, trainer = trained_model(args)
     part = args.part
     if part is None:
-        part, why = default_part(model.trainer)
+        part, why = default_part(trainer)
         print(f"evaluating the {part} part (no --part given; {why})")
-    dataset = block_part(model.trainer, part)
+    dataset = block_part(trainer, part)
     metrics = model.evaluate(dataset)
     print(
         f"{dataset.source} ({part}, {len(dataset):,} examples): "
-        + format_metrics(part, metrics, model.trainer.metrics)
+        + format_metrics(part, metrics, trainer.metrics)
     )
     return 0
 
@@ -215,8 +217,8 @@ def default_part(session) -> tuple[str, str]:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .runner import input_arrays, load_array_file, save
 
-    model = trained_model(args)
-    names = [a.name for a in model.trainer.role("input")]
+    model, trainer = trained_model(args)
+    names = [a.name for a in trainer.role("input")]
     if "=" in args.input or args.input.endswith(".npz"):
         given = input_arrays([args.input])
     else:
@@ -270,7 +272,7 @@ def cmd_warmup(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .sample import sample
 
-    model = trained_model(args)
+    model, _ = trained_model(args)
     print(sample(model, args.prompt, args.length, args.temperature, args.seed or 0))
     return 0
 
