@@ -6,8 +6,9 @@ compile time of each example's step, cold (empty cache) and warm (a second proce
     .venv/bin/python benchmarks/bench_cpu.py --models mnist_mlp --repeat 50
 
 Each example runs `@<model>.step` at its train block's batch size on random data: parameters
-from their initialisers, optimiser state zero, learning rate from the block. Times are medians
-of `--repeat` calls (after 3 warm-up calls), one implementation after the other: interleaving
+and model state from their initialisers, optimiser state zero, learning rate from the block.
+Times are medians of `--repeat` calls (after 3 warm-up calls), one implementation after the
+other: interleaving
 them would let one library's BLAS threads, still spinning after a call, slow the next (NumPy and
 Numba's `np.dot` use two different OpenBLAS builds). The hand-written
 steps are checked against the compiled one before timing (loss and new parameters). PyTorch and
@@ -152,44 +153,55 @@ def mnist_cnn_step(x, y, cw0, cb0, cw1, cb1, w0, b0, w1, b1, w2, b2, *rest):
     return [loss, *momentum(params, grads, state, t, lr)]
 
 
-def batch_norm(x, gamma, beta, mean, var, eps=1e-5):
-    """The stdlib's `nn.batch_norm` (inference form: `mean` and `var` are parameters, not the
-    batch's statistics), and what its gradients need."""
-    root = np.sqrt(var + eps)
-    scale = gamma / root
+def batch_norm(x, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.1):
+    """The stdlib's `nn.batch_norm` in training: normalised by the batch's statistics, with the
+    running statistics moved towards them; its output, what its gradients need, and the next
+    running statistics."""
+    mean = x.mean((0, 2, 3))
     centered = x - mean[:, None, None]
-    return centered * scale[:, None, None] + beta[:, None, None], (centered, root, scale)
+    var = (centered * centered).mean((0, 2, 3))
+    root = np.sqrt(var + eps)
+    normed = centered / root[:, None, None]
+    n = x.size // x.shape[1]
+    running = [
+        (1 - momentum) * running_mean + momentum * mean,
+        (1 - momentum) * running_var + momentum * var * (n / (n - 1)),
+    ]
+    return normed * gamma[:, None, None] + beta[:, None, None], (normed, root), running
 
 
 def batch_norm_grads(gy, gamma, saved):
-    """The gradients of `batch_norm` with respect to x, gamma, beta, mean and var."""
-    centered, root, scale = saved
+    """The gradients of `batch_norm` (in training) with respect to x, gamma and beta."""
+    normed, root = saved
+    n = gy.size // gy.shape[1]
     gbeta = gy.sum((0, 2, 3))
-    gscale = (gy * centered).sum((0, 2, 3))
-    gvar = -gscale * gamma / (root * root) / (2 * root)
-    return gy * scale[:, None, None], gscale / root, gbeta, -gbeta * scale, gvar
+    ggamma = (gy * normed).sum((0, 2, 3))
+    centred_grad = gy - (gbeta[:, None, None] + normed * ggamma[:, None, None]) / n
+    return (gamma / root)[:, None, None] * centred_grad, ggamma, gbeta
 
 
 def cnn_bn_step(x, y, *rest):
-    """benchmarks/models/cnn_bn.irn: two blocks of conv 3x3 (padding 1) -> batch norm -> relu
-    -> 2x2 max pool, then a dense layer; Adam."""
-    params, state, (t, lr) = rest[:14], rest[14:-2], rest[-2:]
-    blocks = [params[0:6], params[6:12]]
-    h, saved = x, []
-    for cw, cb, gamma, beta, mean, var in blocks:
+    """benchmarks/models/cnn_bn.irn: two blocks of conv 3x3 (padding 1, no bias) -> batch norm
+    -> relu -> 2x2 max pool, then a dense layer; Adam. Each block's arguments are its
+    convolution's weights, batch norm's gamma and beta, then its running mean and variance."""
+    blocks, dense, state, (t, lr) = [rest[0:5], rest[5:10]], rest[10:12], rest[12:-2], rest[-2:]
+    h, saved, running = x, [], []
+    for cw, gamma, beta, mean, var in blocks:
         c, cols = conv(h, cw, 1)
-        c += cb[:, None, None]
-        z, bn = batch_norm(c, gamma, beta, mean, var)
+        z, bn, next_stats = batch_norm(c, gamma, beta, mean, var)
+        running += next_stats
         r = np.maximum(z, 0)
         h = pool(r)
         saved.append((cols, bn, z, r, h))
-    loss, dense_grads, g = mlp_grads(h.reshape(len(x), -1), y, params[12:], input_grad=True)
+    loss, dense_grads, g = mlp_grads(h.reshape(len(x), -1), y, list(dense), input_grad=True)
     g, grads = g.reshape(h.shape), dense_grads
-    for (cw, _, gamma, *_), (cols, bn, z, r, p) in zip(reversed(blocks), reversed(saved)):
-        gc, ggamma, gbeta, gmean, gvar = batch_norm_grads(pool_grad(r, p, g) * (z > 0), gamma, bn)
+    for (cw, gamma, *_), (cols, bn, z, r, p) in zip(reversed(blocks), reversed(saved)):
+        gc, ggamma, gbeta = batch_norm_grads(pool_grad(r, p, g) * (z > 0), gamma, bn)
         g, gcw = conv_grads(gc, cols, cw, 1)
-        grads = [gcw, gc.sum((0, 2, 3)), ggamma, gbeta, gmean, gvar, *grads]
-    return [loss, *adam(list(params), grads, state, t, lr)]
+        grads = [gcw, ggamma, gbeta, *grads]
+    params = [*blocks[0][:3], *blocks[1][:3], *dense]
+    updated = adam(params, grads, state, t, lr)
+    return [loss, *updated[: len(params)], *running, *updated[len(params) :]]
 
 
 def sgd(params, grads, t, lr):
@@ -319,15 +331,15 @@ def step_arguments(compiled, key: str) -> list[np.ndarray]:
     model = MODELS[key][1]
     config = compiled.trains[model]
     fn = find_function(compiled.module, f"{model}.step")
-    params = initial_parameters(fn, 0)
+    params = {**initial_parameters(fn, 0), **initial_parameters(fn, 0, "state")}
     rng = np.random.default_rng(0)
     values = []
     for arg in arguments(fn):
         dtype = reference.numpy_dtype(arg.type.element_type)
         shape = arg.concrete_shape(config.batch)
-        if arg.kind == "param":
+        if arg.kind in ("param", "state"):
             values.append(params[arg.name])
-        elif arg.kind == "state":
+        elif arg.kind == "opt":
             values.append(np.zeros(shape, dtype))
         elif arg.kind == "hyper":
             values.append(np.asarray(config.optimizer.kwargs.get("lr", 0.01), dtype))

@@ -59,7 +59,7 @@ def bench(key: str, repeat: int) -> dict:
     name = f"{model}.step"
     args = step_arguments(compiled, key)
     roles = [a.kind for a in arguments(find_function(compiled.module, name))]
-    n_data = sum(1 for r in roles if r not in ("param", "state", "hyper"))
+    n_data = sum(1 for r in roles if r not in ("param", "state", "opt", "hyper"))
     repeat = min(repeat, REPEAT_CAP.get(key, repeat))
     cpu = CpuRunner(compiled.module, source_name=key)
     gpu = CudaRunner(compiled.module, source_name=key)

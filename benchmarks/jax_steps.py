@@ -54,8 +54,8 @@ def param_shapes(key: str) -> list[tuple[int, ...]]:
         convs = [shape for o, i, k in LENET_CONVS for shape in ((o, i, k, k), (o,))]
         return convs + dense_shapes(LENET_DENSE)
     if arch == "cnn_bn":
-        # conv weight and bias, then batch norm's gamma, beta, mean and var
-        blocks = [shape for o, i in CNN_BN_CHANNELS for shape in [(o, i, 3, 3)] + [(o,)] * 5]
+        # conv weight (no bias), then batch norm's gamma and beta
+        blocks = [shape for o, i in CNN_BN_CHANNELS for shape in [(o, i, 3, 3)] + [(o,)] * 2]
         return blocks + dense_shapes(CNN_BN_DENSE)
     if arch == "char_mlp":
         c = CHAR
@@ -90,9 +90,9 @@ def arguments(key: str, seed: int = 0) -> list[np.ndarray]:
     else:
         y = rng.integers(0, 10, y_shape).astype(np.int32)
     params = [initial(shape, rng) for shape in param_shapes(key)]
-    if arch == "cnn_bn":  # gamma and var start at one, as irnet's batch norm initialises them
-        for block in (0, 6):
-            params[block + 2][:] = params[block + 5][:] = 1
+    if arch == "cnn_bn":  # gamma starts at one, as irnet's batch norm initialises it
+        for block in (0, 3):
+            params[block + 1][:] = 1
     state = [np.zeros_like(p) for p in params for _ in range(STATE_SLOTS[optimizer])]
     return [x, y, *params, *state, np.float32(0), np.float32(lr)]
 
@@ -135,19 +135,21 @@ def lenet(params, x):
     return mlp(dense, h.reshape(len(x), -1))
 
 
-def batch_norm(x, gamma, beta, mean, var, eps=1e-5):
-    """irnet's stdlib nn.batch_norm: mean and var are parameters, not the batch's statistics."""
-    scale = gamma / jnp.sqrt(var + eps)
-    return (x - mean[:, None, None]) * scale[:, None, None] + beta[:, None, None]
+def batch_norm(x, gamma, beta, eps=1e-5):
+    """irnet's stdlib nn.batch_norm in training: normalised by the batch's statistics. (Its
+    running statistics, a few hundred values updated off the gradient path, are left out.)"""
+    mean = x.mean((0, 2, 3), keepdims=True)
+    var = ((x - mean) ** 2).mean((0, 2, 3), keepdims=True)
+    scale = gamma[:, None, None] / jnp.sqrt(var + eps)
+    return (x - mean) * scale + beta[:, None, None]
 
 
 def cnn_bn(params, x):
     h = x
-    for k in (0, 6):
-        cw, cb, gamma, beta, mean, var = params[k : k + 6]
-        c = conv(h, cw, 1) + cb[:, None, None]
-        h = max_pool(jax.nn.relu(batch_norm(c, gamma, beta, mean, var)))
-    return mlp(params[12:], h.reshape(len(x), -1))
+    for k in (0, 3):
+        cw, gamma, beta = params[k : k + 3]
+        h = max_pool(jax.nn.relu(batch_norm(conv(h, cw, 1), gamma, beta)))
+    return mlp(params[6:], h.reshape(len(x), -1))
 
 
 def char_mlp(params, context):

@@ -10,8 +10,10 @@ arguments to differentiate with respect to, in the shape every MLIR AD project u
     -> (tensor<f32>, tensor<784x10xf32>, tensor<10xf32>)
 ```
 
-The function must return one value: a float scalar, or any float tensor when a `seed` (the
-cotangent of the result) is given, which makes the request a vector-Jacobian product.
+The function's first result is what is differentiated: a float scalar, or any float tensor when
+a `seed` (the cotangent of the result) is given, which makes the request a vector-Jacobian
+product. Further results are auxiliary (JAX's `has_aux`), such as the next values of the model's
+state: `ad.value_and_grad` returns them after the value, undifferentiated; `ad.grad` drops them.
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ class GradRequestOp(IRDLOperation):
         wrt: Sequence[int],
         seed: SSAValue | None = None,
     ) -> GradRequestOp:
-        result = callee.function_type.outputs.data
+        results = callee.function_type.outputs.data
         # The callee's types, not the arguments': the gradient is computed in the callee.
         grads = [callee.function_type.inputs.data[i] for i in wrt]
         return cls(
             operands=[list(args), [seed] if seed is not None else []],
-            result_types=[[*(result if cls.WITH_VALUE else []), *grads]],
+            result_types=[[*(results if cls.WITH_VALUE else []), *grads]],
             properties={
                 "callee": SymbolRefAttr(callee.sym_name),
                 "wrt": int_array(wrt),
@@ -86,7 +88,7 @@ class GradRequestOp(IRDLOperation):
 
     @property
     def grads(self) -> Sequence[SSAValue]:
-        return self.outs[1:] if self.WITH_VALUE else self.outs
+        return self.outs[len(self.outs) - len(self.wrt_indices) :]
 
     def verify_(self) -> None:
         callee = SymbolTable.lookup_symbol(self, self.callee)
@@ -105,8 +107,8 @@ class GradRequestOp(IRDLOperation):
                     f"{self.name}: argument {i} of @{name} is {format_type(expected)}, "
                     f"got {format_type(arg.type)}"
                 )
-        if len(outputs) != 1 or not isinstance(outputs[0], TensorType) or not is_float(outputs[0]):
-            raise VerifyException(f"{self.name}: @{name} must return one float tensor")
+        if not outputs or not isinstance(outputs[0], TensorType) or not is_float(outputs[0]):
+            raise VerifyException(f"{self.name}: @{name} must return a float tensor first")
         result = outputs[0]
         if self.seed is None and result.get_num_dims() != 0:
             raise VerifyException(
@@ -129,7 +131,7 @@ class GradRequestOp(IRDLOperation):
                     f"{self.name}: argument {i} is {format_type(self.args[i].type)}; "
                     "only float arguments have gradients"
                 )
-        expected_results = [*([result] if self.WITH_VALUE else []), *(inputs[i] for i in wrt)]
+        expected_results = [*(outputs if self.WITH_VALUE else []), *(inputs[i] for i in wrt)]
         actual = [r.type for r in self.outs]
         if len(actual) != len(expected_results) or not all(
             compatible(e, a) for e, a in zip(expected_results, actual)

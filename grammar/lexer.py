@@ -24,7 +24,7 @@ from pygments.token import (
     Whitespace,
 )
 
-KEYWORDS = ("return", "for", "in", "param")
+KEYWORDS = ("return", "for", "in", "param", "state")
 DECLARATIONS = ("def", "model", "train")
 NAMESPACE = ("import", "from", "as")
 CONSTANTS = ("true", "false")
@@ -38,7 +38,7 @@ RESERVED = frozenset(
 BUILTINS = (
     "abs", "argmax", "avg_pool2d", "broadcast_to", "cast", "concat", "conv2d", "erf", "exp",
     "gather", "gelu", "grad", "iota", "len", "log", "log_softmax", "matmul", "max", "max_pool2d",
-    "maximum", "mean", "minimum", "one_hot", "random_uniform", "range", "relu", "reshape",
+    "maximum", "mean", "minimum", "numel", "one_hot", "random_uniform", "range", "relu", "reshape",
     "sigmoid", "size", "softmax", "sqrt", "sum", "tanh", "training", "transpose",
     "value_and_grad", "where",
 )  # fmt: skip
@@ -79,7 +79,7 @@ class IrnLexer(RegexLexer):
             ),
             (rf"\b(as)(\s+)({IDENT})", bygroups(Keyword.Namespace, Whitespace, Name.Namespace)),
             (words(NAMESPACE, prefix=r"\b", suffix=r"\b"), Keyword.Namespace),
-            (words(("param",), prefix=r"\b", suffix=r"\b"), Keyword.Declaration),
+            (words(("param", "state"), prefix=r"\b", suffix=r"\b"), Keyword.Declaration),
             (words(KEYWORDS, prefix=r"\b", suffix=r"\b"), Keyword),
             (words(CONSTANTS, prefix=r"\b", suffix=r"\b"), Keyword.Constant),
             (words(DTYPES + COMPILE_TIME_TYPES, prefix=r"\b", suffix=r"\b"), Keyword.Type),

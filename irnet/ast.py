@@ -151,11 +151,14 @@ Expr = (
 
 @dataclass
 class Param(Node):
-    """`param w: f32[I, units] = glorot_uniform`: a trainable tensor and its initialiser."""
+    """`param w: f32[I, units] = glorot_uniform`: a trainable tensor and its initialiser; or,
+    with `kind` "state", `state running_mean: F[C] = zeros`: model state, which training
+    updates (by assigning to its name) and checkpoints save, but the optimiser leaves alone."""
 
     name: str
     type: TensorTypeExpr
     init: Expr
+    kind: str = "param"
 
 
 @dataclass

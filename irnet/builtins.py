@@ -321,6 +321,19 @@ def _size(fb: FunctionBuilder, loc: Loc, x, axis) -> int:
     return shape[axis]
 
 
+@builtin("numel", "x", axis=None)
+def _numel(fb: FunctionBuilder, loc: Loc, x, axis) -> SSAValue:
+    """The number of elements of float tensor `x` along `axis` (all by default), as a scalar of
+    its dtype; known at run time where the dimensions are (batch norm's n / (n - 1))."""
+    x = fb.tensor(x, loc)
+    rank = x.type.get_num_dims()
+    axes = list(range(rank)) if axis is None else fb.int_list(axis, "axis", loc, scalar_ok=True)
+    for a in axes:
+        if not -rank <= a < rank:
+            raise IrnError(f"numel(): axis {a} is out of range for rank {rank}", loc)
+    return fb.op(nn.AxisSizeOp, [x], loc, axes=nn.int_array(sorted({a % rank for a in axes})))
+
+
 # --- derivatives -------------------------------------------------------------------------------
 
 

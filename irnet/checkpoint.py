@@ -1,11 +1,15 @@
-"""Training checkpoints: parameters, optimiser state and JSON metadata in one `.npz` file.
+"""Training checkpoints: parameters, model state, optimiser state and JSON metadata in one
+`.npz` file.
 
 Layout of the archive (written by `np.savez`, read with `allow_pickle=False` only):
 
-    format          0-d str array, `FORMAT` ("irnet-checkpoint-1")
+    format          0-d str array, `FORMAT` ("irnet-checkpoint-2")
     meta            uint8 array, the UTF-8 text of a JSON object
     param/<name>    one array per parameter, by dotted name ("dense_0.w")
-    state/<name>    one array per optimiser state entry ("m.dense_0.w", "t")
+    state/<name>    one array per model state tensor ("batch_norm_0.running_mean")
+    opt/<name>      one array per optimiser state entry ("m.dense_0.w", "t")
+
+Format 1 had no model state: its `state/` entries were the optimiser's, and are read as such.
 
 `meta` carries what the trainer needs to resume: epoch, step, model name (`"model"`), the
 fingerprint of its computation (`"program"`), config, RNG states and history. JSON keeps
@@ -15,8 +19,8 @@ non-string dict keys as strings).
 
 `load` validates every metadata field it knows that a checkpoint carries (`check_meta`: types,
 ranges, and that epoch, step and history agree); `--resume` also needs each of them present
-(`RESUME_FIELDS`), while `eval`, `predict` and `--init-from` read the parameters alone and need
-none. Unknown fields are kept and ignored.
+(`RESUME_FIELDS`), while `eval`, `predict` and `--init-from` read the weights alone (parameters
+and model state) and need none. Unknown fields are kept and ignored.
 
 Writes go to a temp file `.<name>.<pid>.<random>.tmp` beside the checkpoint, renamed into place;
 a process killed mid-write leaves that file behind, and `remove_stale_temporaries` deletes those
@@ -25,9 +29,10 @@ whose writer is no longer alive.
 A checkpoint fits a program when it holds the arrays the program expects, by name, shape and
 dtype (`check_fits`): it is keyed by what it holds, not by the source text it came from.
 
-Weights alone move between tools as `.safetensors` files (`save_weights`): the parameters by
-irnet's names, no optimiser state, metadata `format` and `model`. `load` reads them as a
-checkpoint with parameters only, so `--checkpoint`, `--init-from` and `Model.load` take them.
+Weights alone move between tools as `.safetensors` files (`save_weights`): the parameters and
+the model state by irnet's names, no optimiser state, metadata `format`, `model` and `state`
+(the JSON list of the names that are state). `load` reads them as a checkpoint without
+optimiser state, so `--checkpoint`, `--init-from` and `Model.load` take them.
 """
 
 from __future__ import annotations
@@ -54,12 +59,15 @@ from .diagnostics import IrnError
 if TYPE_CHECKING:
     from .params import Argument
 
-FORMAT = "irnet-checkpoint-1"
+FORMAT = "irnet-checkpoint-2"
+FORMAT_1 = "irnet-checkpoint-1"
+"""The format before model state, still read."""
 WEIGHTS_FORMAT = "irnet-weights-1"
 """The `format` metadata of a `.safetensors` file `save_weights` writes."""
 SAFETENSORS = ".safetensors"
 PARAM = "param/"
 STATE = "state/"
+OPT = "opt/"
 MAX_LISTED = 5
 """How many differences `check_fits` names before summarising the rest."""
 
@@ -73,9 +81,11 @@ class Checkpoint:
     params: dict[str, np.ndarray]
     """Parameter values by dotted name, e.g. "dense_0.w"."""
     state: dict[str, np.ndarray] = field(default_factory=dict)
-    """Optimiser state by name, e.g. "m.dense_0.w", "t"."""
+    """Model state by name, e.g. "batch_norm_0.running_mean"."""
     meta: dict = field(default_factory=dict)
     """JSON-serialisable: epoch, step, model, program, config, rng states, history."""
+    opt: dict[str, np.ndarray] = field(default_factory=dict)
+    """Optimiser state by name, e.g. "m.dense_0.w", "t"."""
 
 
 def fingerprint(*texts: str) -> str:
@@ -98,12 +108,20 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
     write_file(Path(path), lambda f: np.savez(f, allow_pickle=False, **entries), "checkpoint")
 
 
-def save_weights(path: Path, params: Mapping[str, np.ndarray], model: str) -> None:
-    """The parameters alone, as a `.safetensors` file keyed by irnet's parameter names, which
-    other tools (PyTorch, JAX, Hugging Face) read; `load` reads it back."""
+def save_weights(
+    path: Path,
+    params: Mapping[str, np.ndarray],
+    model: str,
+    state: Mapping[str, np.ndarray] | None = None,
+) -> None:
+    """The parameters and the model state, as a `.safetensors` file keyed by irnet's names,
+    which other tools (PyTorch, JAX, Hugging Face) read; `load` reads it back."""
     numpy_format = _safetensors().numpy
-    arrays = {name: np.ascontiguousarray(value) for name, value in params.items()}
-    data = numpy_format.save(arrays, metadata={"format": WEIGHTS_FORMAT, "model": model})
+    state = state or {}
+    # np.asarray, not np.ascontiguousarray: that one makes a 0-d array 1-d
+    arrays = {name: np.asarray(value, order="C") for name, value in {**params, **state}.items()}
+    metadata = {"format": WEIGHTS_FORMAT, "model": model, "state": json.dumps(list(state))}
+    data = numpy_format.save(arrays, metadata=metadata)
     write_file(Path(path), lambda f: f.write(data), "weights")
 
 
@@ -128,7 +146,8 @@ def _safetensors():
 
 def _entries(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
     entries = {"format": np.array(FORMAT), "meta": _encode_meta(checkpoint.meta)}
-    for prefix, arrays in ((PARAM, checkpoint.params), (STATE, checkpoint.state)):
+    sections = ((PARAM, checkpoint.params), (STATE, checkpoint.state), (OPT, checkpoint.opt))
+    for prefix, arrays in sections:
         for name, value in arrays.items():
             array = np.asarray(value)
             if array.dtype.hasobject:
@@ -246,17 +265,23 @@ def load(path: Path) -> Checkpoint:
 
 
 def _load_weights(path: Path) -> Checkpoint:
-    """A `.safetensors` file's tensors as parameters (no optimiser state, no metadata)."""
+    """A `.safetensors` file's tensors as parameters, and those its `state` metadata lists as
+    model state (no optimiser state, no other metadata)."""
     library = _safetensors()
     try:
         data = path.read_bytes()
     except OSError as e:
         raise IrnError(f"cannot read weights {path}: {_reason(e)}") from None
     try:
-        params = library.numpy.load(data)
-    except Exception as e:  # SafetensorError, or a header that is not JSON
+        tensors = library.numpy.load(data)
+        with library.safe_open(path, "np") as opened:
+            metadata = opened.metadata() or {}
+        state_names = set(json.loads(metadata.get("state", "[]")))
+    except Exception as e:  # SafetensorError, or a header or metadata that is not JSON
         raise IrnError(f"{path} is not a usable .safetensors file: {_one_line(e)}") from None
-    return Checkpoint({name: np.asarray(value) for name, value in params.items()})
+    params = {n: np.asarray(v) for n, v in tensors.items() if n not in state_names}
+    state = {n: np.asarray(v) for n, v in tensors.items() if n in state_names}
+    return Checkpoint(params, state)
 
 
 def _read_archive(path: Path) -> Iterator[tuple[str, np.ndarray]]:
@@ -296,21 +321,27 @@ def _decode(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
     for key in ("format", "meta"):
         if key not in arrays:
             raise _not_a_checkpoint(path, f"it has no '{key}' entry")
-    _check_format(path, arrays.pop("format"))
+    version = _check_format(path, arrays.pop("format"))
     meta = _decode_meta(path, arrays.pop("meta"))
     check_meta(path, meta)
-    params, state = _split(path, arrays)
-    return Checkpoint(params=params, state=state, meta=meta)
+    if version == FORMAT_1:  # its state/ was the optimiser's
+        arrays = {OPT + k.removeprefix(STATE) if k.startswith(STATE) else k: v
+                  for k, v in arrays.items()}  # fmt: skip
+    sections = _split(path, arrays)
+    return Checkpoint(sections[PARAM], sections[STATE], meta, sections[OPT])
 
 
-def _check_format(path: Path, value: np.ndarray) -> None:
+def _check_format(path: Path, value: np.ndarray) -> str:
     version = (
         str(value) if value.dtype.kind == "U" and value.ndim == 0 else f"<{value.dtype} array>"
     )
-    if version != FORMAT:
+    if version not in (FORMAT, FORMAT_1):
         raise _not_a_checkpoint(
-            path, f"its format is '{version}', and this version of irnet reads '{FORMAT}'"
+            path,
+            f"its format is '{version}', and this version of irnet reads '{FORMAT}' and "
+            f"'{FORMAT_1}'",
         )
+    return version
 
 
 def _decode_meta(path: Path, value: np.ndarray) -> dict:
@@ -438,17 +469,15 @@ def _shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _split(path: Path, arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
-    params: dict[str, np.ndarray] = {}
-    state: dict[str, np.ndarray] = {}
+def _split(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The arrays by section (`PARAM`, `STATE`, `OPT`), each by name."""
+    sections: dict[str, dict[str, np.ndarray]] = {PARAM: {}, STATE: {}, OPT: {}}
     for key, value in arrays.items():
-        if key.startswith(PARAM):
-            params[key.removeprefix(PARAM)] = value
-        elif key.startswith(STATE):
-            state[key.removeprefix(STATE)] = value
-        else:
+        prefix = next((p for p in sections if key.startswith(p)), None)
+        if prefix is None:
             raise _not_a_checkpoint(path, f"it has an unexpected entry {key!r}")
-    return params, state
+        sections[prefix][key.removeprefix(prefix)] = value
+    return sections
 
 
 def _not_a_checkpoint(path: Path, problem: str) -> IrnError:
@@ -475,7 +504,7 @@ Table = Mapping[str, tuple[tuple[int, ...], np.dtype]]
 
 
 def table_of(arguments: Iterable[Argument], kind: str) -> Table:
-    """The table of a function's arguments of one kind: "param" or "state"."""
+    """The table of a function's arguments of one kind: "param", "state" or "opt"."""
     chosen = (a for a in arguments if a.kind == kind)
     return {a.name: (tuple(a.type.get_shape()), numpy_dtype(a.type)) for a in chosen}
 
@@ -551,17 +580,20 @@ def check_fits(
     model: str,
     params: Table,
     state: Table | None = None,
+    opt: Table | None = None,
 ) -> Fit:
     """Refuse `checkpoint` (read from `path`) for `model` unless it holds exactly the parameters
-    of `params`, by name, shape and dtype, and, when `state` is given (a resume), exactly that
-    optimiser state. Nothing else is compared: not the source text, so that editing a comment or
-    an unrelated function keeps a checkpoint usable, and not the model name it was written for.
-    Returns the parameters' `Fit` (all of them loaded)."""
-    fit = compare(checkpoint.params, params)
-    differences = fit.differences("parameter")
-    state_fit = compare(checkpoint.state, state, "the optimizer") if state is not None else None
-    if state_fit is not None:
-        differences += state_fit.differences("optimizer state")
+    of `params` and the model state of `state` (none by default), by name, shape and dtype, and, when `opt` is
+    given (a resume), exactly that optimiser state. Nothing else is compared: not the source
+    text, so that editing a comment or an unrelated function keeps a checkpoint usable, and not
+    the model name it was written for. Returns the weights' `Fit` (all of them loaded)."""
+    state = state or {}
+    fit = compare({**checkpoint.params, **checkpoint.state}, {**params, **state})
+    differences = compare(checkpoint.params, params).differences("parameter")
+    differences += compare(checkpoint.state, state).differences("state tensor")
+    opt_fit = compare(checkpoint.opt, opt, "the optimizer") if opt is not None else None
+    if opt_fit is not None:
+        differences += opt_fit.differences("optimizer state")
     if not differences:
         return fit
     written_for = checkpoint.meta.get("model")
@@ -569,7 +601,7 @@ def check_fits(
     advice = (
         " It was written with another optimizer: --init-from CKPT starts from its parameters "
         "with fresh optimizer state."
-        if fit.exact and state_fit is not None
+        if fit.exact and opt_fit is not None
         else ""
     )
     raise IrnError(

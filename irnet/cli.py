@@ -22,7 +22,7 @@ from xdsl.printer import Printer
 
 from . import driver, stages, targets, threads
 from .diagnostics import IrnError
-from .summary import parameter_table, parameters, signature
+from .summary import model_tables, parameters, signature
 from .train_config import SETTINGS
 from .version import __version__
 
@@ -46,9 +46,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for function in public:
         kind = function_kind(function)
         print(f"{kind} {signature(function)}")
-        params = parameters(function)
-        if kind == "model" and params:
-            print("  " + parameter_table(params).replace("\n", "\n  "))
+        if kind == "model" and parameters(function) + parameters(function, "state"):
+            print("  " + model_tables(function).replace("\n", "\n  "))
         print()
     print(f"{args.file}: ok")
     return 0

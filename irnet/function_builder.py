@@ -68,13 +68,15 @@ class RuntimeDim:
 
 @dataclass
 class ParamInfo:
-    """A trainable parameter as a function sees it: its path relative to that function."""
+    """A trainable parameter (or, with `kind` "state", a model state tensor) as a function
+    sees it: its path relative to that function."""
 
     name: str
     type: TensorType
     init: str
     init_args: dict[str, float]
     loc: ast.Loc
+    kind: str = "param"
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ class FunctionBuilder:
     """Prefix of the parameters of the layers this function calls (`loss.` in a loss)."""
     model_outputs: list[SSAValue] = field(default_factory=list)
     """In a loss, the results of its calls of the model it trains."""
+    state_values: dict[str, SSAValue] = field(default_factory=dict)
+    """Each state tensor's value so far: its argument, until an assignment to it (or a call
+    that updates it) gives the next one. The last is the function's result for it."""
+    own_states: set[str] = field(default_factory=set)
+    """The names of the states this function declares itself (`state NAME: ...`)."""
 
     # --- arguments and parameters ---
 
@@ -135,11 +142,15 @@ class FunctionBuilder:
         return arg
 
     def parameter(self, info: ParamInfo) -> SSAValue:
+        """The argument of a parameter, or the current value of a state tensor; added as an
+        argument the first time it is named."""
+        if info.name in self.state_values:
+            return self.state_values[info.name]
         existing = self.param_args.get(info.name)
         if existing is not None:
             return existing
         attrs: dict[str, Attribute] = {
-            "nn.param": StringAttr(info.name),
+            f"nn.{info.kind}": StringAttr(info.name),
             "nn.init": StringAttr(info.init),
         }
         if info.init_args:
@@ -149,7 +160,17 @@ class FunctionBuilder:
         self.params.append(info)
         arg = self.add_argument(info.name, info.type, info.loc, attrs)
         self.param_args[info.name] = arg
+        if info.kind == "state":
+            self.state_values[info.name] = arg
         return arg
+
+    def update_state(self, name: str, value: SSAValue) -> None:
+        """`value` is state `name`'s value from here on."""
+        self.state_values[name] = value
+
+    @property
+    def states(self) -> list[ParamInfo]:
+        return [p for p in self.params if p.kind == "state"]
 
     def next_instance(self, base: str) -> str:
         index = self.instance_counts.get(base, 0)

@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import (
     f32,
     f64,
 )
-from xdsl.ir import OpResult, Region, SSAValue
+from xdsl.ir import Attribute, OpResult, Region, SSAValue
 
 from irnet.dialects import nn
 from irnet.dialects.ad import GradOp, ValueAndGradOp, compatible
@@ -73,7 +73,13 @@ class Spec:
     symbol: str
     result_type: TensorType
     params: list[ParamInfo]
+    """Its parameters and state tensors, in argument order."""
     is_model: bool = False
+
+    @property
+    def states(self) -> list[ParamInfo]:
+        """The state tensors, whose next values the function returns after its result."""
+        return [p for p in self.params if p.kind == "state"]
 
 
 class IRGen:
@@ -127,7 +133,14 @@ class IRGen:
         loc: ast.Loc,
         return_loc: ast.Loc,
         private: bool,
+        roles: Sequence[tuple[str, str] | None] = (),
     ) -> func.FuncOp:
+        """The function `fb` built, returning `results` (their `roles` marked as result
+        attributes), then the last value of each state tensor it holds."""
+        states = fb.states
+        results = [*results, *(fb.state_values[s.name] for s in states)]
+        roles = [*roles, *[None] * (len(results) - len(states) - len(roles))]
+        roles += [("state", s.name) for s in states]
         ret = func.ReturnOp(*results)
         ret.location = location(return_loc)
         fb.block.add_op(ret)
@@ -138,9 +151,10 @@ class IRGen:
             Region(fb.block),
             "private" if private else None,
             # No attributes print as none, and parse back as None: keep the two equal.
-            arg_attrs=ArrayAttr([DictionaryAttr(a) for a in fb.arg_attrs])
-            if any(fb.arg_attrs)
-            else None,
+            arg_attrs=attribute_array(fb.arg_attrs),
+            res_attrs=attribute_array(
+                [{f"nn.{r[0]}": StringAttr(r[1])} if r else {} for r in roles]
+            ),
         )
         op.location = location(loc)
         self.module_op.body.block.add_op(op)
@@ -214,9 +228,10 @@ class IRGen:
 
     def instantiate(
         self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords
-    ) -> tuple[Spec, list[SSAValue]]:
-        """The function generated for this call, and the call's operands: its tensor
-        arguments, then the parameters this call site owns."""
+    ) -> tuple[Spec, list[SSAValue], list[str]]:
+        """The function generated for this call, the call's operands (its tensor arguments,
+        then the parameters and state this call site owns) and the caller's names of those
+        state tensors."""
         fn = ref.fn
         names = [a.name for a in fn.args]
         defaults = {a.name for a in fn.args if a.default is not None}
@@ -240,15 +255,19 @@ class IRGen:
         prefix = "" if own_params else fb.instance_prefix + fb.next_instance(fn.name) + "."
         operands = [bound[a.name] for a in fn.args if isinstance(a.type, ast.TensorTypeExpr)]
         params = [
-            fb.parameter(ParamInfo(prefix + p.name, p.type, p.init, p.init_args, p.loc))
+            fb.parameter(ParamInfo(prefix + p.name, p.type, p.init, p.init_args, p.loc, p.kind))
             for p in spec.params
         ]
-        return spec, [*operands, *params]
+        return spec, [*operands, *params], [prefix + s.name for s in spec.states]
 
     def call(self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords):
-        spec, operands = self.instantiate(fb, ref, node, args, keywords)
+        spec, operands, states = self.instantiate(fb, ref, node, args, keywords)
         operands = self.fit_operands(fb, spec, operands, node.loc)
-        result = fb.emit(func.CallOp(spec.symbol, operands, [spec.result_type]), node.loc)
+        types = [spec.result_type, *(s.type for s in spec.states)]
+        result = fb.emit(func.CallOp(spec.symbol, operands, types), node.loc)
+        assert isinstance(result, OpResult)
+        for name, value in zip(states, result.op.results[1:]):
+            fb.update_state(name, value)
         if spec.symbol == fb.shares_params_of:
             fb.model_outputs.append(result)
         return result
@@ -267,7 +286,7 @@ class IRGen:
     def derivative(self, fb: FunctionBuilder, grad: GradFn, node: ast.Call, args, keywords):
         """`grad(f, wrt=...)(args)`: an `ad.grad` (or `ad.value_and_grad`) request. One
         gradient per `wrt` entry; `value_and_grad` gives the value first."""
-        spec, operands = self.instantiate(fb, grad.function, node, args, keywords)
+        spec, operands, states = self.instantiate(fb, grad.function, node, args, keywords)
         result = spec.result_type
         if result.get_num_dims() != 0 or result.element_type not in (f32, f64):
             raise IrnError(
@@ -286,13 +305,25 @@ class IRGen:
                     f"a {format_type(operands[i].type)} tensor",
                     node.loc,
                 )
-        request_class = ValueAndGradOp if grad.with_value else GradOp
+        # A function with state returns its next state after its value: ask for both, to
+        # carry the state on as a call would.
+        request_class = ValueAndGradOp if grad.with_value or states else GradOp
         operands = self.fit_operands(fb, spec, operands, node.loc)
         request = request_class.request(self.functions[spec.symbol], operands, wrt)
         fb.emit(request, node.loc)
-        results = tuple(request.results)
+        grads = tuple(request.grads)
+        if request.WITH_VALUE:
+            value, *rest = request.results
+            for name, next_value in zip(states, rest):
+                fb.update_state(name, next_value)
+            grads = (value, *grads) if grad.with_value else grads
+        results = grads
         single = not isinstance(grad.wrt, list) and not grad.with_value
         return results[0] if single else results
+
+
+def attribute_array(dicts: Sequence[dict[str, Attribute]]) -> ArrayAttr | None:
+    return ArrayAttr([DictionaryAttr(d) for d in dicts]) if any(dicts) else None
 
 
 def wrt_indices(wrt: Any, names: list[str], loc: ast.Loc) -> list[int]:
@@ -343,10 +374,7 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
                 raise IrnError(
                     f"'{target}' is a dimension of the signature; pick another name", stmt.loc
                 )
-            result = evaluate(fb, value)
-            if isinstance(result, OpResult) and result.name_hint is None:
-                result.name_hint = target
-            fb.env[target] = result
+            bind(fb, target, evaluate(fb, value), stmt.loc)
         case ast.Unpack(targets=targets, value=value):
             values = evaluate(fb, value)
             if not isinstance(values, tuple) or len(values) != len(targets):
@@ -355,9 +383,7 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
                     f"cannot unpack {count} value(s) into {len(targets)} names", stmt.loc
                 )
             for target, item in zip(targets, values):
-                if isinstance(item, OpResult) and item.name_hint is None:
-                    item.name_hint = target
-                fb.env[target] = item
+                bind(fb, target, item, stmt.loc)
         case ast.Param():
             declare_param(fb, stmt)
         case ast.Return(value=value):
@@ -381,29 +407,50 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
     return None
 
 
+def bind(fb: FunctionBuilder, name: str, value: Any, loc: ast.Loc) -> None:
+    """`name = value`. Assigning to a state tensor gives its next value, which must keep its
+    type: training keeps the last value assigned."""
+    if name in fb.own_states:
+        current = fb.state_values[name]
+        value = fb.tensor(value, loc, current.type)
+        if value.type != current.type:
+            raise IrnError(
+                f"state '{name}' is {format_type(current.type)}; its next value must be too, "
+                f"but this is {format_type(value.type)}",
+                loc,
+            )
+        fb.update_state(name, value)
+    if isinstance(value, OpResult) and value.name_hint is None:
+        value.name_hint = name
+    fb.env[name] = value
+
+
 def declare_param(fb: FunctionBuilder, stmt: ast.Param) -> None:
+    """`param NAME: TYPE = INIT` or `state NAME: TYPE = INIT`."""
+    what = "parameter" if stmt.kind == "param" else "state tensor"
     if stmt.name in fb.env or stmt.name in fb.param_args:
         raise IrnError(f"'{stmt.name}' is already defined", stmt.loc)
     dtype = fb.element_type(stmt.type)
     if dtype not in (f32, f64):
-        raise IrnError(
-            f"parameters are float tensors; '{stmt.name}' is {stmt.type.dtype}", stmt.type.loc
-        )
+        raise IrnError(f"{what}s are float tensors; '{stmt.name}' is {stmt.type.dtype}",
+                       stmt.type.loc)  # fmt: skip
     shape = []
     for dim in stmt.type.dims:
         size = evaluate_dim(fb, dim)
         if size == DYN:
             raise IrnError(
-                f"the shape of parameter '{stmt.name}' depends on a dimension known only at run "
-                "time; parameter shapes must be static",
+                f"the shape of {what} '{stmt.name}' depends on a dimension known only at run "
+                f"time; {what} shapes must be static",
                 dim.loc,
             )
         if size < 0:
-            raise IrnError(f"parameter '{stmt.name}' has a negative dimension {size}", dim.loc)
+            raise IrnError(f"{what} '{stmt.name}' has a negative dimension {size}", dim.loc)
         shape.append(size)
     init, init_args = initializer(fb, stmt.init)
-    info = ParamInfo(stmt.name, TensorType(dtype, shape), init, init_args, stmt.loc)
+    info = ParamInfo(stmt.name, TensorType(dtype, shape), init, init_args, stmt.loc, stmt.kind)
     fb.env[stmt.name] = fb.parameter(info)
+    if stmt.kind == "state":
+        fb.own_states.add(stmt.name)
 
 
 def initializer(fb: FunctionBuilder, expr: ast.Expr) -> tuple[str, dict[str, float]]:

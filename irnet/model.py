@@ -16,9 +16,10 @@ The CLI and the REPL are built on this module: `irnet run` calls `Model.compile`
 train` calls `Model.fit`, `irnet eval`/`predict` call `Model.evaluate`/`predict`.
 
 Parameters are the model's (a file's models each have their own: load another with
-`model=NAME`); state is what training keeps beside them and saves in checkpoints, today the
-optimiser's moments and step count. Both live where the model's target keeps them (on the
-device for cuda) and are read as NumPy arrays.
+`model=NAME`); state is what the model keeps beside them that training updates but the
+optimiser does not (batch norm's running statistics, `state NAME: ...` in `.irn`). Both are
+saved in checkpoints, with the optimiser's moments and step count (`optimizer_state`). All live
+where the model's target keeps them (on the device for cuda) and are read as NumPy arrays.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .callbacks import Callback, History
 from .diagnostics import IrnError
 from .distributed import World
 from .functions import add_gradient, format_ir, keep_only, public_functions, reachable
-from .params import Argument, arguments, find_function, initial_parameters
+from .params import Argument, arguments, find_function, initial_parameters, result_roles
 from .train import Session, computation
 from .train import evaluate as evaluate_on
 from .train import fit as fit_on
@@ -55,7 +56,7 @@ LoadReport = ckpt.Fit
 """What `Model.load` took from a checkpoint: `loaded`, `missing`, `unexpected` and
 `mismatched` names, and `report()` lines."""
 
-FED = ("param", "state")
+FED = ("param", "state", "opt")
 """The argument roles a `Model` supplies itself; the caller gives the others."""
 
 
@@ -211,20 +212,22 @@ class Tensors(MutableMapping[str, np.ndarray]):
 @dataclass(frozen=True)
 class Signature:
     """A function as its callers see it: the arguments they give (name -> type, in order),
-    the result types, and the parameters and state the model supplies."""
+    the result types, and the parameters, state and optimiser state the model supplies."""
 
     name: str
     arguments: dict[str, str]
     results: tuple[str, ...]
     params: tuple[str, ...]
     state: tuple[str, ...]
+    optimizer_state: tuple[str, ...]
     text: str
 
     @classmethod
     def of(cls, function: func.FuncOp) -> Signature:
         args = arguments(function)
         given = {caller_name(a): format_type(a.type) for a in args if a.kind not in FED}
-        results = tuple(format_type(t) for t in function.function_type.outputs.data)
+        outputs = zip(function.function_type.outputs.data, result_roles(function))
+        results = tuple(format_type(t) for t, role in outputs if not role or role[0] != "state")
         name = function.sym_name.data
         spelled = ", ".join(f"{arg}: {t}" for arg, t in given.items())
         return cls(
@@ -233,6 +236,7 @@ class Signature:
             results,
             tuple(a.name for a in args if a.kind == "param"),
             tuple(a.name for a in args if a.kind == "state"),
+            tuple(a.name for a in args if a.kind == "opt"),
             f"{name}({spelled}) -> {', '.join(results)}",
         )
 
@@ -267,7 +271,12 @@ class Function:
         function = runner.function(symbol)
         self.signature = Signature.of(function)
         self._names = list(self.signature.arguments)
-        stores = {"param": model.params._values, "state": model.state._values}
+        stores = {
+            "param": model.params._values,
+            "state": model.state._values,
+            "opt": model.optimizer_state._values,
+        }
+        self._roles = result_roles(function)
         plan: list[tuple[dict[str, Any] | None, Any]] = []
         given = 0
         for arg in arguments(function):
@@ -284,7 +293,13 @@ class Function:
             args = self._bind(args, kwargs)
         values = [args[key] if store is None else store[key] for store, key in self._plan]
         results = self._runner.run(self.name, values, seed=self._model.seed, training=self.training)
-        arrays = tuple(host(r) for r in results)
+        arrays = []
+        for role, value in zip(self._roles, results):
+            if role is None or role[0] != "state":
+                arrays.append(host(value))
+            elif self.training:  # a call in training mode updates the state, as a step does
+                self._model.state._values[role[1]] = value
+        arrays = tuple(arrays)
         if self._results is not None:
             return self._results(arrays)
         return arrays[0] if len(arrays) == 1 else arrays
@@ -338,19 +353,27 @@ class Model:
         model_fn = find_function(module, self.name)
         owner = f"model {self.name}"
         step_args = arguments(find_function(module, f"{self.name}.step")) if self.config else []
+        model_args = arguments(model_fn)
         self.params = Tensors(
             "parameter",
             owner,
-            ckpt.table_of(arguments(model_fn), "param"),
+            ckpt.table_of(model_args, "param"),
             initial_parameters(model_fn, self.seed),
         )
-        state = ckpt.table_of(step_args, "state")
         self.state = Tensors(
-            "state entry",
+            "state tensor",
             owner,
-            state,
-            {name: np.zeros(shape, dtype) for name, (shape, dtype) in state.items()},
+            ckpt.table_of(model_args, "state"),
+            initial_parameters(model_fn, self.seed, "state"),
         )
+        opt = ckpt.table_of(step_args, "opt")
+        self.optimizer_state = Tensors(
+            "optimizer state tensor",
+            owner,
+            opt,
+            {name: np.zeros(shape, dtype) for name, (shape, dtype) in opt.items()},
+        )
+        """The optimiser's moments by parameter (`m.dense_0.w`) and its step count `t`."""
         self.functions = {
             f.sym_name.data: Signature.of(f)
             for f in public_functions(module)
@@ -514,7 +537,7 @@ class Model:
             checkpoint = self.trainer.checkpoint()
         else:
             checkpoint = ckpt.Checkpoint(
-                self.params.numpy(), self.state.numpy(), {"model": self.name}
+                self.params.numpy(), self.state.numpy(), {"model": self.name}, {}
             )
         ckpt.save(Path(path), checkpoint)
 
@@ -522,14 +545,14 @@ class Model:
         """Write the model for other tools, by the suffix of `path`: `.onnx`, the model
         function in inference mode (dropout off) with the current parameters as initializers,
         a dynamic batch dimension and, for `csv(..., normalize=true)` data, the scaling of its
-        input that `predict` applies; `.safetensors`, the parameters by name."""
+        input that `predict` applies; `.safetensors`, the parameters and the state by name."""
         path = Path(path)
         if path.suffix == ".onnx":
             from .onnx_export import export_onnx  # imports onnx, an optional extra
 
             export_onnx(self, path, opset=opset, scaling=self._input_scaling())
         elif path.suffix == ckpt.SAFETENSORS:
-            ckpt.save_weights(path, self.params.numpy(), self.name)
+            ckpt.save_weights(path, self.params.numpy(), self.name, self.state.numpy())
         else:
             raise IrnError(f"{path}: export writes .onnx or .safetensors files")
 
@@ -545,27 +568,31 @@ class Model:
         return {} if stats is None else {first: (stats.mean, stats.std)}
 
     def load(self, path: str | Path, *, strict: bool = True, resume: bool = False) -> LoadReport:
-        """Take the parameters of the checkpoint at `path` (an `.npz` that `save` or `irnet
-        train` wrote, or a `.safetensors` file of weights).
+        """Take the weights (parameters and state) of the checkpoint at `path` (an `.npz` that
+        `save` or `irnet train` wrote, or a `.safetensors` file of weights).
 
-        Strict: the checkpoint must hold exactly this model's parameters (names, shapes,
-        dtypes), or it is refused naming each difference and nothing changes. Not strict: the
-        parameters that fit are loaded, the others keep their values, and the report says
-        which. `resume` also takes the optimiser state and the training position (epoch, step,
-        history), to continue training where the checkpoint left it."""
+        Strict: the checkpoint must hold exactly this model's parameters and state (names,
+        shapes, dtypes), or it is refused naming each difference and nothing changes. Not
+        strict: the tensors that fit are loaded, the others keep their values, and the report
+        says which. `resume` also takes the optimiser state and the training position (epoch,
+        step, history), to continue training where the checkpoint left it."""
         path = Path(path)
+        tables = {"param": self.params._table, "state": self.state._table}
         if resume:
             self.trainer.restore(path)
             return ckpt.compare(self.params.numpy(), self.params._table)
         loaded = ckpt.load(path)
-        table = self.params._table
         if strict:
-            fit = ckpt.check_fits(loaded, path, model=self.name, params=table)
+            fit = ckpt.check_fits(
+                loaded, path, model=self.name, params=tables["param"], state=tables["state"]
+            )
         else:
-            fit = ckpt.compare(loaded.params, table)
+            fit = ckpt.compare({**loaded.params, **loaded.state},
+                               {**tables["param"], **tables["state"]})  # fmt: skip
             if not fit.loaded:
                 raise IrnError(f"no parameter of checkpoint {path} fits model '{self.name}'")
-        self.params.update({name: loaded.params[name] for name in fit.loaded})
+        self.params.update({n: loaded.params[n] for n in fit.loaded if n in tables["param"]})
+        self.state.update({n: loaded.state[n] for n in fit.loaded if n in tables["state"]})
         return fit
 
     # --- training ---
@@ -605,6 +632,7 @@ class Model:
             self.world,
             params=self.params._values,
             state=self.state._values,
+            opt=self.optimizer_state._values,
         )
         session.metrics, session.output_type, session.owner = metrics, output.type, self
         return session

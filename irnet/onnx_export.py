@@ -10,9 +10,10 @@ in inference mode, with exactly the semantics of the reference interpreter
   broadcasts, reshapes and casts) becomes its false operand, and what only the true branch
   used (dropout's `nn.random_uniform`) is dead: only the ops live from the `func.return`
   operands are exported. A live `nn.random_uniform` is refused, at its source line.
-- Inputs keep the names of the `.irn` signature; parameters are initializers named by their
-  irnet names (`dense_0.w`) holding the model's current values; results are `output` (or
-  `output_0`, `output_1`, ...).
+- Inputs keep the names of the `.irn` signature; parameters and state tensors (batch norm's
+  running statistics) are initializers named by their irnet names (`dense_0.w`) holding the
+  model's current values; results are `output` (or `output_0`, `output_1`, ...); the next
+  values of the state, which only training keeps, are not exported.
 - A `?` dimension stays dynamic: an input's first one is `N` (the batch), others are named
   after their input (`x_dim2`); a result's dynamic dimensions take the names ONNX's shape
   inference finds for them (`N` when the batch flows through), else their own.
@@ -44,7 +45,7 @@ from irnet.dialects.shapes import DYN, is_bool, static_product
 
 from .checkpoint import write_file
 from .diagnostics import IrnError, error_at
-from .params import arguments, find_function
+from .params import INITIALISED, arguments, find_function, result_roles
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ class Model(Protocol):
     @property
     def params(self) -> Parameters: ...
 
+    @property
+    def state(self) -> Parameters: ...
+
 
 def export_onnx(
     model: Model, path: str | Path, *, opset: int = 17, scaling: Scaling | None = None
@@ -90,7 +94,8 @@ def export_onnx(
     if opset not in OPSETS:
         raise IrnError(f"ONNX export writes opsets {OPSETS[0]} to {OPSETS[-1]}, not {opset}")
     function = find_function(model._module, model.name)
-    proto = build_model(function, model.params.numpy(), opset, scaling or {})
+    weights = {**model.params.numpy(), **model.state.numpy()}
+    proto = build_model(function, weights, opset, scaling or {})
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
     write_file(Path(path), lambda f: f.write(data), "ONNX model")
@@ -112,15 +117,16 @@ def build_model(
     opset: int = 17,
     scaling: Scaling | None = None,
 ) -> onnx.ModelProto:
-    """`function` as an ONNX model (not yet checked), `params` giving the parameters' values
-    and `scaling` the normalisation of inputs."""
+    """`function` as an ONNX model (not yet checked), `params` giving the values of the
+    parameters and state tensors, and `scaling` the normalisation of inputs. The next values
+    of the state, which only training keeps, are not outputs."""
     onnx = import_onnx()
     helper = onnx.helper
     graph = Graph(onnx, opset)
     inputs, initializers = bind_arguments(graph, function, params, scaling or {})
-    results = function.body.block.last_op.operands
+    results = inference_results(function)
     outputs = [graph.fresh(name) for name in output_names(len(results))]
-    ops, folded = live_ops(function)
+    ops, folded = live_ops(function, results)
     for op in ops:
         emit(graph, op, folded)
     for name, value in zip(outputs, results):
@@ -161,7 +167,7 @@ def bind_arguments(
         if arg.name in scaling:
             mean, std = (graph.constant(v, numpy_dtype(arg.type)) for v in scaling[arg.name])
             graph.bind(value, graph.node("Div", [graph.node("Sub", [arg.name, mean]), std]))
-        if arg.kind == "param":
+        if arg.kind in INITIALISED:
             array = np.asarray(params[arg.name], dtype=numpy_dtype(arg.type))
             initializers[arg.name] = numpy_helper.from_array(array, arg.name)
         else:
@@ -223,9 +229,17 @@ KEEPS_ZERO = (nn.BroadcastToOp, nn.ReshapeOp, nn.CastOp, nn.TransposeOp, nn.Slic
 through them is still false."""
 
 
-def live_ops(function: func.FuncOp) -> tuple[list[Operation], dict[Operation, SSAValue]]:
-    """The ops the inference function needs, in program order, and the selects folded to
-    their false operand. A select on the training flag is folded where its false operand
+def inference_results(function: func.FuncOp) -> list[SSAValue]:
+    """The function's results less the next values of its state."""
+    returned = function.body.block.last_op.operands
+    return [value for value, role in zip(returned, result_roles(function)) if role is None]
+
+
+def live_ops(
+    function: func.FuncOp, results: Sequence[SSAValue]
+) -> tuple[list[Operation], dict[Operation, SSAValue]]:
+    """The ops computing `results` in inference mode, in program order, and the selects
+    folded to their false operand. A select on the training flag is folded where its false operand
     makes the result alone: its type is the result's, or the result's shape is static (an
     `Expand` stretches it). Its true branch is then dead, dropout's draw with it."""
     zero: set[SSAValue] = set()
@@ -236,7 +250,7 @@ def live_ops(function: func.FuncOp) -> tuple[list[Operation], dict[Operation, SS
         elif isinstance(op, nn.SelectOp) and op.cond in zero and stands_alone(op):
             folded[op] = op.on_false
     live: set[Operation] = set()
-    pending = list(function.body.block.last_op.operands)
+    pending = list(results)
     while pending:
         owner = pending.pop().owner
         if isinstance(owner, Operation) and owner not in live:

@@ -83,12 +83,14 @@ OPEN_END = 2**62
 
 @dataclass
 class Imported:
-    """An imported model: its name in the program, the `.irn` program, and its weights by irnet
-    parameter name (exactly the parameters the program declares)."""
+    """An imported model: its name in the program, the `.irn` program, its weights by irnet
+    parameter name (exactly the parameters the program declares) and its state tensors
+    (batch norm's running statistics) by name."""
 
     name: str
     text: str
     weights: dict[str, np.ndarray]
+    state: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def import_onnx(path: str | Path, name: str | None = None) -> Imported:
@@ -103,6 +105,7 @@ def load_onnx(path: str | Path, *, name: str | None = None, target: str | None =
     writes, loaded. `name` names the model (default: the file's stem)."""
     imported, model = compiled_import(Path(path), name, target)
     model.params.update(imported.weights)
+    model.state.update(imported.state)
     return model
 
 
@@ -120,7 +123,7 @@ def write_imported(source: Path, output: Path, name: str | None = None) -> tuple
     imported = import_onnx(source, name if name is not None else default_name(output))
     weights = output.with_suffix(checkpoint.SAFETENSORS)
     checkpoint.write_file(output, lambda f: f.write(imported.text.encode()), "program")
-    checkpoint.save_weights(weights, imported.weights, imported.name)
+    checkpoint.save_weights(weights, imported.weights, imported.name, imported.state)
     return output, weights
 
 
@@ -419,6 +422,7 @@ class Importer:
         self.names.taken.add(name)
         self.params: dict[str, str] = {}  # irnet name -> declaration
         self.weights: dict[str, np.ndarray] = {}
+        self.state: dict[str, np.ndarray] = {}
         self.param_of: dict[str, str] = {}  # ONNX constant name -> its param
         self.lines: list[str] = []
         self.imports: list[str] = []
@@ -445,7 +449,8 @@ class Importer:
             out = Value(result, array.shape, array.dtype)
         typed = out is not None and out.shape is not None and out.dtype in DTYPES
         returns = f" -> {type_text(out.dtype, out.shape)}" if typed else ""
-        return Imported(self.name, self.text(signature, returns, result), self.weights)
+        text = self.text(signature, returns, result)
+        return Imported(self.name, text, self.weights, self.state)
 
     def bind_inputs(self) -> str:
         """The model's arguments: the graph inputs that are not initializers."""
@@ -1103,8 +1108,8 @@ def convert_batch_norm(imp: Importer, node: Node) -> None:
     gamma, beta, mean, var = (imp.const(n).reshape(channels).astype(x.dtype) for n in stats)
     if len(shape) == 4:
         prefix = imp.layer("batch_norm")
-        for key, array in zip(("gamma", "beta", "mean", "var"), (gamma, beta, mean, var)):
-            imp.weights[f"{prefix}.{key}"] = array
+        imp.weights[f"{prefix}.gamma"], imp.weights[f"{prefix}.beta"] = gamma, beta
+        imp.state[f"{prefix}.running_mean"], imp.state[f"{prefix}.running_var"] = mean, var
         imp.emit(node.outputs[0], f"batch_norm({x.expr}, eps={eps})", shape, x.dtype)
         return
     column = (channels,) + (1,) * (len(shape) - 2)
@@ -1686,11 +1691,15 @@ def verify(imported: Imported, path: Path, target: str | None) -> Model:
         model = loads(imported.text, name=f"<import of {path.name}>", target=target)
     except IrnError as e:
         raise IrnError(f"{path}: the imported program does not compile:\n{e}") from None
-    declared = {name: (tuple(a.shape), a.dtype) for name, a in model.params.items()}
-    given = {name: (tuple(a.shape), a.dtype) for name, a in imported.weights.items()}
-    if declared != given:
-        raise RuntimeError(
-            f"internal error in the ONNX importer: the program of {path} declares the "
-            f"parameters {declared}, but the weights are {given}"
-        )
+    for what, tensors, given in (
+        ("parameters", model.params, imported.weights),
+        ("state tensors", model.state, imported.state),
+    ):
+        declared = {name: (tuple(a.shape), a.dtype) for name, a in tensors.items()}
+        weights = {name: (tuple(a.shape), a.dtype) for name, a in given.items()}
+        if declared != weights:
+            raise RuntimeError(
+                f"internal error in the ONNX importer: the program of {path} declares the "
+                f"{what} {declared}, but the weights are {weights}"
+            )
     return model

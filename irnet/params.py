@@ -17,8 +17,10 @@ from irnet.dialects.shapes import DYN
 from .diagnostics import IrnError
 from .initializers import initialize
 
-ROLES = ("param", "grad", "state", "hyper", "target", "input")
+ROLES = ("param", "grad", "state", "opt", "hyper", "target", "input")
 """The `nn.<role>` argument attributes, in the order they are looked for."""
+INITIALISED = ("param", "state")
+"""The roles whose arguments carry an initialiser (`nn.init`): the model's own tensors."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def arguments(function: func.FuncOp) -> list[Argument]:
         kind = next((r for r in ROLES if f"nn.{r}" in a), "input")
         label = a.get(f"nn.{kind}")
         name = label.data if isinstance(label, StringAttr) else arg.name_hint or f"arg{i}"
-        if kind == "param":
+        if kind in INITIALISED:
             init_args = a.get("nn.init_args")
             kwargs = (
                 {k: v.value.data for k, v in init_args.data.items() if isinstance(v, FloatAttr)}
@@ -55,17 +57,33 @@ def arguments(function: func.FuncOp) -> list[Argument]:
     return result
 
 
-def initial_parameters(function: func.FuncOp, seed: int) -> dict[str, np.ndarray]:
-    """Every parameter drawn from its initialiser. Each parameter has its own random stream,
-    seeded by `seed` and its name, so adding a layer leaves the others' values unchanged."""
+def initial_parameters(
+    function: func.FuncOp, seed: int, kind: str = "param"
+) -> dict[str, np.ndarray]:
+    """Every parameter (or, for `kind` "state", state tensor) drawn from its initialiser. Each
+    has its own random stream, seeded by `seed` and its name, so adding a layer leaves the
+    others' values unchanged."""
     values = {}
     for arg in arguments(function):
-        if arg.kind != "param":
+        if arg.kind != kind:
             continue
         rng = np.random.default_rng([seed, zlib.crc32(arg.name.encode())])
         shape = tuple(arg.type.get_shape())
         values[arg.name] = initialize(arg.init, shape, numpy_dtype(arg.type), rng, arg.init_args)
     return values
+
+
+def result_roles(function: func.FuncOp) -> list[tuple[str, str] | None]:
+    """Each result's role and name, from its `nn.<role>` result attribute (a state tensor's
+    next value, a parameter's update, a gradient), or None for a plain result."""
+    attrs = [dict(a.data) for a in function.res_attrs.data] if function.res_attrs else []
+    attrs += [{}] * (len(function.function_type.outputs.data) - len(attrs))
+    roles: list[tuple[str, str] | None] = []
+    for a in attrs:
+        kind = next((r for r in ROLES if f"nn.{r}" in a), None)
+        label = a.get(f"nn.{kind}")
+        roles.append((kind, label.data) if kind and isinstance(label, StringAttr) else None)
+    return roles
 
 
 def find_function(module, name: str) -> func.FuncOp:

@@ -291,6 +291,9 @@ class _ToAst(Transformer):
     def param_stmt(self, meta, name, type_, init):
         return ast.Param(self._loc(meta), str(name), type_, init)
 
+    def state_stmt(self, meta, name, type_, init):
+        return ast.Param(self._loc(meta), str(name), type_, init, kind="state")
+
     def assign(self, meta, name, value):
         return ast.Assign(self._loc(meta), str(name), value)
 

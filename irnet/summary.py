@@ -1,4 +1,5 @@
-"""What a model is, read back from its IR: signature and parameter table (`irnet check`)."""
+"""What a model is, read back from its IR: signature, parameter and state tables (`irnet
+check`)."""
 
 from __future__ import annotations
 
@@ -39,28 +40,45 @@ def init_spelling(attrs: dict) -> str:
     return f"{name}({values})"
 
 
-def parameters(function: func.FuncOp) -> list[Parameter]:
-    """The function's parameter arguments, in order, by their dotted names."""
+def parameters(function: func.FuncOp, kind: str = "param") -> list[Parameter]:
+    """The function's parameter arguments (or, for `kind` "state", its state tensors), in
+    order, by their dotted names."""
+    role = f"nn.{kind}"
     return [
-        Parameter(attrs["nn.param"].data, arg.type, init_spelling(attrs))  # type: ignore[arg-type]
+        Parameter(attrs[role].data, arg.type, init_spelling(attrs))  # type: ignore[arg-type]
         for arg, attrs in zip(function.args, _attrs(function))
-        if isinstance(attrs.get("nn.param"), StringAttr)
+        if isinstance(attrs.get(role), StringAttr)
     ]
 
 
 def signature(function: func.FuncOp) -> str:
-    """`name(x: f32[?, 784], y: i32[?]) -> f32[?, 10]`, without the parameters."""
+    """`name(x: f32[?, 784], y: i32[?]) -> f32[?, 10]`, without the parameters and state."""
     inputs = [
         f"{arg.name_hint or f'arg{i}'}: {format_type(arg.type)}"
         for i, (arg, attrs) in enumerate(zip(function.args, _attrs(function)))
-        if "nn.param" not in attrs
+        if "nn.param" not in attrs and "nn.state" not in attrs
     ]
-    outputs = ", ".join(format_type(t) for t in function.function_type.outputs.data)
+    roles = [dict(a.data) for a in function.res_attrs.data] if function.res_attrs else []
+    roles += [{}] * (len(function.function_type.outputs.data) - len(roles))
+    outputs = ", ".join(
+        format_type(t)
+        for t, attrs in zip(function.function_type.outputs.data, roles)
+        if "nn.state" not in attrs
+    )
     return f"{function.sym_name.data}({', '.join(inputs)}) -> {outputs}"
 
 
-def parameter_table(params: list[Parameter]) -> str:
-    header = ("parameter", "shape", "dtype", "count", "initialiser")
+def model_tables(function: func.FuncOp) -> str:
+    """The parameter table, then the state table where the model has state."""
+    tables = [parameter_table(parameters(function))]
+    state = parameters(function, "state")
+    if state:
+        tables.append(parameter_table(state, "state"))
+    return "\n".join(tables)
+
+
+def parameter_table(params: list[Parameter], kind: str = "parameter") -> str:
+    header = (kind, "shape", "dtype", "count", "initialiser")
     rows = [
         (
             p.name,
@@ -82,5 +100,6 @@ def parameter_table(params: list[Parameter]) -> str:
 
     lines = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
     tensors = f"{len(params)} tensor{'s' * (len(params) != 1)}"
-    lines.append(f"total: {total:,} parameters in {tensors}")
+    noun = "parameters" if kind == "parameter" else "values of state"
+    lines.append(f"total: {total:,} {noun} in {tensors}")
     return "\n".join(lines)

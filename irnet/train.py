@@ -35,7 +35,7 @@ from . import threads
 from .callbacks import Callback, EarlyStopping, History, JsonLog, ModelCheckpoint
 from .diagnostics import IrnError, in_order
 from .distributed import World
-from .params import Argument, find_function
+from .params import Argument, arguments, find_function, result_roles
 from .progress import Progress
 from .schedules import learning_rate
 from .targets import Array, Runner
@@ -58,6 +58,9 @@ class Session:
     params: dict[str, Array] = field(default_factory=dict)
     """Shared with the `Model`'s `params` (and `state` with its `state`): changed in place."""
     state: dict[str, Array] = field(default_factory=dict)
+    """The model's state tensors (batch norm's running statistics), which steps update."""
+    opt: dict[str, Array] = field(default_factory=dict)
+    """The optimiser's state: its moments by parameter (`m.dense_0.w`) and the step count `t`."""
     epoch: int = 0
     step: int = 0
     history: list[dict] = field(default_factory=list)
@@ -71,6 +74,7 @@ class Session:
     """The `irnet.Model` this trains (`callbacks.Model` is what callbacks see of it)."""
     resumed: Path | None = None
     """The checkpoint `restore` continued from, whose position `fit` checks."""
+    signatures: dict[str, tuple[list[Argument], list]] = field(default_factory=dict)
 
     def role(self, kind: str) -> list[Argument]:
         return [a for a in self.step_args if a.kind == kind]
@@ -130,51 +134,82 @@ class Session:
     def train_step(self, inputs, targets, lr: float, detect_anomaly: bool) -> float:
         """One step on a global batch (this process's slice of it when distributed); the
         batch's mean loss."""
-        extra = [np.asarray(lr, self.dtype)]
+        hyper = {"lr": np.asarray(lr, self.dtype)}
         options = dict(
             training=True, step=self.step, seed=self.config.seed, check_finite=detect_anomaly
         )
-        params = [self.params[a.name] for a in self.role("param")]
-        state = [self.state[a.name] for a in self.role("state")]
         if self.distributed:
             rows = len(inputs[0])
             mine = self.world.slice(rows)
             inputs, targets = [a[mine] for a in inputs], [a[mine] for a in targets]
-            extra.append(np.asarray(len(inputs[0]) / rows, self.dtype))
+            hyper["share"] = np.asarray(len(inputs[0]) / rows, self.dtype)
         if self.distributed and not self.runner.runs_allreduce:
-            loss, *rest = self.split_step(inputs, targets, params, state, extra, options)
+            loss = self.split_step(inputs, targets, hyper, options)
         else:
-            args = [*inputs, *targets, *params, *state, *extra]
-            loss, *rest = self.runner.run(f"{self.model}.step", args, **options)
-        names = [a.name for a in self.role("param")] + [a.name for a in self.role("state")]
-        for name, value in zip(names, rest):
-            (self.params if name in self.params else self.state)[name] = value
+            step = f"{self.model}.step"
+            (loss,) = self.call(step, self.arguments(step, inputs, targets, hyper), **options)
         self.step += 1
         return float(self.runner.to_host(loss))  # the one value a step copies off a device
 
-    def split_step(self, inputs, targets, params, state, extra, options) -> list[Array]:
+    def arguments(
+        self, function: str, inputs=(), targets=(), hyper=None, grads=None
+    ) -> list[Array]:
+        """`function`'s arguments, as their roles ask: the data, then the model's parameters,
+        state, optimiser state, hyperparameters and gradients by name."""
+        data = {"input": iter(inputs), "target": iter(targets)}
+        stores = {**self.stores(), "hyper": hyper or {}, "grad": grads or {}}
+        return [
+            next(data[a.kind]) if a.kind in data else stores[a.kind][a.name]
+            for a in self.signature(function)[0]
+        ]
+
+    def signature(self, function: str) -> tuple[list[Argument], list[tuple[str, str] | None]]:
+        """`function`'s arguments and result roles, read from its IR once."""
+        if function not in self.signatures:
+            ir = self.runner.function(function)
+            self.signatures[function] = (arguments(ir), result_roles(ir))
+        return self.signatures[function]
+
+    def stores(self) -> dict[str, dict[str, Array]]:
+        return {"param": self.params, "state": self.state, "opt": self.opt}
+
+    def call(self, function: str, args: list[Array], grads=None, **options) -> list[Array]:
+        """Run `function`; store its results that have a role (a parameter's, state's or
+        optimiser state's next value; a gradient into `grads`) by name, and return the others."""
+        results = self.runner.run(function, args, **options)
+        return self.keep(function, results, grads)
+
+    def keep(self, function: str, results: Sequence[Array], grads=None) -> list[Array]:
+        stores = {**self.stores(), "grad": grads if grads is not None else {}}
+        plain = []
+        for role, value in zip(self.signature(function)[1], results):
+            if role is None:
+                plain.append(value)
+            else:
+                stores[role[0]][role[1]] = value
+        return plain
+
+    def split_step(self, inputs, targets, hyper, options) -> Array:
         """The step for a runner that does not run `dist.allreduce` itself: `@m.grad`, the
-        allreduce of the loss and gradients between processes, then `@m.update`."""
-        lr, share = extra
-        loss, *grads = self.runner.run(
-            f"{self.model}.grad", [*inputs, *targets, *params], **options
-        )
-        reduced = [self.runner.to_host(value) for value in (loss, *grads)]
-        loss, *grads = self.world.allreduce(reduced, float(share))
-        updated = self.runner.run(f"{self.model}.update", [*params, *grads, *state, lr], **options)
-        return [loss, *updated]
+        allreduce of the loss, state and gradients between processes, then `@m.update`."""
+        grad_fn = f"{self.model}.grad"
+        args = self.arguments(grad_fn, inputs, targets)
+        results = self.runner.run(grad_fn, args, **options)
+        reduced = self.world.allreduce([self.runner.to_host(v) for v in results], hyper["share"])
+        grads: dict[str, Array] = {}
+        (loss,) = self.keep(grad_fn, [self.runner.from_host(v) for v in reduced], grads)
+        update_fn = f"{self.model}.update"
+        self.call(update_fn, self.arguments(update_fn, hyper=hyper, grads=grads), **options)
+        return loss
 
     def evaluate(self, dataset: datasets.Dataset, batch: int) -> dict[str, float]:
         """Mean loss and the block's metrics over `dataset`."""
         total, count = 0.0, 0
         tallies = [[0.0, 0] for _ in self.metrics]
-        params = [self.params[a.name] for a in self.role("param")]
         for inputs, targets in dataset.batches(batch, None):
             inputs = self.fit(inputs, "input", dataset.source)
             targets = self.fit(targets, "target", dataset.source)
-            loss, output = self.runner.run(
-                f"{self.model}.eval", [*inputs, *targets, *params], seed=self.config.seed
-            )
+            loss, output = self.inference(f"{self.model}.eval", inputs, targets)
             n = len(inputs[0])
             total += float(self.runner.to_host(loss)) * n
             count += n
@@ -194,6 +229,14 @@ class Session:
             results[metric.key] = metric.value(part, seen)
         return results
 
+    def inference(self, function: str, inputs, targets=()) -> list[Array]:
+        """`function`'s plain results in inference mode: the state it would update is left
+        as it is."""
+        args = self.arguments(function, inputs, targets)
+        results = self.runner.run(function, args, seed=self.config.seed)
+        roles = self.signature(function)[1]
+        return [value for role, value in zip(roles, results) if role is None]
+
     def normalized(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """New inputs scaled as the training data was (`csv(..., normalize=true)`)."""
         if self.config.data is None:
@@ -202,11 +245,10 @@ class Session:
         return inputs if stats is None else [stats.apply(inputs[0]), *inputs[1:]]
 
     def predict(self, inputs: list[np.ndarray], batch: int) -> np.ndarray:
-        params = [self.params[a.name] for a in self.role("param")]
         outputs = []
         for start in range(0, len(inputs[0]), batch):
             chunk = [a[start : start + batch] for a in inputs]
-            (out,) = self.runner.run(self.model, [*chunk, *params], seed=self.config.seed)
+            (out,) = self.inference(self.model, chunk)
             outputs.append(self.runner.to_host(out))
         return np.concatenate(outputs)
 
@@ -226,19 +268,20 @@ class Session:
             },
             "history": self.history,
         }
-        return ckpt.Checkpoint(self.to_host(self.params), self.to_host(self.state), meta)
+        host = {kind: self.to_host(store) for kind, store in self.stores().items()}
+        return ckpt.Checkpoint(host["param"], host["state"], meta, host["opt"])
 
     def share_state(self) -> None:
-        """Rank 0's parameters, optimiser state and position on every process."""
+        """Rank 0's parameters, model and optimiser state and position on every process."""
         if self.world.size == 1:
             return
-        self.params.update(self.from_host(self.world.broadcast(self.to_host(self.params))))
-        self.state.update(self.from_host(self.world.broadcast(self.to_host(self.state))))
+        for store in self.stores().values():
+            store.update(self.from_host(self.world.broadcast(self.to_host(store))))
         self.epoch, self.step = self.world.broadcast_ints(self.epoch, self.step)
 
     def restore(self, path: Path) -> None:
-        """Continue from the checkpoint at `path` (`--resume`): its parameters, optimiser state,
-        position and history.
+        """Continue from the checkpoint at `path` (`--resume`): its parameters, model and
+        optimiser state, position and history.
 
         Resuming bit for bit needs the same step, but the source text is no key for that: a
         comment edit changes nothing, and flags change the optimizer without touching it. So
@@ -249,18 +292,20 @@ class Session:
         model or loss (the `program` fingerprint)."""
         loaded = ckpt.load(path)  # validates the metadata it has; a resume needs all of it
         ckpt.require_meta(path, loaded.meta, ckpt.RESUME_FIELDS, "--resume")
-        ckpt.check_fits(
-            loaded, path, model=self.model, params=self.table("param"), state=self.table("state")
-        )
+        tables = {kind: self.table(kind) for kind in ("param", "state", "opt")}
+        ckpt.check_fits(loaded, path, model=self.model, params=tables["param"],
+                        state=tables["state"], opt=tables["opt"])  # fmt: skip
         self.params.update(self.from_host(loaded.params))
         self.state.update(self.from_host(loaded.state))
+        self.opt.update(self.from_host(loaded.opt))
         meta = loaded.meta
         self.checkpoint_config, self.checkpoint_program = meta["config"], meta["program"]
         self.epoch, self.step, self.history = meta["epoch"], meta["step"], meta["history"]
         self.resumed = path
 
     def table(self, kind: str) -> ckpt.Table:
-        """The names, shapes and dtypes a checkpoint must hold: of "param" or "state"."""
+        """The names, shapes and dtypes a checkpoint must hold: of "param", "state" or
+        "opt"."""
         return ckpt.table_of(self.step_args, kind)
 
 

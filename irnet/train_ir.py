@@ -1,19 +1,24 @@
 """The IR of a `train` block: every function training runs, for a model `m`.
 
-- `@m.loss(inputs, targets, params) -> loss`: the block's `loss` entry.
-- `@m.eval(inputs, targets, params) -> (loss, output)`: the loss and the model's output, for
-  validation metrics.
-- `@m.grad(inputs, targets, params) -> (loss, grads...)`: an `ad.value_and_grad` request that
-  the `autodiff` pass expands.
-- `@m.update(params, grads, state, t, lr) -> (params', state', t')`: the optimiser in `nn` ops.
-- `@m.step(inputs, targets, params, state, t, lr) -> (loss, params', state', t')`: `@m.grad`
-  then `@m.update`, as calls that `inline-functions` flattens into one function. For
+- `@m.loss(inputs, targets, params, state) -> (loss, state')`: the block's `loss` entry, and the
+  next values of the model's state tensors (none for most models).
+- `@m.eval(inputs, targets, params, state) -> (loss, output, state')`: the loss and the model's
+  output, for validation metrics.
+- `@m.grad(inputs, targets, params, state) -> (loss, state', grads...)`: an
+  `ad.value_and_grad` request that the `autodiff` pass expands; the state is auxiliary.
+- `@m.update(params, grads, opt, t, lr) -> (params', opt', t')`: the optimiser in `nn` ops.
+- `@m.step(inputs, targets, params, state, opt, t, lr) -> (loss, params', state', opt', t')`:
+  `@m.grad` then `@m.update`, as calls that `inline-functions` flattens into one function. For
   data-parallel training (`distributed`) the step takes this process's `share` of the global
-  batch too, and a `dist.allreduce` between the two halves sums the weighted loss and gradients
-  across processes.
+  batch too, and a `dist.allreduce` between the two halves sums the weighted loss, state and
+  gradients across processes (so the state is the share-weighted mean of the processes').
+
+Results that update something carry its role and name as a result attribute (`nn.param`,
+`nn.state`, `nn.opt`, `nn.grad`): the runtime stores each by name.
 
 Arguments carry their role: `nn.input`, `nn.target`, `nn.param` (with `nn.init`), `nn.grad`,
-`nn.state` (optimiser state such as `m.dense_0.w`, and the step count `t`) and `nn.hyper` (`lr`).
+`nn.state` (model state such as batch norm's running statistics), `nn.opt` (optimiser state such
+as `m.dense_0.w`, and the step count `t`) and `nn.hyper` (`lr`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from .function_builder import FunctionBuilder, location
 from .imports import FunctionRef
 from .irgen import IRGen, evaluate, signature_type
 from .optimizers import OPTIMIZERS, apply_updates
+from .params import result_roles
 from .train_config import TrainConfig, from_block, with_overrides
 
 
@@ -174,8 +180,9 @@ class TrainBlock:
         request.location = location(self.train.loc)
         fb.block.add_op(request)
         symbol = self.gen.unique_symbol(self.name + ".grad")
+        roles = [None, *result_roles(loss_fn)[1:], *(("grad", args[i].name_hint) for i in wrt)]
         return self.gen.finish(
-            fb, symbol, list(request.results), self.train.loc, self.train.loc, False
+            fb, symbol, list(request.results), self.train.loc, self.train.loc, False, roles
         )
 
     def param_indices(self, function: func.FuncOp) -> list[int]:
@@ -193,20 +200,25 @@ class TrainBlock:
         ]
         slots = [
             {
-                s: self.extra(fb, f"{s}.{n}", p.type, {"nn.state": f"{s}.{n}"}, loc)
+                s: self.extra(fb, f"{s}.{n}", p.type, {"nn.opt": f"{s}.{n}"}, loc)
                 for s in optimizer.slots
             }
             for n, p in zip(names, params)
         ]
         scalar = nn.tensor(params[0].type.element_type, [])
-        t = self.extra(fb, "t", scalar, {"nn.state": "t"}, loc)
+        t = self.extra(fb, "t", scalar, {"nn.opt": "t"}, loc)
         lr = self.extra(fb, "lr", scalar, {"nn.hyper": "lr"}, loc)
         e = Emitter(InsertPoint.at_end(fb.block), location(loc))
         t_next = e.add(t, 1.0)
         new_params, new_slots = apply_updates(e, optimizer, hp, params, grads, slots, lr, t_next)
         results = [*new_params, *(s[k] for s in new_slots for k in optimizer.slots), t_next]
+        roles = [
+            *(("param", n) for n in names),
+            *(("opt", f"{k}.{n}") for n in names for k in optimizer.slots),
+            ("opt", "t"),
+        ]
         symbol = self.gen.unique_symbol(self.name + ".update")
-        return self.gen.finish(fb, symbol, results, loc, loc, False)
+        return self.gen.finish(fb, symbol, results, loc, loc, False, roles)
 
     @staticmethod
     def extra(
@@ -219,7 +231,7 @@ class TrainBlock:
         fb = FunctionBuilder(self.gen, self.gen.main)
         data_and_params = self.copy_arguments(fb, loss_fn)
         n_params = len(self.param_indices(loss_fn))
-        state = self.copy_arguments(fb, update_fn, range(2 * n_params, len(update_fn.args)))
+        opt = self.copy_arguments(fb, update_fn, range(2 * n_params, len(update_fn.args)))
         params = [data_and_params[i] for i in self.param_indices(loss_fn)]
         here = location(self.train.loc)
         grad_call = func.CallOp(
@@ -227,20 +239,29 @@ class TrainBlock:
         )
         grad_call.location = here
         fb.block.add_op(grad_call)
-        loss, *grads = grad_call.results
+        reduced = list(grad_call.results)
         if self.distributed:
-            share = self.extra(fb, "share", loss.type, {"nn.hyper": "share"}, self.train.loc)
-            types = [v.type for v in grad_call.results]
-            reduce = AllReduceOp(operands=[list(grad_call.results), share], result_types=[types])
+            share = self.extra(fb, "share", reduced[0].type, {"nn.hyper": "share"}, self.train.loc)
+            types = [v.type for v in reduced]
+            reduce = AllReduceOp(operands=[reduced, share], result_types=[types])
             reduce.location = here
             fb.block.add_op(reduce)
-            loss, *grads = reduce.results
+            reduced = list(reduce.results)
+        n_states = len(reduced) - 1 - n_params
+        loss, states, grads = reduced[0], reduced[1 : 1 + n_states], reduced[1 + n_states :]
         update_call = func.CallOp(
-            update_fn.sym_name.data, [*params, *grads, *state], update_fn.function_type.outputs.data
+            update_fn.sym_name.data, [*params, *grads, *opt], update_fn.function_type.outputs.data
         )
         update_call.location = here
         fb.block.add_op(update_call)
+        updates = list(update_call.results)
+        results = [loss, *updates[:n_params], *states, *updates[n_params:]]
+        update_roles = result_roles(update_fn)
+        roles = [
+            None,
+            *update_roles[:n_params],
+            *result_roles(grad_fn)[1 : 1 + n_states],
+            *update_roles[n_params:],
+        ]
         symbol = self.gen.unique_symbol(self.name + ".step")
-        self.gen.finish(
-            fb, symbol, [loss, *update_call.results], self.train.loc, self.train.loc, False
-        )
+        self.gen.finish(fb, symbol, results, self.train.loc, self.train.loc, False, roles)

@@ -8,7 +8,8 @@ For a request `ad.value_and_grad @f(args) wrt [i, ...]` the pass
 3. walks the forward ops backwards, asking each op's rule in `dialects/nn_vjp.py` for its
    operands' cotangents and summing the cotangents of values used more than once; every
    adjoint op is located at the forward op it differentiates;
-4. replaces the request's results with the forward value and the `wrt` arguments' cotangents.
+4. replaces the request's results with the forward values (the differentiated result, then
+   any auxiliary ones) and the `wrt` arguments' cotangents.
 
 Requests whose function itself contains a request are expanded after it, so the pass works on
 its own output: a gradient of a gradient (a Hessian-vector product) is an ordinary request.
@@ -163,7 +164,8 @@ def expand(module: ModuleOp, request: GradRequestOp) -> None:
             check_cotangent(copy, operand, c)
             adjoint[operand] = e.add(adjoint[operand], c) if operand in adjoint else c
     grads = [adjoint.get(block.args[i]) or zeros_like(here, request.args[i]) for i in wrt]
-    results = [output, *grads] if request.WITH_VALUE else grads
+    values = [placed.get(r, r) for r in ret.arguments]
+    results = [*values, *grads] if request.WITH_VALUE else grads
     Rewriter.replace_op(request, [], results)
 
 

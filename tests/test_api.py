@@ -58,7 +58,8 @@ def test_a_model_lists_its_functions_with_their_signatures(tiny):
     assert model.arguments == {"x": "f32[?, 4]"}
     assert model.params == ("dense_0.w", "dense_0.b", "dense_1.w", "dense_1.b")
     assert tiny.functions["tiny.loss"].arguments == {"x": "f32[?, 4]", "y": "i32[?]"}
-    assert tiny.functions["tiny.step"].state[-1] == "t"
+    assert tiny.functions["tiny.step"].optimizer_state[-1] == "t"
+    assert tiny.functions["tiny.step"].state == ()
 
 
 def test_a_compiled_function_takes_arrays_by_position_or_name_and_uses_the_parameters(tiny):

@@ -39,7 +39,8 @@ def sample() -> Checkpoint:
             "mask": np.array([[True, False]]),
             "empty": np.zeros((0, 3), np.int64),
         },
-        state={"m.dense_0.w": np.ones((4, 3), np.float32), "t": np.array(12)},
+        state={"batch_norm_0.running_var": np.full(3, 0.5, np.float32)},
+        opt={"m.dense_0.w": np.ones((4, 3), np.float32), "t": np.array(12)},
         meta={
             "model": MODEL,
             "program": fingerprint("func.func @mnist_mlp.loss(...) { ... }"),
@@ -58,6 +59,10 @@ def sample() -> Checkpoint:
 
 def expected_params(ckpt: Checkpoint) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     return {name: (value.shape, value.dtype) for name, value in ckpt.params.items()}
+
+
+def expected_state(ckpt: Checkpoint) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    return {name: (value.shape, value.dtype) for name, value in ckpt.state.items()}
 
 
 def assert_arrays_equal(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
@@ -90,7 +95,19 @@ def test_round_trip(tmp_path):
     loaded = load(tmp_path / "run-last.npz")
     assert_arrays_equal(loaded.params, original.params)
     assert_arrays_equal(loaded.state, original.state)
+    assert_arrays_equal(loaded.opt, original.opt)
     assert loaded.meta == original.meta
+
+
+def test_a_format_1_checkpoint_reads_its_state_as_the_optimizers(tmp_path):
+    """Before model state, `state/` held the optimiser's moments and step count."""
+    path = write_npz(tmp_path / "old.npz", format=np.array("irnet-checkpoint-1"))
+    with np.load(path) as npz:
+        entries = dict(npz)
+    entries["state/t"] = np.array(3.0, np.float32)
+    np.savez(path, **entries)
+    loaded = load(path)
+    assert loaded.state == {} and list(loaded.opt) == ["t"] and float(loaded.opt["t"]) == 3.0
 
 
 @pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.MT19937, np.random.Philox])
@@ -117,7 +134,8 @@ def test_file_layout(tmp_path):
         assert str(npz["format"]) == FORMAT
         assert npz["meta"].dtype == np.uint8
         assert json.loads(npz["meta"].tobytes())["model"] == MODEL
-        assert {"param/dense_0.w", "param/scale", "state/t", "state/m.dense_0.w"} <= set(npz.files)
+        assert {"param/dense_0.w", "param/scale", "state/batch_norm_0.running_var", "opt/t",
+                "opt/m.dense_0.w"} <= set(npz.files)  # fmt: skip
 
 
 def test_save_refuses_unstorable_input_before_touching_the_disk(tmp_path):
@@ -216,8 +234,9 @@ BAD_ARCHIVES = {
     "no format": ({"format": None}, "it has no 'format' entry"),
     "no meta": ({"meta": None}, "it has no 'meta' entry"),
     "other version": (
-        {"format": np.array("irnet-checkpoint-2")},
-        "its format is 'irnet-checkpoint-2', and this version of irnet reads 'irnet-checkpoint-1'",
+        {"format": np.array("irnet-checkpoint-3")},
+        "its format is 'irnet-checkpoint-3', and this version of irnet reads "
+        "'irnet-checkpoint-2' and 'irnet-checkpoint-1'",
     ),
     "format not a string": ({"format": np.array(1)}, "its format is '<int64 array>'"),
     "meta not JSON": ({"meta": json_bytes("{epoch: 1")}, "its 'meta' entry is not valid JSON ("),
@@ -291,6 +310,7 @@ def test_load_refuses_a_corrupted_entry(tmp_path):
 def fit_refusal(ckpt: Checkpoint, model: str = MODEL, **tables) -> str:
     """The reason `check_fits` gives, after the common prefix (which it checks)."""
     tables.setdefault("params", expected_params(ckpt))
+    tables.setdefault("state", expected_state(ckpt))
     message = refusal(check_fits, ckpt, Path("runs/c.npz"), model=model, **tables)
     assert message.startswith("error: cannot use checkpoint runs/c.npz")
     return message.split(f"does not match model '{model}': ", 1)[1]
@@ -298,16 +318,18 @@ def fit_refusal(ckpt: Checkpoint, model: str = MODEL, **tables) -> str:
 
 def test_fitting_checkpoint_passes_and_every_parameter_is_loaded():
     ckpt = sample()
-    fit = check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt))
-    assert fit.exact and fit.loaded == list(ckpt.params)
+    fit = check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt),
+                     state=expected_state(ckpt))  # fmt: skip
+    assert fit.exact and fit.loaded == [*ckpt.params, *ckpt.state]
 
 
 def test_only_the_arrays_decide_not_the_recorded_model_or_source():
     ckpt = sample()
     ckpt.meta.update(model="renamed", source_hash="0" * 64)
-    check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt))
+    tables = {"params": expected_params(ckpt), "state": expected_state(ckpt)}
+    check_fits(ckpt, Path("c.npz"), model=MODEL, **tables)
     del ckpt.meta["model"]
-    check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt))
+    check_fits(ckpt, Path("c.npz"), model=MODEL, **tables)
 
 
 def test_parameter_differences_are_named():
@@ -337,19 +359,32 @@ def test_another_models_checkpoint_says_whose_it_is():
     )
 
 
+def test_model_state_is_compared_as_the_weights_are():
+    ckpt = sample()
+    assert fit_refusal(ckpt, state={}) == (
+        "the checkpoint has an unexpected state tensor 'batch_norm_0.running_var'."
+    )
+    wider = {"batch_norm_0.running_var": ((4,), np.dtype(np.float32))}
+    assert fit_refusal(ckpt, state=wider) == (
+        "state tensor 'batch_norm_0.running_var' has shape [3] in the checkpoint but [4] in "
+        "the model."
+    )
+
+
 def test_optimizer_state_is_compared_when_given():
     ckpt = sample()
     state = {"m.dense_0.w": ((4, 3), np.dtype(np.float32)), "t": ((), np.dtype(np.int64))}
-    check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt), state=state)
+    check_fits(ckpt, Path("c.npz"), model=MODEL, params=expected_params(ckpt),
+               state=expected_state(ckpt), opt=state)  # fmt: skip
     other = {"velocity.dense_0.w": ((4, 3), np.dtype(np.float32)), "t": ((), np.dtype(np.int64))}
-    assert fit_refusal(ckpt, state=other) == (
+    assert fit_refusal(ckpt, opt=other) == (
         "optimizer state 'velocity.dense_0.w' is missing from the checkpoint; "
         "the checkpoint has an unexpected optimizer state 'm.dense_0.w'. "
         "It was written with another optimizer: "
         "--init-from CKPT starts from its parameters with fresh optimizer state."
     )
     state["t"] = ((), np.dtype(np.float32))
-    assert fit_refusal(ckpt, state=state) == (
+    assert fit_refusal(ckpt, opt=state) == (
         "optimizer state 't' is int64 in the checkpoint but float32 in the optimizer. "
         "It was written with another optimizer: "
         "--init-from CKPT starts from its parameters with fresh optimizer state."
@@ -545,6 +580,10 @@ def test_weights_round_trip_through_safetensors_that_other_tools_read(tmp_path):
         np.testing.assert_array_equal(loaded.params[name], value)
         np.testing.assert_array_equal(read_by_other_tools[name], value)
     assert loaded.state == {} and loaded.meta == {}
+    with_state = tmp_path / "with_state.safetensors"
+    checkpoint.save_weights(with_state, params, MODEL, sample().state)
+    assert_arrays_equal(load(with_state).state, sample().state)
+    assert_arrays_equal(load(with_state).params, params)
     with open(path, "rb") as f:  # the header names irnet's format and the model
         header = f.read(8 + int.from_bytes(f.read(8), "little"))
     assert b'"format":"irnet-weights-1"' in header and b'"model":"mnist_mlp"' in header

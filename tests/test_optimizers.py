@@ -129,7 +129,7 @@ class Compiled:
         self.name = loaded.trains["lin"].optimizer.name
         self.module = driver.run_passes(loaded.module, ",".join(driver.PIPELINE))
         self.runner = make_runner(self.module)
-        state = [a for a in arguments(find_function(self.module, "lin.step")) if a.kind == "state"]
+        state = [a for a in arguments(find_function(self.module, "lin.step")) if a.kind == "opt"]
         self.state_names = [a.name for a in state]
         self.state = [np.zeros(a.type.get_shape()) for a in state]
 

@@ -1,5 +1,5 @@
-"""The standard library's 1-D layers, pooling, residual block, logsumexp and triangles against
-NumPy, in float64. Their gradients are checked by `irnet gradcheck` over
+"""The standard library's 1-D layers, pooling, batch norm, residual block, logsumexp and
+triangles against NumPy, in float64. Their gradients are checked by `irnet gradcheck` over
 tests/programs/stdlib_all.irn (tests/test_autodiff.py), and every target runs them against the
 reference (PROGRAMS)."""
 
@@ -13,16 +13,19 @@ import irnet
 
 IMPORTS = (
     "from nn import conv1d, max_pool1d, avg_pool1d, global_avg_pool, residual_block, logsumexp,"
-    " tril, triu\n"
+    " tril, triu, batch_norm\n"
 )
 
 
 def run(body: str, *arrays: np.ndarray, signature: str, result: str) -> tuple[np.ndarray, dict]:
     """A one-line model over `arrays` in float64 on the reference target; its output and its
-    parameters."""
+    parameters and state, with running statistics away from their initial values."""
     model = irnet.loads(IMPORTS + f"model m({signature}) -> {result} {{ {body} }}",
                         target="reference", float64=True)  # fmt: skip
-    return model(*arrays), model.params.numpy()
+    rng = np.random.default_rng(9)
+    for name, value in model.state.items():
+        model.state[name] = value + rng.uniform(0.1, 0.5, value.shape)
+    return model(*arrays), {**model.params.numpy(), **model.state.numpy()}
 
 
 def conv1d(x, w, b, stride=1, padding=0, dilation=1):
@@ -74,12 +77,58 @@ def test_residual_block_adds_its_input_to_two_convolutions():
 
     def batch_norm(h, k):
         q = {n: p[f"residual_block_0.batch_norm_{k}.{n}"][None, :, None, None]
-             for n in ("gamma", "beta", "mean", "var")}  # fmt: skip
-        return (h - q["mean"]) / np.sqrt(q["var"] + 1e-5) * q["gamma"] + q["beta"]
+             for n in ("gamma", "beta", "running_mean", "running_var")}  # fmt: skip
+        root = np.sqrt(q["running_var"] + 1e-5)
+        return (h - q["running_mean"]) / root * q["gamma"] + q["beta"]
 
     relu = lambda h: np.maximum(h, 0)  # noqa: E731
     expected = relu(batch_norm(conv(relu(batch_norm(conv(x, 0), 0)), 1), 1) + x)
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+
+
+BATCH_NORM = """
+model m(x: f64[N, 3, 4, 5]) -> f64[N, 3, 4, 5] { return batch_norm(x, momentum=0.25) }
+train m(y: f64[N, 3, 4, 5]) { loss = mean((m(x) - y) ** 2); optimizer = sgd(lr=0.5) }
+"""
+
+
+def test_batch_norm_is_pytorchs_in_training_and_in_inference():
+    """PyTorch's BatchNorm2d: the batch's biased variance normalises in training; the running
+    variance moves towards the unbiased one; inference uses the running statistics."""
+    rng = np.random.default_rng(6)
+    batches = [rng.normal(2.0, 3.0, size=(4, 3, 4, 5)) for _ in range(3)]
+    model = irnet.loads(IMPORTS + BATCH_NORM, target="reference")
+    gamma, beta = rng.uniform(0.5, 2.0, 3), rng.normal(size=3)
+    model.params.update({"batch_norm_0.gamma": gamma, "batch_norm_0.beta": beta})
+    mean, var = np.zeros(3), np.ones(3)
+    for x in batches:
+        model.train_step(x, np.zeros_like(x), lr=0.0)
+        mean = 0.75 * mean + 0.25 * x.mean(axis=(0, 2, 3))
+        var = 0.75 * var + 0.25 * x.var(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(model.state["batch_norm_0.running_mean"], mean, rtol=1e-12)
+    np.testing.assert_allclose(model.state["batch_norm_0.running_var"], var, rtol=1e-12)
+
+    def normalised(x, mu, sigma2):
+        scale = gamma / np.sqrt(sigma2 + 1e-5)
+        return (x - mu[:, None, None]) * scale[:, None, None] + beta[:, None, None]
+
+    x = batches[0]
+    np.testing.assert_allclose(model(x), normalised(x, mean, var), rtol=1e-10)
+    training = model.compile(training=True)(x)
+    batch = normalised(x, x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3)))
+    np.testing.assert_allclose(training, batch, rtol=1e-10, atol=1e-12)
+
+
+def test_batch_norm_state_is_not_optimised():
+    """The optimiser moves gamma and beta; the running statistics follow the batches alone."""
+    model = irnet.loads(IMPORTS + BATCH_NORM, target="reference")
+    x = np.random.default_rng(7).normal(size=(4, 3, 4, 5))
+    model.train_step(x, np.ones_like(x))
+    assert not np.allclose(model.params["batch_norm_0.beta"], 0.0)
+    np.testing.assert_allclose(model.state["batch_norm_0.running_mean"],
+                               0.25 * x.mean(axis=(0, 2, 3)), rtol=1e-12)  # fmt: skip
+    assert list(model.optimizer_state) == ["t"]  # sgd: no moments, and none for the state
+    assert list(model.params) == ["batch_norm_0.gamma", "batch_norm_0.beta"]
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])

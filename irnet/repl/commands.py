@@ -277,7 +277,7 @@ def target_name(target: str) -> str:
     return f"{target} ({resolve(target)})" if target == AUTO else target
 
 
-@command(":params [MODEL]", "the parameter table of a model")
+@command(":params [MODEL]", "the parameter and state tables of a model")
 def show_params(session: Evaluator, line: CommandLine) -> list[Output]:
     words, _ = options(line.args)
     module = session.compile_session()
@@ -290,8 +290,7 @@ def show_params(session: Evaluator, line: CommandLine) -> list[Output]:
     if not models:
         return [Output("no model is defined yet: :load a file, or type a model")]
     tables = [
-        f"model {summary.signature(functions[m])}\n"
-        + summary.parameter_table(summary.parameters(functions[m]))
+        f"model {summary.signature(functions[m])}\n" + summary.model_tables(functions[m])
         for m in models
     ]
     return [Output("\n\n".join(tables))]

@@ -56,7 +56,7 @@ from .prompt import REPL_SYMBOL, Compiled, PromptBuilder, model_parameters, subs
 _FIRST_WORD = re.compile(r"\s*(?:#[^\n]*\n\s*)*([A-Za-z_]\w*)")
 _ASSIGNMENT = re.compile(r"\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*=(?!=)")
 DEFINITIONS = ("def", "model", "train", "import", "from")
-STATEMENTS = ("param", "return", "for")
+STATEMENTS = ("param", "state", "return", "for")
 
 
 @dataclass(frozen=True)
