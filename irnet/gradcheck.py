@@ -47,9 +47,10 @@ def checked_functions(module: ModuleOp, name: str | None) -> list[func.FuncOp]:
 
 def add_request(module: ModuleOp, function: func.FuncOp) -> tuple[str, list[int]]:
     """A public function returning the value and gradients of `function`, wrt its parameters
-    (or, without parameters, wrt its float arguments)."""
+    (or, without parameters, wrt its float arguments). Results after the first (the next
+    values of the model's state) are not differentiated."""
     outputs = function.function_type.outputs.data
-    if len(outputs) != 1 or outputs[0].get_num_dims() != 0 or not nn.is_float(outputs[0]):
+    if not outputs or outputs[0].get_num_dims() != 0 or not nn.is_float(outputs[0]):
         raise IrnError(
             f"gradcheck needs a function returning a float scalar; "
             f"{function.sym_name.data} does not"
@@ -115,12 +116,13 @@ def check_function(
     rng = np.random.default_rng(seed + 1)
 
     def loss(vals) -> float:
-        (out,) = reference.run(module, name, vals, training=True, seed=seed, float_dtype=np.float64)
-        return float(out)
+        out = reference.run(module, name, vals, training=True, seed=seed, float_dtype=np.float64)
+        return float(out[0])
 
-    _, *grads = reference.run(
+    results = reference.run(
         module, request, values, training=True, seed=seed, float_dtype=np.float64
     )
+    grads = results[len(results) - len(wrt) :]
     rows = []
     for index, grad in zip(wrt, grads):
         flat = values[index].reshape(-1)

@@ -791,6 +791,14 @@ def fold_elementwise(function: Callable[..., np.ndarray]) -> Folder:
     return fold
 
 
+def fold_float_division(imp: Importer, node: Node, arrays: list) -> np.ndarray:
+    """`Div` of floats (batch norm's gamma / sqrt(var + eps)); integer division is left to
+    the runtime, as NumPy's floors where ONNX's truncates."""
+    if any(a.dtype.kind != "f" for a in arrays):
+        raise NotFoldable
+    return fold_elementwise(np.true_divide)(imp, node, arrays)
+
+
 def fold_reshape(imp: Importer, node: Node, arrays: list) -> np.ndarray:
     target = [int(v) for v in arrays[1].reshape(-1)]
     return arrays[0].reshape(reshape_target(imp, node, arrays[0].shape, target))
@@ -807,6 +815,7 @@ FOLDERS: dict[str, Folder] = {
     "Add": fold_elementwise(np.add),
     "Sub": fold_elementwise(np.subtract),
     "Mul": fold_elementwise(np.multiply),
+    "Div": fold_float_division,
     "Neg": fold_elementwise(np.negative),
     "Sqrt": fold_elementwise(np.sqrt),
     "Reshape": fold_reshape,
@@ -822,7 +831,7 @@ FOLDERS: dict[str, Folder] = {
 }
 """The ops computed at import when their inputs are constant: exact in NumPy (no
 transcendental functions, whose last bit may differ from a runtime's), or mere data movement.
-`Div` is left out: NumPy's integer division floors where ONNX's truncates."""
+`Div` folds floats only: NumPy's integer division floors where ONNX's truncates."""
 
 
 # --- shapes the importer computes itself --------------------------------------------------------

@@ -454,6 +454,59 @@ ERRORS = [
         3, 5, r"^'w' is already defined$",
     ),
     case(
+        "state-integer-dtype",
+        """
+        model m(x: f32[N, 3]) -> f32[N, 3] {
+            state count: i32[3] = zeros
+            return x
+        }
+        """,
+        2, 18, r"^state tensors are float tensors; 'count' is i32$",
+    ),
+    case(
+        "state-run-time-shape",
+        """
+        model m(x: f32[N, 3]) -> f32[N, 3] {
+            state s: f32[N] = zeros
+            return x
+        }
+        """,
+        2, 18, r"^the shape of state tensor 's' depends on a dimension known only at run time",
+    ),
+    case(
+        "state-next-value-of-another-shape",
+        """
+        model m(x: f32[N, 3]) -> f32[N, 3] {
+            state total: f32[3] = zeros
+            total = total + x
+            return x
+        }
+        """,
+        3, 5, r"^state 'total' is f32\[3\]; its next value must be too, but this is f32\[\?, 3\]$",
+    ),
+    case(
+        "state-next-value-of-another-dtype",
+        """
+        model m(x: f32[N, 3]) -> f32[N, 3] {
+            state total: f32[3] = zeros
+            total = total > 0.0
+            return x
+        }
+        """,
+        3, 5, r"^state 'total' is f32\[3\]; its next value must be too, but this is bool\[3\]$",
+    ),
+    case(
+        "state-named-as-a-parameter",
+        """
+        model m(x: f32[N, 3]) -> f32[N, 3] {
+            param w: f32[3] = zeros
+            state w: f32[3] = zeros
+            return x * w
+        }
+        """,
+        3, 5, r"^'w' is already defined$",
+    ),
+    case(
         "signature-negative-dim",
         """
         model m(x: f32[N, -3]) -> f32[N, -3] {

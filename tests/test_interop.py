@@ -56,15 +56,21 @@ def test_an_example_round_trips_through_onnx(example, tmp_path, capsys, monkeypa
     run_cli("predict", example, "--checkpoint", checkpoint, "--input", tmp_path / "x.npy",
             "-o", tmp_path / "predicted.npy")  # fmt: skip
     exported = onnx_outputs(tmp_path / "model.onnx", feeds)
-    predicted = np.load(tmp_path / "predicted.npy")
-    np.testing.assert_allclose(exported, predicted, rtol=1e-5, atol=1e-6)
+    assert_close(exported, np.load(tmp_path / "predicted.npy"))
 
     run_cli("import", tmp_path / "model.onnx", "-o", tmp_path / "imported.irn")
     run_cli("run", tmp_path / "imported.irn", "--checkpoint", tmp_path / "imported.safetensors",
             "-i", f"{name}={tmp_path / 'x.npy'}", "-o", tmp_path / "ran.npy")  # fmt: skip
-    ran = np.load(tmp_path / "ran.npy")
-    np.testing.assert_allclose(ran, exported, rtol=1e-5, atol=1e-6)
+    assert_close(np.load(tmp_path / "ran.npy"), exported)
     capsys.readouterr()
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    """Equal up to float32 rounding, which differs between ONNX Runtime and irnet: the absolute
+    tolerance scales with the output, as in test_onnx_export (a deep model's near-zero outputs
+    keep the rounding error of their large terms)."""
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale)
 
 
 def test_an_imported_model_trains_further_from_its_weights(tmp_path, capsys, monkeypatch):

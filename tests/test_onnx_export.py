@@ -40,7 +40,7 @@ def inputs_for(model: irnet.Model, batch: int, seed: int, ranges: dict) -> dict[
     rng = np.random.default_rng(seed)
     feeds = {}
     for arg in arguments(find_function(model._module, model.name)):
-        if arg.kind == "param":
+        if arg.kind in ("param", "state"):
             continue
         shape, dtype = arg.concrete_shape(batch), numpy_dtype(arg.type)
         if dtype.kind == "b":
@@ -105,7 +105,7 @@ def test_an_example_exports_and_agrees_with_the_reference(example, tmp_path):
     assert [o.name for o in graph.output] == ["output"]
     for value in [*graph.input, *graph.output]:
         assert value.type.tensor_type.shape.dim[0].dim_param == "N"  # the batch is dynamic
-    params = model.params.numpy()
+    params = {**model.params.numpy(), **model.state.numpy()}
     initializers = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
     assert initializers.keys() == params.keys()
     for name, value in params.items():
@@ -305,6 +305,29 @@ def test_dropout_is_off_in_the_export(tmp_path):
     check_export(model, tmp_path / "m.onnx")
     nodes = [n.op_type for n in onnx.load(tmp_path / "m.onnx").graph.node]
     assert nodes == ["MatMul", "Add", "Relu", "MatMul", "Add", "Identity"]
+
+
+BATCH_NORM = """
+from nn import batch_norm
+model m(x: f32[N, 3, 4, 4]) -> f32[N, 3, 4, 4] { return batch_norm(x) }
+train m(y: f32[N, 3, 4, 4]) { loss = mean((m(x) - y) ** 2); optimizer = sgd(lr=0.1) }
+"""
+
+
+def test_batch_norm_exports_its_running_statistics(tmp_path):
+    """The running statistics a training step moved are initializers; the batch's statistics,
+    which only training uses, are not computed."""
+    model = irnet.loads(BATCH_NORM, target="reference")
+    x = np.random.default_rng(0).normal(3.0, 2.0, (8, 3, 4, 4)).astype(np.float32)
+    model.train_step(x, np.zeros_like(x))
+    assert not np.allclose(model.state["batch_norm_0.running_mean"], 0.0)
+    check_export(model, tmp_path / "m.onnx")
+    graph = onnx.load(tmp_path / "m.onnx").graph
+    initializers = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    np.testing.assert_array_equal(initializers["batch_norm_0.running_mean"],
+                                  model.state["batch_norm_0.running_mean"])  # fmt: skip
+    assert "ReduceMean" not in {n.op_type for n in graph.node}
+    assert [o.name for o in graph.output] == ["output"]
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,7 @@ def run_both(graph: Graph, tmp_path: Path, case: str) -> Imported:
     imported = import_onnx(path)
     model = irnet.loads(imported.text, target="reference")
     model.params.update(imported.weights)
+    model.state.update(imported.state)
     got = model(*graph.inputs.values())
     assert (got.shape, got.dtype) == (expected.shape, expected.dtype), imported.text
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=imported.text)
@@ -516,6 +517,7 @@ def test_batch_norm_and_global_pool(tmp_path):
     )
     imported = run_both(graph, tmp_path, "net-bn-gap")
     assert "batch_norm(" in imported.text and "dense(f, 3)" in imported.text
+    assert list(imported.state) == ["batch_norm_0.running_mean", "batch_norm_0.running_var"]
     assert "mean(bn_1, axis=[2, 3], keepdims=true)" in imported.text.replace("r, ", "bn_1, ")
 
 

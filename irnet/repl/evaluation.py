@@ -282,24 +282,28 @@ class Evaluator:
         return value, Compiled(fb.gen.module_op, function, args)
 
     def bind_weights(self, fb: PromptBuilder, function: func.FuncOp) -> None:
-        """Give each parameter argument of `@__repl__` its value, as the model (or the
-        prompt-level layer) it belongs to draws it."""
+        """Give each parameter and state argument of `@__repl__` its value, as the model (or
+        the prompt-level layer) it belongs to has it."""
         owners = model_parameters(fb.gen, function)
         for arg, info in zip(function.args, params.arguments(function)):
-            if info.kind == "param":
+            if info.kind in params.INITIALISED:
                 owner, name = owners.get(arg, (REPL_SYMBOL, info.name))
                 source = function if owner == REPL_SYMBOL else fb.gen.functions[owner]
-                fb.values[arg] = self.weight(source, owner, name, arg.type)
+                fb.values[arg] = self.weight(source, owner, name, arg.type, info.kind)
 
-    def weight(self, source: func.FuncOp, owner: str, name: str, type_: TensorType) -> np.ndarray:
-        """A parameter's value: the `irnet.Model`'s where `:train` or `:load` made one,
-        otherwise drawn from its initialiser once per model (or per prompt-level layer)."""
+    def weight(
+        self, source: func.FuncOp, owner: str, name: str, type_: TensorType, kind: str
+    ) -> np.ndarray:
+        """A parameter's (or state tensor's) value: the `irnet.Model`'s where `:train` or
+        `:load` made one, otherwise drawn from its initialiser once per model (or per
+        prompt-level layer). The prompt evaluates in inference mode: state stays as it is."""
         if owner in self.models:
-            return np.array(self.models[owner].params[name])
+            model = self.models[owner]
+            return np.array((model.params if kind == "param" else model.state)[name])
         cached = self.weights.get((owner, name))
         shape = tuple(type_.get_shape())
         if cached is None or cached.shape != shape or cached.dtype != numpy_dtype(type_):
-            drawn = params.initial_parameters(source, self.seed)
+            drawn = params.initial_parameters(source, self.seed, kind)
             self.weights.update({(owner, n): v for n, v in drawn.items()})
         return self.weights[(owner, name)]
 
