@@ -174,6 +174,52 @@ def test_resuming_takes_the_optimizer_state_and_the_position(tiny, tmp_path):
         np.testing.assert_array_equal(resumed.params[name], value)
 
 
+NORMED = """
+from nn import batch_norm, dense, cross_entropy
+
+model normed(x: f32[N, 2, 3, 3]) -> f32[N, 3] {
+    return dense(reshape(batch_norm(x), [N, 18]), 3)
+}
+
+train normed(y: i32[N]) {
+    loss      = cross_entropy(normed(x), y)
+    optimizer = adam(lr=0.01)
+    batch     = 8
+    seed      = 1
+}
+"""
+
+
+def test_state_is_trained_saved_loaded_and_resumed(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.normal(1.0, 2.0, (32, 2, 3, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 32).astype(np.int32)
+    model = irnet.loads(NORMED, name="normed.irn", target="reference")
+    assert list(model.state) == ["batch_norm_0.running_mean", "batch_norm_0.running_var"]
+    assert model.functions["normed"].state == tuple(model.state)
+    model.fit(x, y, epochs=1, verbose=False, validation_split=0.0)
+    moved = model.state.numpy()
+    assert not np.allclose(moved["batch_norm_0.running_mean"], 0.0)
+    model.save(tmp_path / "normed.npz")
+    model.fit(x, y, epochs=1, verbose=False, validation_split=0.0)
+
+    weights = irnet.loads(NORMED, name="normed.irn", target="cpu")
+    weights.load(tmp_path / "normed.npz")  # parameters and state; inference uses the state
+    np.testing.assert_array_equal(weights.state["batch_norm_0.running_var"],
+                                  moved["batch_norm_0.running_var"])  # fmt: skip
+    assert weights.epoch == 0 and not weights.optimizer_state["t"]
+    resumed = irnet.loads(NORMED, name="normed.irn", target="reference")
+    resumed.load(tmp_path / "normed.npz", resume=True)
+    resumed.fit(x, y, epochs=1, verbose=False, validation_split=0.0)
+    for name, value in model.state.items():
+        np.testing.assert_array_equal(resumed.state[name], value)
+
+    wider = NORMED.replace("f32[N, 2, 3, 3]", "f32[N, 3, 3, 3]").replace("18]", "27]")
+    other = irnet.loads(wider, name="wider.irn", target="reference")
+    with pytest.raises(IrnError, match="state tensor 'batch_norm_0.running_var' has shape"):
+        other.load(tmp_path / "normed.npz")
+
+
 def test_fit_trains_with_validation_data_callbacks_and_a_history(tiny, tmp_path):
     x, y = blobs(128)
     seen: list[tuple] = []

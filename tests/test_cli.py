@@ -38,6 +38,17 @@ def test_check_prints_signature_and_parameter_table():
     assert "loss mnist_mlp.loss(x: f32[?, 784], y: i32[?]) -> f32[]" in out
 
 
+def test_check_lists_the_state_apart_from_the_parameters():
+    result = run("check", "examples/mnist_resnet.irn")
+    assert result.returncode == 0, result.stderr
+    params, state = result.stdout.split("total: 43,866 parameters in 24 tensors\n")
+    assert "running" not in params
+    assert state.lstrip().startswith("state ")
+    assert "conv_bn_0.batch_norm_0.running_var  [16]   f32       16  ones" in state
+    assert "total: 288 values of state in 12 tensors" in state
+    assert "model mnist_resnet(x: f32[?, 1, 28, 28]) -> f32[?, 10]" in result.stdout
+
+
 @pytest.mark.parametrize("program", PROGRAMS, ids=str)
 def test_every_program_checks_and_dumps_all_stages(program):
     assert run("check", str(program)).returncode == 0

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import op_cases
 import pytest
-from conftest import PROGRAMS, ROOT, console_script, subprocess_env
+from conftest import PROGRAMS, ROOT, SIMULATED, console_script, subprocess_env
 from op_cases import CASES, CONSTANTS, assert_matches, inputs_for, public_functions
 
 from irnet import cuda, driver, reference
@@ -110,14 +110,14 @@ def test_a_long_sum_splits_over_blocks_and_adds_atomically(cache):
 @pytest.fixture(scope="module")
 def programs(cache) -> dict:
     loaded = {}
-    for path in PROGRAMS:
+    for path in SIMULATED:
         module = driver.load(path).module
         driver.run_passes(module, ",".join(driver.PIPELINE))
         loaded[str(path)] = (module, cuda.CudaRunner(module, cache=cache))
     return loaded
 
 
-@pytest.mark.parametrize("program", [str(p) for p in PROGRAMS])
+@pytest.mark.parametrize("program", [str(p) for p in SIMULATED])
 def test_programs_forward_and_step(program, programs):
     """The forward functions; the steps of programs without data (the examples' steps run
     through the trainer below: each costs a minute in the simulator)."""
@@ -133,7 +133,7 @@ def test_programs_forward_and_step(program, programs):
         assert_matches(host(runner.run(name, args, **kw)), expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("program", [str(p) for p in PROGRAMS if p.parts[0] == "examples"])
+@pytest.mark.parametrize("program", [str(p) for p in SIMULATED if p.parts[0] == "examples"])
 def test_examples_train_on_the_device_as_on_the_reference(program, cache, monkeypatch):
     """A step through the trainer on a real batch of 2: the same loss and new parameters as
     the reference trainer's, and the parameters stay on the device."""
