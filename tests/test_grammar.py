@@ -98,8 +98,8 @@ def statements(body: list[ast.Stmt], depth: int = 0):
     """(rendering, line, column) of every statement in source order, `for` bodies indented."""
     for stmt in body:
         match stmt:
-            case ast.Param(name=name, type=type_, init=init):
-                text = f"param {name}: {sexp(type_)} = {sexp(init)}"
+            case ast.Param(name=name, type=type_, init=init, kind=kind):
+                text = f"{kind} {name}: {sexp(type_)} = {sexp(init)}"
             case ast.Assign(target=target, value=value):
                 text = f"{target} = {sexp(value)}"
             case ast.Return(value=value):
@@ -155,8 +155,8 @@ def anchor(node: ast.Node) -> str | None:
             return f"{kind} {name}"
         case ast.Train():
             return "train"
-        case ast.Param():
-            return "param"
+        case ast.Param(kind=kind):
+            return kind
         case ast.Return():
             return "return"
         case ast.For():
