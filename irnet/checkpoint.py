@@ -586,7 +586,8 @@ def check_fits(
     of `params` and the model state of `state` (none by default), by name, shape and dtype,
     and, when `opt` is given (a resume), exactly that optimiser state. Nothing else is
     compared: not the source text, so that editing a comment or an unrelated function keeps a
-    checkpoint usable, and not the model name it was written for. Returns the weights' `Fit` (all of them loaded)."""
+    checkpoint usable, and not the model name it was written for. Returns the weights' `Fit`
+    (all of them loaded)."""
     state = state or {}
     fit = compare({**checkpoint.params, **checkpoint.state}, {**params, **state})
     differences = compare(checkpoint.params, params).differences("parameter")
