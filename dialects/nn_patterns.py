@@ -134,6 +134,22 @@ class FoldDoubleNegation(RewritePattern):
             rewriter.replace(op, [], [inner.input])
 
 
+@nn.canonicalizes(nn.SelectOp)
+class FoldConstantCondition(RewritePattern):
+    """`where(true, a, b)` -> `a`, `where(false, a, b)` -> `b`, when the chosen operand has the
+    result's type: a compile-time flag (`causal=true`) leaves one branch."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.SelectOp, rewriter: PatternRewriter) -> None:
+        source = scalar_source(op.cond)
+        condition = splat_of(op.cond) if source is None else source.splat_value()
+        if condition is None:
+            return
+        chosen = op.on_true if condition else op.on_false
+        if chosen.type == op.res.type:
+            rewriter.replace(op, [], [chosen])
+
+
 @nn.canonicalizes(nn.TransposeOp)
 class FoldTransposes(RewritePattern):
     """`transpose(transpose(x, p), q)` -> `transpose(x, p∘q)`; an identity permutation -> `x`."""

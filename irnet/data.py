@@ -724,6 +724,7 @@ def feature_stats(features: np.ndarray) -> FeatureStats:
 
 def read_characters(paths: list[Path], options: dict[str, Any], part: str) -> Dataset:
     path, context, chosen = paths[0], options["context"], options["part"]
+    stride = options["stride"]
     codes = np.frombuffer(read_text(path).encode("utf-32-le"), dtype=np.uint32)
     # The vocabulary is the whole file's, so that every part of it numbers characters alike
     # (a model trained on part=0.9 is evaluated on part=-0.1 with the same ids).
@@ -737,7 +738,9 @@ def read_characters(paths: list[Path], options: dict[str, Any], part: str) -> Da
         )
     windows = np.lib.stride_tricks.sliding_window_view(ids[:-1], context)  # a view: no copy
     vocabulary = "".join(map(chr, alphabet))
-    return Dataset([windows], [ids[context:]], shown(path), vocabulary=vocabulary)
+    return Dataset(
+        [windows[::stride]], [ids[context:][::stride]], shown(path), vocabulary=vocabulary
+    )
 
 
 def text_part(ids: np.ndarray, part: float | list[int] | None, path: Path) -> np.ndarray:
@@ -795,10 +798,11 @@ SOURCES: dict[str, Source] = {
     ),
     "text": Source(
         ("path",),
-        {"context": integer(8, minimum=1), "part": TEXT_PART},
+        {"context": integer(8, minimum=1), "part": TEXT_PART, "stride": integer(1, minimum=1)},
         read_characters,
         "characters (all, or the part: a fraction or a range [start, end]): windows "
-        "i32[N, context] of character ids, the next character i32[N]",
+        "i32[N, context] of character ids starting every `stride` characters, the next "
+        "character i32[N]",
     ),
 }
 

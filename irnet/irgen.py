@@ -250,6 +250,8 @@ class IRGen:
                     )
         else:
             fill_defaults(fb, ref, bound)
+            for arg in fn.args:
+                bound[arg.name] = scalar_argument(fb, arg, bound[arg.name], node.loc)
             spec = self.specialise(ref, bound, node.loc)
         own_params = fn.kind == "model" and fb.shares_params_of == spec.symbol
         prefix = "" if own_params else fb.instance_prefix + fb.next_instance(fn.name) + "."
@@ -635,6 +637,15 @@ def check_unique_arguments(fn: ast.Function) -> None:
 
 def tensor_names(fn: ast.Function) -> set[str]:
     return {a.name for a in fn.args if isinstance(a.type, ast.TensorTypeExpr)}
+
+
+def scalar_argument(fb: FunctionBuilder, arg: ast.Argument, value: Any, loc: ast.Loc) -> Any:
+    """A number or `true`/`false` given for a scalar tensor argument of a named dtype
+    (`causal: bool = false`) becomes a constant of that dtype; any other value is kept."""
+    is_scalar = isinstance(arg.type, ast.TensorTypeExpr) and not arg.type.dims
+    if not is_scalar or arg.type.dtype not in DTYPES or not isinstance(value, int | float):
+        return value
+    return fb.tensor(value, loc, TensorType(fb.named_dtype(arg.type.dtype), []))
 
 
 def fill_defaults(fb_caller: FunctionBuilder, ref: FunctionRef, bound: dict[str, Any]) -> None:

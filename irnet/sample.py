@@ -11,7 +11,8 @@ from .train import load_data
 
 def sample(model: Model, prompt: str, length: int, temperature: float, seed: int) -> str:
     """`prompt` continued by `length` characters drawn from the model's softmax at
-    `temperature`; the vocabulary is the training text's."""
+    `temperature`; the vocabulary is the training text's. The model gives the next
+    character's logits `[N, V]`, or logits at every position of its window `[N, T, V]`."""
     session = model.trainer
     dataset = load_data(session)
     vocabulary = getattr(dataset, "vocabulary", None)
@@ -31,6 +32,8 @@ def sample(model: Model, prompt: str, length: int, temperature: float, seed: int
     for _ in range(length):
         window = np.asarray([ids[-context:]], dtype=np.int32)
         logits = model.predict(window, batch=1)[0].astype(np.float64) / temperature
+        if logits.ndim == 2:  # a prediction at every position: the next character's is last
+            logits = logits[-1]
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         ids.append(int(rng.choice(len(probs), p=probs)))

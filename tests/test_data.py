@@ -384,6 +384,16 @@ def test_text_windows_and_vocabulary(tmp_path):
     )
 
 
+def test_text_windows_every_stride_characters(tmp_path):
+    (tmp_path / "t.txt").write_text("abcdefghij")
+    dataset = load(DataSpec("text", ("t.txt",), {"context": 3, "stride": 3}), tmp_path)
+    decode = np.array(list(dataset.vocabulary))
+    (windows,), (following,) = dataset.inputs, dataset.targets
+    assert ["".join(w) for w in decode[windows]] == ["abc", "def", "ghi"]
+    assert "".join(decode[following]) == "dgj"
+    assert "stride" in load_error(DataSpec("text", ("t.txt",), {"stride": 0}), tmp_path)
+
+
 def test_text_parts(tmp_path):
     (tmp_path / "t.txt").write_text("abcdefghij")  # 10 characters
 

@@ -1,5 +1,5 @@
-"""The standard library's 1-D layers, pooling, batch norm, residual block, logsumexp and
-triangles against NumPy, in float64. Their gradients are checked by `irnet gradcheck` over
+"""The standard library's 1-D layers, pooling, batch norm, residual block, attention,
+transformer block, logsumexp and triangles against NumPy, in float64. Their gradients are checked by `irnet gradcheck` over
 tests/programs/stdlib_all.irn (tests/test_autodiff.py), and every target runs them against the
 reference (PROGRAMS)."""
 
@@ -13,7 +13,7 @@ import irnet
 
 IMPORTS = (
     "from nn import conv1d, max_pool1d, avg_pool1d, global_avg_pool, residual_block, logsumexp,"
-    " tril, triu, batch_norm\n"
+    " tril, triu, batch_norm, self_attention, transformer_block\n"
 )
 
 
@@ -148,3 +148,68 @@ def test_tril_and_triu_are_numpys(k):
         out, _ = run(f"return {name}(x, k={k})", x, signature="x: f32[N, 4, 5]",
                      result="f32[N, 4, 5]")  # fmt: skip
         np.testing.assert_array_equal(out, expected)
+
+
+def softmax(s: np.ndarray) -> np.ndarray:
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attention(x: np.ndarray, p: dict, prefix: str, heads: int, causal: bool) -> np.ndarray:
+    """Vaswani et al.'s multi-head self-attention with the dense layers' weights `p`."""
+    n, t, d = x.shape
+
+    def dense(h, k):
+        return h @ p[f"{prefix}dense_{k}.w"] + p[f"{prefix}dense_{k}.b"]
+
+    def split(h):
+        return h.reshape(n, t, heads, d // heads).transpose(0, 2, 1, 3)
+
+    q, k, v = split(dense(x, 0)), split(dense(x, 1)), split(dense(x, 2))
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d // heads)
+    if causal:
+        scores = np.where(np.triu(np.ones((t, t)), 1) > 0, -np.inf, scores)
+    joined = (softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(n, t, d)
+    return dense(joined, 3)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_self_attention_is_multi_head_scaled_dot_product_attention(causal):
+    x = np.random.default_rng(8).normal(size=(3, 5, 8))
+    flag = "true" if causal else "false"
+    out, p = run(f"return self_attention(x, 2, causal={flag})", x,
+                 signature="x: f32[N, 5, 8]", result="f32[N, 5, 8]")  # fmt: skip
+    expected = attention(x, p, "self_attention_0.", 2, causal)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_a_causal_position_ignores_the_positions_after_it():
+    x = np.random.default_rng(9).normal(size=(2, 6, 8))
+    changed = x.copy()
+    changed[:, 4:] += 1.0
+    model = irnet.loads(IMPORTS + "model m(x: f32[N, 6, 8]) -> f32[N, 6, 8] "
+                        "{ return self_attention(x, 4, causal=true) }", target="reference",
+                        float64=True)  # fmt: skip
+    before, after = model(x), model(changed)
+    np.testing.assert_array_equal(before[:, :4], after[:, :4])
+    assert not np.allclose(before[:, 4:], after[:, 4:])
+
+
+def test_transformer_block_is_pre_layer_norm():
+    x = np.random.default_rng(10).normal(size=(2, 4, 8))
+    out, p = run("return transformer_block(x, 2, 16, causal=true)", x,
+                 signature="x: f32[N, 4, 8]", result="f32[N, 4, 8]")  # fmt: skip
+    block = "transformer_block_0."
+
+    def layer_norm(h, k):
+        mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
+        scale = p[f"{block}layer_norm_{k}.gamma"]
+        return (h - mu) / np.sqrt(var + 1e-5) * scale + p[f"{block}layer_norm_{k}.beta"]
+
+    def gelu(h):  # the tanh approximation, GPT-2's
+        return 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h**3)))
+
+    h = x + attention(layer_norm(x, 0), p, f"{block}self_attention_0.", 2, causal=True)
+    hidden = gelu(layer_norm(h, 1) @ p[f"{block}dense_0.w"] + p[f"{block}dense_0.b"])
+    expected = h + hidden @ p[f"{block}dense_1.w"] + p[f"{block}dense_1.b"]
+    np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-11)
