@@ -7,6 +7,8 @@ same layers, loss, optimiser, batch and argument order as `@<model>.step` (see
 A step takes `(input, target, *params, *state, t, lr)` as irnet's does (Adam's state is
 `m, v` per parameter, momentum's a velocity per parameter, SGD's none; `t` is a float32
 scalar) and returns `[loss, *new_params, *new_state, t + 1]`, as bench_cpu's NumPy steps do.
+cnn_bn's arguments also hold batch norm's running statistics after each block's gamma and
+beta (model state, not trained), whose next values come after the new parameters.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ def param_shapes(key: str) -> list[tuple[int, ...]]:
         convs = [shape for o, i, k in LENET_CONVS for shape in ((o, i, k, k), (o,))]
         return convs + dense_shapes(LENET_DENSE)
     if arch == "cnn_bn":
-        # conv weight (no bias), then batch norm's gamma and beta
-        blocks = [shape for o, i in CNN_BN_CHANNELS for shape in [(o, i, 3, 3)] + [(o,)] * 2]
+        # conv weight (no bias), batch norm's gamma and beta, then its running mean and var
+        blocks = [shape for o, i in CNN_BN_CHANNELS for shape in [(o, i, 3, 3)] + [(o,)] * 4]
         return blocks + dense_shapes(CNN_BN_DENSE)
     if arch == "char_mlp":
         c = CHAR
@@ -90,11 +92,21 @@ def arguments(key: str, seed: int = 0) -> list[np.ndarray]:
     else:
         y = rng.integers(0, 10, y_shape).astype(np.int32)
     params = [initial(shape, rng) for shape in param_shapes(key)]
-    if arch == "cnn_bn":  # gamma starts at one, as irnet's batch norm initialises it
-        for block in (0, 3):
-            params[block + 1][:] = 1
-    state = [np.zeros_like(p) for p in params for _ in range(STATE_SLOTS[optimizer])]
+    if arch == "cnn_bn":  # gamma and the running variance start at one, as in irnet
+        for block in (0, 5):
+            params[block + 1][:] = params[block + 4][:] = 1
+    trained = [params[i] for i in trainable(key)]
+    state = [np.zeros_like(p) for p in trained for _ in range(STATE_SLOTS[optimizer])]
     return [x, y, *params, *state, np.float32(0), np.float32(lr)]
+
+
+def trainable(key: str) -> list[int]:
+    """The positions of the trained parameters among the arguments after the data: all but
+    cnn_bn's running statistics."""
+    count = len(param_shapes(key))
+    if SPECS[key][0] != "cnn_bn":
+        return list(range(count))
+    return [i for i in range(count) if i >= 10 or i % 5 < 3]
 
 
 def initial(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -135,21 +147,29 @@ def lenet(params, x):
     return mlp(dense, h.reshape(len(x), -1))
 
 
-def batch_norm(x, gamma, beta, eps=1e-5):
-    """irnet's stdlib nn.batch_norm in training: normalised by the batch's statistics. (Its
-    running statistics, a few hundred values updated off the gradient path, are left out.)"""
-    mean = x.mean((0, 2, 3), keepdims=True)
-    var = ((x - mean) ** 2).mean((0, 2, 3), keepdims=True)
-    scale = gamma[:, None, None] / jnp.sqrt(var + eps)
-    return (x - mean) * scale + beta[:, None, None]
+def batch_norm(x, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.1):
+    """irnet's stdlib nn.batch_norm in training: normalised by the batch's statistics; and the
+    next running statistics."""
+    mean = x.mean((0, 2, 3))
+    var = ((x - mean[:, None, None]) ** 2).mean((0, 2, 3))
+    scale = gamma / jnp.sqrt(var + eps)
+    n = x.size // x.shape[1]
+    running = [
+        (1 - momentum) * running_mean + momentum * lax.stop_gradient(mean),
+        (1 - momentum) * running_var + momentum * lax.stop_gradient(var) * (n / (n - 1)),
+    ]
+    out = (x - mean[:, None, None]) * scale[:, None, None] + beta[:, None, None]
+    return out, running
 
 
 def cnn_bn(params, x):
-    h = x
-    for k in (0, 3):
-        cw, gamma, beta = params[k : k + 3]
-        h = max_pool(jax.nn.relu(batch_norm(conv(h, cw, 1), gamma, beta)))
-    return mlp(params[6:], h.reshape(len(x), -1))
+    """The logits, and the running statistics' next values (JAX's `has_aux`)."""
+    h, running = x, []
+    for k in (0, 5):
+        cw, gamma, beta, mean, var = params[k : k + 5]
+        z, stats = batch_norm(conv(h, cw, 1), gamma, beta, mean, var)
+        h, running = max_pool(jax.nn.relu(z)), running + stats
+    return mlp(params[10:], h.reshape(len(x), -1)), running
 
 
 def char_mlp(params, context):
@@ -204,14 +224,24 @@ def make_step(key: str):
     loss_of = mse if arch == "linreg" else cross_entropy
     count = len(param_shapes(key))
 
-    def loss_fn(params, x, y):
-        return loss_of(forward(params, x), y)
+    trained = trainable(key)
+
+    def loss_fn(params, everything, x, y):
+        everything = list(everything)  # the trained ones traced, the running statistics not
+        for i, p in zip(trained, params):
+            everything[i] = p
+        output = forward(everything, x)
+        logits, running = output if arch == "cnn_bn" else (output, [])
+        return loss_of(logits, y), running
 
     def step(x, y, *rest):
-        params, state, (t, lr) = list(rest[:count]), list(rest[count:-2]), rest[-2:]
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        everything, state, (t, lr) = list(rest[:count]), list(rest[count:-2]), rest[-2:]
+        params = [everything[i] for i in trained]
+        (loss, running), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, everything, x, y
+        )
         new_params, new_state = update(params, grads, state, t, lr)
-        return [loss, *new_params, *new_state, t + 1]
+        return [loss, *new_params, *running, *new_state, t + 1]
 
     return step
 
