@@ -1,7 +1,7 @@
 """The standard library's 1-D layers, pooling, batch norm, residual block, attention,
-transformer block, logsumexp and triangles against NumPy, in float64. Their gradients are checked by `irnet gradcheck` over
-tests/programs/stdlib_all.irn (tests/test_autodiff.py), and every target runs them against the
-reference (PROGRAMS)."""
+transformer block, logsumexp and triangles against NumPy, in float64. Their gradients are
+checked by `irnet gradcheck` over tests/programs/stdlib_all.irn (tests/test_autodiff.py), and
+every target runs them against the reference (PROGRAMS)."""
 
 from __future__ import annotations
 
