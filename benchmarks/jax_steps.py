@@ -237,9 +237,7 @@ def make_step(key: str):
     def step(x, y, *rest):
         everything, state, (t, lr) = list(rest[:count]), list(rest[count:-2]), rest[-2:]
         params = [everything[i] for i in trained]
-        (loss, running), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, everything, x, y
-        )
+        (loss, running), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, everything, x, y)
         new_params, new_state = update(params, grads, state, t, lr)
         return [loss, *new_params, *running, *new_state, t + 1]
 
