@@ -476,7 +476,7 @@ def test_describe_kinds_lists_every_source():
     lines = describe_kinds().splitlines()
     assert [line.split("(")[0].strip() for line in lines] == ["mnist", "npz", "npy", "csv", "text"]
     assert 'csv(path, label=-1, x=OTHERS, header="auto", target=PATH' in describe_kinds()
-    assert "text(path, context=8, part=ALL)" in describe_kinds()
+    assert "text(path, context=8, part=ALL, stride=1)" in describe_kinds()
 
 
 def numbered(n: int) -> Dataset:

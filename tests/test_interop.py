@@ -17,6 +17,9 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.irn")) + sorted((ROOT / "examples").glob("*/*.irn"))
+NOT_IMPORTED = {"char_transformer"}
+"""Exported, but not read back: its causal mask exports as `Range` and `Expand` over a shape
+with the batch in it, which the importer does not read (a known gap, named in the README)."""
 
 
 def inputs_for(model: irnet.Model, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
@@ -57,6 +60,8 @@ def test_an_example_round_trips_through_onnx(example, tmp_path, capsys, monkeypa
             "-o", tmp_path / "predicted.npy")  # fmt: skip
     exported = onnx_outputs(tmp_path / "model.onnx", feeds)
     assert_close(exported, np.load(tmp_path / "predicted.npy"))
+    if example.stem in NOT_IMPORTED:
+        return
 
     run_cli("import", tmp_path / "model.onnx", "-o", tmp_path / "imported.irn")
     run_cli("run", tmp_path / "imported.irn", "--checkpoint", tmp_path / "imported.safetensors",
