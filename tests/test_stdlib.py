@@ -13,7 +13,7 @@ import irnet
 
 IMPORTS = (
     "from nn import conv1d, max_pool1d, avg_pool1d, global_avg_pool, residual_block, logsumexp,"
-    " tril, triu, batch_norm, self_attention, transformer_block\n"
+    " tril, triu, batch_norm, self_attention, transformer_block, gru_cell\n"
 )
 
 
@@ -213,3 +213,17 @@ def test_transformer_block_is_pre_layer_norm():
     hidden = gelu(layer_norm(h, 1) @ p[f"{block}dense_0.w"] + p[f"{block}dense_0.b"])
     expected = h + hidden @ p[f"{block}dense_1.w"] + p[f"{block}dense_1.b"]
     np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-11)
+
+
+def test_gru_cell_is_pytorchs():
+    """PyTorch's GRUCell with weight_ih = dense_0.w^T, weight_hh = dense_1.w^T, gates r, z, n."""
+    rng = np.random.default_rng(11)
+    h, x = rng.normal(size=(3, 4)), rng.normal(size=(3, 5))
+    out, p = run("return gru_cell(h, x)", h, x, signature="h: f32[N, 4], x: f32[N, 5]",
+                 result="f32[N, 4]")  # fmt: skip
+    gx = x @ p["gru_cell_0.dense_0.w"] + p["gru_cell_0.dense_0.b"]
+    gh = h @ p["gru_cell_0.dense_1.w"] + p["gru_cell_0.dense_1.b"]
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    r, z = sigmoid(gx[:, :4] + gh[:, :4]), sigmoid(gx[:, 4:8] + gh[:, 4:8])
+    n = np.tanh(gx[:, 8:] + r * gh[:, 8:])
+    np.testing.assert_allclose(out, (1 - z) * n + z * h, rtol=1e-12, atol=1e-14)
