@@ -313,13 +313,13 @@ class IRGen:
         operands = self.fit_operands(fb, spec, operands, node.loc)
         request = request_class.request(self.functions[spec.symbol], operands, wrt)
         fb.emit(request, node.loc)
-        grads = tuple(request.grads)
+        results = tuple(request.grads)
         if request.WITH_VALUE:
             value, *rest = request.results
             for name, next_value in zip(states, rest):
                 fb.update_state(name, next_value)
-            grads = (value, *grads) if grad.with_value else grads
-        results = grads
+            if grad.with_value:
+                results = (value, *results)
         single = not isinstance(grad.wrt, list) and not grad.with_value
         return results[0] if single else results
 

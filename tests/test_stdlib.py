@@ -227,3 +227,17 @@ def test_gru_cell_is_pytorchs():
     r, z = sigmoid(gx[:, :4] + gh[:, :4]), sigmoid(gx[:, 4:8] + gh[:, 4:8])
     n = np.tanh(gx[:, 8:] + r * gh[:, 8:])
     np.testing.assert_allclose(out, (1 - z) * n + z * h, rtol=1e-12, atol=1e-14)
+
+
+def test_a_gradient_request_carries_the_state_on():
+    """`grad(f)` of a function with state returns its gradient and, as a call would, gives the
+    state its next value: a training-mode call keeps it."""
+    program = IMPORTS + (
+        "def energy(x: F[N, C, H, W]) -> F { return sum(batch_norm(x) ** 3) }\n"
+        "model m(x: f64[N, 2, 2, 2]) -> f64[N, 2, 2, 2] { return grad(energy)(x) }\n"
+    )
+    model = irnet.loads(program, target="reference")
+    x = np.random.default_rng(12).normal(1.0, 1.0, (3, 2, 2, 2))
+    model.compile(training=True)(x)
+    np.testing.assert_allclose(model.state["energy_0.batch_norm_0.running_mean"],
+                               0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-12)  # fmt: skip
