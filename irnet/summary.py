@@ -11,6 +11,8 @@ from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, StringAttr, TensorT
 
 from irnet.dialects.shapes import dtype_name, format_shape, format_type
 
+from .params import result_roles
+
 
 @dataclass(frozen=True)
 class Parameter:
@@ -58,13 +60,8 @@ def signature(function: func.FuncOp) -> str:
         for i, (arg, attrs) in enumerate(zip(function.args, _attrs(function)))
         if "nn.param" not in attrs and "nn.state" not in attrs
     ]
-    roles = [dict(a.data) for a in function.res_attrs.data] if function.res_attrs else []
-    roles += [{}] * (len(function.function_type.outputs.data) - len(roles))
-    outputs = ", ".join(
-        format_type(t)
-        for t, attrs in zip(function.function_type.outputs.data, roles)
-        if "nn.state" not in attrs
-    )
+    results = zip(function.function_type.outputs.data, result_roles(function))
+    outputs = ", ".join(format_type(t) for t, role in results if not role or role[0] != "state")
     return f"{function.sym_name.data}({', '.join(inputs)}) -> {outputs}"
 
 

@@ -179,13 +179,16 @@ class Session:
         results = self.runner.run(function, args, **options)
         return self.keep(function, results, grads)
 
-    def keep(self, function: str, results: Sequence[Array], grads=None) -> list[Array]:
+    def keep(
+        self, function: str, results: Sequence[Array], grads=None, store: bool = True
+    ) -> list[Array]:
+        """`function`'s results without a role; with `store`, the others stored by role."""
         stores = {**self.stores(), "grad": grads if grads is not None else {}}
         plain = []
         for role, value in zip(self.signature(function)[1], results):
             if role is None:
                 plain.append(value)
-            else:
+            elif store:
                 stores[role[0]][role[1]] = value
         return plain
 
@@ -233,9 +236,8 @@ class Session:
         """`function`'s plain results in inference mode: the state it would update is left
         as it is."""
         args = self.arguments(function, inputs, targets)
-        results = self.runner.run(function, args, seed=self.config.seed)
-        roles = self.signature(function)[1]
-        return [value for role, value in zip(roles, results) if role is None]
+        return self.keep(function, self.runner.run(function, args, seed=self.config.seed),
+                         store=False)  # fmt: skip
 
     def normalized(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """New inputs scaled as the training data was (`csv(..., normalize=true)`)."""
