@@ -46,7 +46,14 @@ from .callbacks import Callback, History
 from .diagnostics import IrnError
 from .distributed import World
 from .functions import add_gradient, format_ir, keep_only, public_functions, reachable
-from .params import Argument, arguments, find_function, initial_parameters, result_roles
+from .params import (
+    Argument,
+    arguments,
+    caller_results,
+    find_function,
+    initial_parameters,
+    result_roles,
+)
 from .train import Session, computation
 from .train import evaluate as evaluate_on
 from .train import fit as fit_on
@@ -226,8 +233,8 @@ class Signature:
     def of(cls, function: func.FuncOp) -> Signature:
         args = arguments(function)
         given = {caller_name(a): format_type(a.type) for a in args if a.kind not in FED}
-        outputs = zip(function.function_type.outputs.data, result_roles(function))
-        results = tuple(format_type(t) for t, role in outputs if not role or role[0] != "state")
+        types = function.function_type.outputs.data
+        results = tuple(format_type(types[i]) for i in caller_results(function))
         name = function.sym_name.data
         spelled = ", ".join(f"{arg}: {t}" for arg, t in given.items())
         return cls(

@@ -45,7 +45,7 @@ from irnet.dialects.shapes import DYN, is_bool, static_product
 
 from .checkpoint import write_file
 from .diagnostics import IrnError, error_at
-from .params import INITIALISED, arguments, find_function, result_roles
+from .params import INITIALISED, arguments, caller_results, find_function
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ through them is still false."""
 def inference_results(function: func.FuncOp) -> list[SSAValue]:
     """The function's results less the next values of its state."""
     returned = function.body.block.last_op.operands
-    return [value for value, role in zip(returned, result_roles(function)) if role is None]
+    return [returned[i] for i in caller_results(function)]
 
 
 def live_ops(

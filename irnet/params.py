@@ -86,6 +86,13 @@ def result_roles(function: func.FuncOp) -> list[tuple[str, str] | None]:
     return roles
 
 
+def caller_results(function: func.FuncOp) -> list[int]:
+    """The positions of the results a caller gets: all but the state's next values, which only
+    training keeps."""
+    roles = result_roles(function)
+    return [i for i, role in enumerate(roles) if role is None or role[0] != "state"]
+
+
 def find_function(module, name: str) -> func.FuncOp:
     functions = {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
     if name not in functions:

@@ -11,7 +11,7 @@ from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, StringAttr, TensorT
 
 from irnet.dialects.shapes import dtype_name, format_shape, format_type
 
-from .params import result_roles
+from .params import caller_results
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def signature(function: func.FuncOp) -> str:
         for i, (arg, attrs) in enumerate(zip(function.args, _attrs(function)))
         if "nn.param" not in attrs and "nn.state" not in attrs
     ]
-    results = zip(function.function_type.outputs.data, result_roles(function))
-    outputs = ", ".join(format_type(t) for t, role in results if not role or role[0] != "state")
+    types = function.function_type.outputs.data
+    outputs = ", ".join(format_type(types[i]) for i in caller_results(function))
     return f"{function.sym_name.data}({', '.join(inputs)}) -> {outputs}"
 
 
