@@ -35,24 +35,38 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.interfaces import HasCanonicalizationPatternsInterface
-from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.ir import Attribute, Block, Dialect, Operation, Region, SSAValue
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
+    AttrSizedResultSegments,
     IRDLOperation,
     ParamAttrConstraint,
     ParsePropInAttrDict,
     VarConstraint,
     base,
     irdl_op_definition,
+    lazy_traits_def,
     operand_def,
     opt_operand_def,
     opt_prop_def,
     prop_def,
+    region_def,
     result_def,
     traits_def,
     var_operand_def,
+    var_result_def,
 )
+from xdsl.parser import Parser
 from xdsl.pattern_rewriter import RewritePattern
-from xdsl.traits import ConstantLike, MemoryAllocEffect, Pure
+from xdsl.printer import Printer
+from xdsl.traits import (
+    ConstantLike,
+    HasParent,
+    IsolatedFromAbove,
+    IsTerminator,
+    MemoryAllocEffect,
+    Pure,
+)
 from xdsl.utils.exceptions import VerifyException
 
 from .formula import Formula
@@ -809,8 +823,12 @@ class ReshapeOp(ShapeOp):
 @irdl_op_definition
 class BroadcastToOp(NNOp):
     """Broadcast to the result shape (NumPy rules). A `?` in the result takes its size from the
-    same dimension of the optional `like` operand, so broadcasting stays explicit even when
-    sizes are only known at run time.
+    optional `like` operand, so broadcasting stays explicit even when sizes are only known at
+    run time: from the same dimension of `like`, which then has the result's shape, or, with
+    `like_axes` (one entry per result axis), from the axis of `like` that its entry names. An
+    entry -1 names none: that axis has its static size, or for a `?` the input's size there.
+    So `zeros([N, 16])` in a model of `x: f32[N, 8]` broadcasts a scalar like `x` with
+    `like_axes = array<i64: 0, -1>`.
 
     ```mlir
     %2 = nn.broadcast_to %0 like %1 : (tensor<1x10xf32>, tensor<?x10xf32>) -> tensor<?x10xf32>
@@ -820,6 +838,7 @@ class BroadcastToOp(NNOp):
     name = "nn.broadcast_to"
     input = operand_def(TensorType)
     like = opt_operand_def(TensorType)
+    like_axes = opt_prop_def(DenseArrayBase[I64])
     res = result_def(TensorType)
     traits = traits_def(Pure(), Elementwise(Formula("x"), in_place=False, shape_operands=(1,)))
     assembly_format = "$input (`like` $like^)? attr-dict `:` functional-type(operands, results)"
@@ -830,15 +849,6 @@ class BroadcastToOp(NNOp):
         if result_type is None:
             raise ShapeError("nn.broadcast_to needs a target shape")
         target = result_type.get_shape()
-        if len(operand_types) == 2:
-            like = operand_types[1]
-            if not shapes_compatible(like.get_shape(), target):
-                raise ShapeError(
-                    f"nn.broadcast_to: `like` operand {format_type(like)} does not have the "
-                    f"target shape {format_shape(target)}"
-                )
-        elif DYN in target:
-            raise ShapeError("nn.broadcast_to to a shape with `?` needs a `like` operand")
         src = x.get_shape()
         padded = (1,) * (len(target) - len(src)) + tuple(src)
         if len(src) > len(target) or any(
@@ -847,7 +857,53 @@ class BroadcastToOp(NNOp):
             raise ShapeError(
                 f"nn.broadcast_to: cannot broadcast {format_type(x)} to {format_shape(target)}"
             )
+        if len(operand_types) == 2:
+            check_like(operand_types[1], props, target, padded)
+        elif "like_axes" in props:
+            raise ShapeError("nn.broadcast_to: `like_axes` needs a `like` operand")
+        elif DYN in target:
+            raise ShapeError("nn.broadcast_to to a shape with `?` needs a `like` operand")
         return tensor(x.element_type, target)
+
+    def like_axis_map(self) -> tuple[int, ...]:
+        """The axis of `like` that sizes each result axis, -1 where none does."""
+        rank = self.res.type.get_num_dims()
+        if self.like is None:
+            return (-1,) * rank
+        if self.like_axes is None:
+            return tuple(range(rank))
+        return get_ints(self.properties, "like_axes")
+
+
+def check_like(
+    like: TensorType, props: Props, target: Sequence[int], padded: Sequence[int]
+) -> None:
+    """`nn.broadcast_to`'s `like` sizes every `?` of `target` that the input (`padded` to the
+    target's rank) does not."""
+    if "like_axes" not in props:
+        if not shapes_compatible(like.get_shape(), target):
+            raise ShapeError(
+                f"nn.broadcast_to: `like` operand {format_type(like)} does not have the "
+                f"target shape {format_shape(target)}"
+            )
+        return
+    axes, sizes = get_ints(props, "like_axes"), like.get_shape()
+    if len(axes) != len(target) or not all(-1 <= a < len(sizes) for a in axes):
+        raise ShapeError(
+            f"nn.broadcast_to: like_axes {list(axes)} must name, for each of the {len(target)} "
+            f"result axes, an axis of {format_type(like)} or -1"
+        )
+    for i, (a, t) in enumerate(zip(axes, target)):
+        if a >= 0 and not dims_compatible(sizes[a], t):
+            raise ShapeError(
+                f"nn.broadcast_to: axis {a} of `like` operand {format_type(like)} cannot size "
+                f"axis {i} of the target shape {format_shape(target)}"
+            )
+        if a < 0 and t == DYN and padded[i] != DYN:
+            raise ShapeError(
+                f"nn.broadcast_to: nothing sizes axis {i} of the target shape "
+                f"{format_shape(target)}: its like_axes entry is -1 and the input's size is static"
+            )
 
 
 # --- reductions and normalisations -------------------------------------------------------------
@@ -1518,6 +1574,193 @@ class TrainingOp(NNOp):
         return tensor(i1, [])
 
 
+# --- loops -------------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class YieldOp(IRDLOperation):
+    """The end of an `nn.scan` step: the next carries, then this step's outputs.
+
+    ```mlir
+    nn.yield %next, %next : tensor<?x8xf32>, tensor<?x8xf32>
+    ```
+    """
+
+    name = "nn.yield"
+    values = var_operand_def(TensorType)
+    traits = lazy_traits_def(lambda: (IsTerminator(), HasParent(ScanOp)))
+    assembly_format = "attr-dict ($values^ `:` type($values))?"
+
+    def __init__(self, values: Sequence[SSAValue]):
+        super().__init__(operands=[values])
+
+
+@irdl_op_definition
+class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
+    """A loop over the leading axis of the `over` sequences (its extent `T`, known at run time
+    or not), carrying values from one step to the next: JAX's `lax.scan`, kept as one op.
+
+    The region is one step, isolated from above. Its block takes the carries, one slice
+    `xs[t]` of each sequence, then the `with` values (what every step reads: weights); its
+    `nn.yield` gives the next carries, then the step's outputs. The results are the final
+    carries, then each output stacked over `t` (`[T, ...]`). With `reverse` the steps run
+    from `t = T - 1` down to 0; outputs stay indexed by `t`. With `saves_carries` the last
+    outputs are the carries each step started from: the forward sweep of the derivative
+    keeps them, and the derivative's loop recomputes each step's inside from them.
+
+    ```mlir
+    %h, %hs = nn.scan carry(%h0) over(%xs) with(%w) : (tensor<?x8xf32>, tensor<16x?x4xf32>,
+        tensor<12x8xf32>) -> (tensor<?x8xf32>, tensor<16x?x8xf32>) {
+    ^bb0(%c: tensor<?x8xf32>, %x: tensor<?x4xf32>, %v: tensor<12x8xf32>):
+      ...
+      nn.yield %next, %next : tensor<?x8xf32>, tensor<?x8xf32>
+    }
+    ```
+    """
+
+    name = "nn.scan"
+    inits = var_operand_def(TensorType)
+    xs = var_operand_def(TensorType)
+    consts = var_operand_def(TensorType)
+    finals = var_result_def(TensorType)
+    ys = var_result_def(TensorType)
+    reverse = opt_prop_def(UnitAttr)
+    saves_carries = opt_prop_def(UnitAttr)
+    body = region_def("single_block")
+    traits = traits_def(Pure(), IsolatedFromAbove())
+    irdl_options = (
+        AttrSizedOperandSegments(as_property=True),
+        AttrSizedResultSegments(as_property=True),
+    )
+
+    def __init__(
+        self,
+        inits: Sequence[SSAValue],
+        xs: Sequence[SSAValue],
+        consts: Sequence[SSAValue],
+        body: Region,
+        reverse: bool = False,
+        saves_carries: bool = False,
+    ):
+        outputs = body.block.last_op
+        assert isinstance(outputs, YieldOp)
+        extent = sequence_extent([x.type for x in xs])
+        out_types = [v.type for v in outputs.values][len(inits) :]
+        flags = {"reverse": reverse, "saves_carries": saves_carries}
+        super().__init__(
+            operands=[inits, xs, consts],
+            result_types=[
+                [v.type for v in inits],
+                [stacked(t, extent) for t in out_types],
+            ],
+            properties={k: UnitAttr() for k, on in flags.items() if on},
+            regions=[body],
+        )
+
+    @classmethod
+    def get_canonicalization_patterns(cls) -> tuple[RewritePattern, ...]:
+        return tuple(CANONICALIZATIONS.get(cls, ()))
+
+    @property
+    def step(self) -> Block:
+        return self.body.block
+
+    @property
+    def yielded(self) -> YieldOp:
+        last = self.step.last_op
+        assert isinstance(last, YieldOp)
+        return last
+
+    @property
+    def is_reverse(self) -> bool:
+        return self.reverse is not None
+
+    def verify_(self) -> None:
+        try:
+            extent = sequence_extent([x.type for x in self.xs])
+        except ShapeError as e:
+            raise VerifyException(str(e)) from None
+        slices = [TensorType(x.type.element_type, x.type.get_shape()[1:]) for x in self.xs]
+        expected_args = [*(v.type for v in self.inits), *slices, *(v.type for v in self.consts)]
+        if [a.type for a in self.step.args] != expected_args:
+            raise VerifyException(
+                "nn.scan: the step's arguments must be the carries, a slice of each sequence "
+                "and the `with` values, in that order"
+            )
+        yielded = [v.type for v in self.yielded.values]
+        carries = [v.type for v in self.inits]
+        if yielded[: len(carries)] != carries or [r.type for r in self.finals] != carries:
+            raise VerifyException(
+                "nn.scan: each carry must keep its type: the step yields "
+                f"{', '.join(format_type(t) for t in yielded[: len(carries)])} for carries "
+                f"{', '.join(format_type(t) for t in carries)}"
+            )
+        outputs = [stacked(t, extent) for t in yielded[len(carries) :]]
+        if [r.type for r in self.ys] != outputs:
+            raise VerifyException("nn.scan: each output must be a step's output stacked over T")
+        if self.saves_carries is not None and len(outputs) < len(carries):
+            raise VerifyException("nn.scan: `saves_carries` needs a saved output per carry")
+
+    def print(self, printer: Printer) -> None:
+        if self.is_reverse:
+            printer.print_string(" reverse")
+        if self.saves_carries is not None:
+            printer.print_string(" saves_carries")
+        for keyword, values in (("carry", self.inits), ("over", self.xs), ("with", self.consts)):
+            printer.print_string(f" {keyword}(")
+            printer.print_list(values, printer.print_operand)
+            printer.print_string(")")
+        printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_function_type([v.type for v in self.operands], [r.type for r in self.results])
+        printer.print_string(" ")
+        printer.print_region(self.body, print_entry_block_args=True)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> ScanOp:
+        reverse = parser.parse_optional_keyword("reverse") is not None
+        saves = parser.parse_optional_keyword("saves_carries") is not None
+        groups = []
+        for keyword in ("carry", "over", "with"):
+            parser.parse_keyword(keyword)
+            groups.append(
+                parser.parse_comma_separated_list(
+                    parser.Delimiter.PAREN, parser.parse_unresolved_operand
+                )
+            )
+        attributes = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        pos = parser.pos
+        function_type = parser.parse_function_type()
+        types = list(function_type.inputs.data)
+        operands = parser.resolve_operands([u for g in groups for u in g], types, pos)
+        k, m = len(groups[0]), len(groups[1])
+        body = parser.parse_region()
+        op = cls(operands[:k], operands[k : k + m], operands[k + m :], body, reverse, saves)
+        op.attributes.update(attributes)
+        return op
+
+
+def sequence_extent(xs: Sequence[TensorType]) -> int:
+    """The number of steps of a scan over sequences `xs` (their common leading size)."""
+    if not xs:
+        raise ShapeError("nn.scan needs at least one sequence to run over")
+    extent = DYN
+    for x in xs:
+        if x.get_num_dims() == 0:
+            raise ShapeError(f"nn.scan runs over a leading axis; {format_type(x)} has none")
+        size = x.get_shape()[0]
+        if not dims_compatible(extent, size):
+            raise ShapeError(f"nn.scan: the sequences have different lengths ({extent} and {size})")
+        extent = size if size != DYN else extent
+    return extent
+
+
+def stacked(t: Attribute, extent: int) -> TensorType:
+    assert isinstance(t, TensorType)
+    return TensorType(t.element_type, [extent, *t.get_shape()])
+
+
 NN = Dialect(
     "nn",
     [
@@ -1571,6 +1814,8 @@ NN = Dialect(
         SliceGradOp,
         AxisSizeOp,
         IotaOp,
+        ScanOp,
+        YieldOp,
     ],
     [],
 )

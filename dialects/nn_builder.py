@@ -15,7 +15,10 @@ from .shapes import DYN, format_type
 
 
 class NoDerivative(Exception):
-    """A derivative cannot be written for this use of an op; the message is user-facing."""
+    """A derivative cannot be written for this use of an op; the message is user-facing, and
+    `location` the op's, once the reverse sweep knows which op it was."""
+
+    location: Attribute | None = None
 
 
 @dataclass
@@ -94,6 +97,9 @@ class Emitter:
         if lead:
             g = self.reduce_sum(g, list(range(lead)), keepdims=False)
         return g
+
+    def zeros_like(self, x: SSAValue) -> SSAValue:
+        return self.broadcast_like(self.const(0.0, x), x)
 
     def broadcast_like(self, g: SSAValue, x: SSAValue) -> SSAValue:
         """Broadcast `g` (x's shape with some dims 1 or missing at the front) to x's shape."""

@@ -150,6 +150,24 @@ class FoldConstantCondition(RewritePattern):
             rewriter.replace(op, [], [chosen])
 
 
+@nn.canonicalizes(nn.ScanOp)
+class DropUnusedSavedCarries(RewritePattern):
+    """A loop whose saved carries (`saves_carries`, kept by autodiff's forward sweep) no
+    derivative reads: the same loop without them."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.ScanOp, rewriter: PatternRewriter) -> None:
+        k = len(op.inits)
+        if op.saves_carries is None or any(r.uses for r in op.ys[len(op.ys) - k :]):
+            return
+        end = op.yielded
+        rewriter.replace_op(end, nn.YieldOp(list(end.values)[: len(end.values) - k]))
+        body = op.detach_region(op.body)
+        plain = nn.ScanOp(list(op.inits), list(op.xs), list(op.consts), body, op.is_reverse)
+        plain.location = op.location
+        rewriter.replace_op(op, plain, [*plain.results, *[None] * k])
+
+
 @nn.canonicalizes(nn.TransposeOp)
 class FoldTransposes(RewritePattern):
     """`transpose(transpose(x, p), q)` -> `transpose(x, p∘q)`; an identity permutation -> `x`."""

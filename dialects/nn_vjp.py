@@ -1,7 +1,9 @@
 """Derivative rules of the `nn` dialect: one vector-Jacobian product per differentiable op.
 
-`VJP[OpClass](e, op, g, needs)` gets the op's result cotangent `g` and returns one cotangent
-per operand (None where `needs` says the operand is inactive or where it has no derivative).
+`VJP[OpClass](e, op, g, needs)` gets the op's result cotangent `g` (a list with one entry
+per result, None where none flows, for an op of several results: `nn.scan`) and returns one
+cotangent per operand (None where `needs` says the operand is inactive or where it has no
+derivative). The sweeps that run the rules over a function or a loop's step end the file.
 The rules write their IR through `nn_builder.Emitter`, which places every op at the forward op's
 location.
 
@@ -17,14 +19,18 @@ reduce_max shares ties equally, max_pool2d gives each window's gradient to its f
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.dialects.builtin import TensorType
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.rewriter import InsertPoint, Rewriter
 
 from . import nn
 from .nn_builder import Emitter, NoDerivative
 from .registry import Registry
-from .shapes import DYN, ShapeError, format_type, is_float
+from .shapes import DYN, ShapeError, format_type, is_float, shapes_compatible
+from .traits import NotDifferentiable, ShapeOnly
 
 Rule = Callable[[Emitter, Operation, SSAValue, Sequence[bool]], Sequence[SSAValue | None]]
 VJP: Registry[Rule] = Registry("derivative")
@@ -391,6 +397,116 @@ def _slice_grad(e, op, h, needs):
     return [e.op(nn.SliceOp, h, **_slice_props(op))]
 
 
+# --- loops -------------------------------------------------------------------------------------
+
+
+@rule(nn.ScanOp)
+def _scan(e, op: nn.ScanOp, gs, needs):
+    """The backward loop: steps in the opposite order, carrying the carries' cotangents and the
+    sums of the `with` values' cotangents, and outputting the sequences' cotangents. Each step
+    recomputes the forward step's inside from the carry it started from (saved by the forward
+    sweep) and runs the reverse sweep over it."""
+    if op.saves_carries is None:
+        raise NoDerivative("nn.scan: the forward sweep did not save the loop's carries")
+    if not all(is_float(v.type) for v in [*op.inits, *op.ys]):
+        raise NoDerivative("nn.scan: a loop with integer carries or outputs has no derivative")
+    k, m = len(op.inits), len(op.xs)
+    # The saved carries are outputs too: a derivative of this derivative gives them cotangents.
+    outputs, saved = list(op.ys), list(op.ys[len(op.ys) - k :])
+    gs = list(gs) if isinstance(gs, Sequence) else [gs]
+    with_g = [j for j, g in enumerate(gs[k : k + len(outputs)]) if g is not None]
+    want_x = [i for i in range(m) if needs[k + i]]
+    want_c = [j for j, c in enumerate(op.consts) if needs[k + m + j] and is_float(c.type)]
+    step = Block(
+        arg_types=[
+            *(v.type for v in op.inits),  # the carries' cotangents
+            *(op.consts[j].type for j in want_c),  # the sums of the `with` cotangents
+            *(step_type(outputs[j]) for j in with_g),  # this step's output cotangents
+            *(v.type for v in op.inits),  # the carries the forward step started from
+            *(a.type for a in op.step.args[k:]),  # its slices and `with` values
+        ]
+    )
+    args = list(step.args)
+    for arg in args:
+        arg.location = e.location
+    g_carry, sums = args[:k], args[k : k + len(want_c)]
+    g_out = args[k + len(want_c) : k + len(want_c) + len(with_g)]
+    forward_args = args[k + len(want_c) + len(with_g) :]
+    cotangents = sweep_step(
+        op, step, forward_args, g_carry, dict(zip(with_g, g_out)), want_x, want_c
+    )
+    inner = Emitter(InsertPoint.at_end(step), op.location)
+    d_carry, d_x, d_c = (
+        cotangents[:k],
+        cotangents[k : k + len(want_x)],
+        cotangents[k + len(want_x) :],
+    )
+    next_sums = [inner.add(s, d) for s, d in zip(sums, d_c)]
+    end = nn.YieldOp([*d_carry, *next_sums, *d_x])
+    end.location = e.location
+    step.add_op(end)
+    back = nn.ScanOp(
+        [*(g if g is not None else e.zeros_like(f) for g, f in zip(gs[:k], op.finals)),
+         *(e.zeros_like(op.consts[j]) for j in want_c)],
+        [*(gs[k + j] for j in with_g), *saved, *op.xs],
+        list(op.consts),
+        Region(step),
+        reverse=not op.is_reverse,
+    )  # fmt: skip
+    back.location = e.location
+    Rewriter.insert_op(back, e.insertion)
+    d_inits, d_consts = list(back.finals[:k]), dict(zip(want_c, back.finals[k:]))
+    d_xs = dict(zip(want_x, back.ys))
+    return [
+        *(d if need else None for d, need in zip(d_inits, needs)),
+        *(d_xs.get(i) for i in range(m)),
+        *(d_consts.get(j) for j in range(len(op.consts))),
+    ]
+
+
+def sweep_step(
+    op: nn.ScanOp,
+    step: Block,
+    forward_args: Sequence[SSAValue],
+    g_carry: Sequence[SSAValue],
+    g_out: dict[int, SSAValue],
+    want_x: Sequence[int],
+    want_c: Sequence[int],
+) -> list[SSAValue]:
+    """In the backward loop's `step`: the forward step recomputed from `forward_args`, then its
+    reverse sweep from the cotangents of its next carries and outputs. Returns the cotangents
+    of its carries, of the slices `want_x` and of the `with` values `want_c`, each of its
+    value's exact type (zero where none flows)."""
+    k, m = len(op.inits), len(op.xs)
+    at = InsertPoint.at_end(step)
+    placed = dict(zip(op.step.args, forward_args))
+    pairs = place_forward([o for o in op.step.ops if o is not op.yielded], placed, at)
+    yielded = [placed.get(v, v) for v in op.yielded.values]
+    here = Emitter(at, op.location)
+    seeds: dict[SSAValue, SSAValue] = {}
+    for value, g in [*zip(yielded, g_carry), *((yielded[k + j], g) for j, g in g_out.items())]:
+        seeds[value] = here.add(seeds[value], g) if value in seeds else g
+    carries, slices, consts = forward_args[:k], forward_args[k : k + m], forward_args[k + m :]
+    wanted = [*carries, *(slices[i] for i in want_x), *(consts[j] for j in want_c)]
+    cotangents = backpropagate([(p, p) for _, p in pairs], seeds, wanted, at)
+    return [
+        exactly(here, c, w.type) if c is not None else here.zeros_like(w)
+        for c, w in zip(cotangents, wanted)
+    ]
+
+
+def step_type(sequence: SSAValue) -> TensorType:
+    t = sequence.type
+    return TensorType(t.element_type, t.get_shape()[1:])
+
+
+def exactly(e: Emitter, value: SSAValue, t: Attribute) -> SSAValue:
+    """`value` with type `t` (a `?` made static or back), as a loop's carry must keep it."""
+    if value.type == t:
+        return value
+    return e.op(nn.CastOp, value, result_type=t)
+
+
 def vjp(e: Emitter, op: Operation, g: SSAValue, needs: Sequence[bool]) -> list[SSAValue | None]:
     """The cotangents of `op`'s operands; raises NoDerivative with a user-facing reason."""
     rule_fn = VJP.get(type(op))
@@ -400,3 +516,117 @@ def vjp(e: Emitter, op: Operation, g: SSAValue, needs: Sequence[bool]) -> list[S
         return list(rule_fn(e, op, g, needs))
     except ShapeError as err:
         raise NoDerivative(f"{op.name}: {err}") from None
+
+
+# --- the sweeps --------------------------------------------------------------------------------
+#
+# Reverse mode over straight-line IR: `autodiff` runs these over a function's inlined body, and
+# the rule of `nn.scan` over one step of the loop, inside the backward loop's region. The
+# forward sweep copies the ops to differentiate and makes each loop among them keep the carries
+# its steps start from (`with_saved_carries`), so that the backward loop can recompute a step's
+# inside from them: one carry per step is stored, not every value of every step, and a step's
+# work is done twice. Canonicalization drops the saved carries where no derivative reads them.
+
+
+def differentiable_edge(op: Operation) -> bool:
+    """Whether a cotangent can flow from `op`'s result to its operands."""
+    if op.has_trait(NotDifferentiable) or op.has_trait(ShapeOnly):
+        return False
+    return all(is_float(r.type) for r in op.results)
+
+
+@dataclass
+class Activity:
+    """Which values of straight-line `ops` carry derivatives between values and `outputs`."""
+
+    ops: Sequence[Operation]
+    outputs: Sequence[SSAValue]
+
+    def forward(self, sources: set[SSAValue], through_all: bool) -> set[SSAValue]:
+        reached = set(sources)
+        for op in self.ops:
+            if any(o in reached for o in op.operands) and (through_all or differentiable_edge(op)):
+                reached.update(op.results)
+        return reached
+
+    def backward(self, through_all: bool) -> set[SSAValue]:
+        reached = set(self.outputs)
+        for op in reversed(self.ops):
+            if any(r in reached for r in op.results) and (through_all or differentiable_edge(op)):
+                reached.update(op.operands)
+        return reached
+
+
+def place_forward(
+    ops: Sequence[Operation], placed: dict[SSAValue, SSAValue], at: InsertPoint
+) -> list[tuple[Operation, Operation]]:
+    """Copy `ops` at `at`, their operands mapped through `placed` (which learns the copies'
+    results); each loop saves its carries. Returns (original, copy) pairs."""
+    pairs = []
+    for op in ops:
+        copy = op.clone(value_mapper=placed)
+        Rewriter.insert_op(copy, at)
+        if isinstance(copy, nn.ScanOp) and copy.saves_carries is None:
+            copy = with_saved_carries(copy)
+            placed.update(zip(op.results, copy.results))
+        pairs.append((op, copy))
+    return pairs
+
+
+def with_saved_carries(scan: nn.ScanOp) -> nn.ScanOp:
+    """Replace `scan` by the same loop that also outputs, after its own outputs, the carries
+    each step starts from (`[T, ...]` each)."""
+    k = len(scan.inits)
+    step = scan.step
+    old_yield = scan.yielded
+    new_yield = nn.YieldOp([*old_yield.values, *step.args[:k]])
+    new_yield.location = old_yield.location
+    Rewriter.replace_op(old_yield, new_yield)
+    body = scan.detach_region(scan.body)
+    saving = nn.ScanOp(
+        list(scan.inits), list(scan.xs), list(scan.consts), body, scan.is_reverse, True
+    )
+    saving.location = scan.location
+    Rewriter.replace_op(scan, saving, saving.results[: len(scan.results)])
+    return saving
+
+
+def backpropagate(
+    pairs: Sequence[tuple[Operation, Operation]],
+    seeds: Mapping[SSAValue, SSAValue],
+    wanted: Sequence[SSAValue],
+    at: InsertPoint,
+) -> list[SSAValue | None]:
+    """The reverse sweep: the cotangents of `wanted` (None where none flows), given the
+    cotangents `seeds` of some values. Values are keyed by the first op of each pair, and each
+    op's rule runs on the second (the forward sweep's copy); every adjoint op is inserted at
+    `at` and located at the op it differentiates."""
+    keys = [op for op, _ in pairs]
+    activity = Activity(keys, list(seeds))
+    needed = activity.forward(set(wanted), through_all=False) & activity.backward(False)
+    adjoint: dict[SSAValue, SSAValue] = dict(seeds)
+    for op, copy in reversed(pairs):
+        gs = [adjoint.get(r) for r in op.results]
+        needs = [o in needed for o in op.operands]
+        if all(g is None for g in gs) or not any(needs):
+            continue
+        e = Emitter(at, copy.location)
+        try:
+            cotangents = vjp(e, copy, gs[0] if len(gs) == 1 else gs, needs)
+        except NoDerivative as err:
+            err.location = err.location or copy.location
+            raise
+        for operand, need, c in zip(op.operands, needs, cotangents):
+            if not need or c is None:
+                continue
+            check_cotangent(copy, operand, c)
+            adjoint[operand] = e.add(adjoint[operand], c) if operand in adjoint else c
+    return [adjoint.get(w) for w in wanted]
+
+
+def check_cotangent(op: Operation, operand: SSAValue, cotangent: SSAValue) -> None:
+    t, c = operand.type, cotangent.type
+    if t.element_type != c.element_type or not shapes_compatible(t.get_shape(), c.get_shape()):
+        raise AssertionError(
+            f"derivative rule of {op.name} produced {format_type(c)} for {format_type(t)}"
+        )

@@ -37,10 +37,10 @@ RESERVED = frozenset(
 
 BUILTINS = (
     "abs", "argmax", "avg_pool2d", "broadcast_to", "cast", "concat", "conv2d", "erf", "exp",
-    "gather", "gelu", "grad", "iota", "len", "log", "log_softmax", "matmul", "max", "max_pool2d",
-    "maximum", "mean", "minimum", "numel", "one_hot", "random_uniform", "range", "relu", "reshape",
-    "sigmoid", "size", "softmax", "sqrt", "sum", "tanh", "training", "transpose",
-    "value_and_grad", "where",
+    "full", "gather", "gelu", "grad", "iota", "len", "log", "log_softmax", "matmul", "max",
+    "max_pool2d", "maximum", "mean", "minimum", "numel", "one_hot", "ones", "random_uniform",
+    "range", "relu", "reshape", "scan", "sigmoid", "size", "softmax", "sqrt", "sum", "tanh",
+    "training", "transpose", "value_and_grad", "where", "zeros",
 )  # fmt: skip
 """The language's builtin functions (`irnet.builtins.BUILTINS`)."""
 

@@ -12,16 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xdsl.dialects.builtin import StringAttr, TensorType, UnitAttr
+from xdsl.dialects.builtin import StringAttr, TensorType, UnitAttr, i1
 from xdsl.ir import Attribute, SSAValue
 
 from irnet.dialects import nn
-from irnet.dialects.shapes import DYN
+from irnet.dialects.shapes import DYN, dtype_name
 from irnet.dialects.traits import Elementwise
 
+from . import loops
 from .ast import Loc
 from .diagnostics import IrnError
-from .function_builder import FunctionBuilder, GradFn
+from .function_builder import FunctionBuilder, GradFn, RuntimeDim, describe
 from .imports import FunctionRef
 
 UNROLL_LIMIT = 10_000
@@ -170,6 +171,104 @@ def _broadcast_to(fb: FunctionBuilder, loc: Loc, x, shape, like) -> SSAValue:
         raise IrnError(f"broadcast_to(): sizes cannot be negative, got {sizes}", loc)
     target = TensorType(x.type.element_type, sizes)
     return fb.op(nn.BroadcastToOp, [x], loc, result_type=target)
+
+
+# --- filled tensors ----------------------------------------------------------------------------
+
+
+@builtin("zeros", "shape", dtype="f32")
+def _zeros(fb: FunctionBuilder, loc: Loc, shape, dtype) -> SSAValue:
+    return fill(fb, loc, "zeros", shape, 0, dtype)
+
+
+@builtin("ones", "shape", dtype="f32")
+def _ones(fb: FunctionBuilder, loc: Loc, shape, dtype) -> SSAValue:
+    return fill(fb, loc, "ones", shape, 1, dtype)
+
+
+@builtin("full", "shape", "value", dtype="f32")
+def _full(fb: FunctionBuilder, loc: Loc, shape, value, dtype) -> SSAValue:
+    return fill(fb, loc, "full", shape, value, dtype)
+
+
+def fill(fb: FunctionBuilder, loc: Loc, name: str, shape: Any, value: Any, dtype: Any) -> SSAValue:
+    """A tensor of `shape` holding `value` everywhere: the scalar broadcast to it. A size known
+    only at run time comes from the argument whose type bound that dim, as a `like` operand
+    that sizes just those axes (`like_axes`); one broadcast per such argument."""
+    element = fb.dtype(dtype, loc)
+    filled = fill_value(fb, loc, name, value, element)
+    sizes, sources = fill_shape(fb, loc, name, shape)
+    if not sources:
+        target = TensorType(element, sizes)
+        return filled if not sizes else fb.op(nn.BroadcastToOp, [filled], loc, result_type=target)
+    by_argument: dict[SSAValue, dict[int, int]] = {}
+    for axis, (argument, arg_axis) in sources.items():
+        by_argument.setdefault(argument, {})[axis] = arg_axis
+    sized: set[int] = set()
+    for argument, axes in by_argument.items():
+        # The `?` axes an earlier broadcast sized stay `?` (the input sizes them); those of
+        # later arguments stay 1 until their turn.
+        sized |= axes.keys()
+        step = [1 if i in sources and i not in sized else s for i, s in enumerate(sizes)]
+        like_axes = nn.int_array([axes.get(i, -1) for i in range(len(sizes))])
+        target = TensorType(element, step)
+        filled = fb.op(
+            nn.BroadcastToOp, [filled, argument], loc, result_type=target, like_axes=like_axes
+        )
+    return filled
+
+
+def fill_value(fb: FunctionBuilder, loc: Loc, name: str, value: Any, element) -> SSAValue:
+    """The value of a fill as a scalar of its dtype: a number (true or false for bool), or a
+    scalar tensor of that dtype."""
+    if isinstance(value, SSAValue):
+        t = value.type
+        if not isinstance(t, TensorType) or t.get_num_dims() != 0 or t.element_type != element:
+            raise IrnError(
+                f"{name}(): the value must be a number or a scalar {dtype_name(element)} "
+                f"tensor, got {describe(value)}",
+                loc,
+            )
+        return value
+    if element == i1:
+        if not isinstance(value, int) or value not in (0, 1):  # true and false are ints
+            message = f"{name}(): a bool tensor holds true or false, got {describe(value)}"
+            raise IrnError(message, loc)
+        return fb.constant(int(value), i1, loc)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IrnError(f"{name}(): the value must be a number, got {describe(value)}", loc)
+    return fb.tensor(value, loc, TensorType(element, []))
+
+
+def fill_shape(
+    fb: FunctionBuilder, loc: Loc, name: str, shape: Any
+) -> tuple[list[int], dict[int, tuple[SSAValue, int]]]:
+    """The sizes of a fill's shape (`zeros(3)` is `zeros([3])`), `?` for a dim known only at
+    run time, and for each of those axes the argument and axis whose run-time size it is."""
+    if isinstance(shape, int | RuntimeDim) and not isinstance(shape, bool):
+        shape = [shape]
+    if not isinstance(shape, list):
+        raise IrnError(f"{name}(): the shape must be a list of sizes, got {describe(shape)}", loc)
+    sizes: list[int] = []
+    sources: dict[int, tuple[SSAValue, int]] = {}
+    for entry in shape:
+        if isinstance(entry, RuntimeDim):
+            source = fb.dim_source(entry.spelling)
+            if source is None:
+                raise IrnError(
+                    f"{name}(): the size {entry.spelling} is computed from dimensions known "
+                    "only at run time; a run-time size must be a dimension of an argument, "
+                    "such as N",
+                    loc,
+                )
+            sources[len(sizes)] = source
+            sizes.append(DYN)
+            continue
+        size = fb.int(entry, f"{name}(): every size", loc)
+        if size < 0:
+            raise IrnError(f"{name}(): sizes cannot be negative, got {size}", loc)
+        sizes.append(size)
+    return sizes, sources
 
 
 # --- reductions --------------------------------------------------------------------------------
@@ -332,6 +431,11 @@ def _numel(fb: FunctionBuilder, loc: Loc, x, axis) -> SSAValue:
         if not -rank <= a < rank:
             raise IrnError(f"numel(): axis {a} is out of range for rank {rank}", loc)
     return fb.op(nn.AxisSizeOp, [x], loc, axes=nn.int_array(sorted({a % rank for a in axes})))
+
+
+# --- loops -------------------------------------------------------------------------------------
+
+builtin("scan", "cell", "init", "xs", axis=0, reverse=False)(loops.scan)
 
 
 # --- derivatives -------------------------------------------------------------------------------

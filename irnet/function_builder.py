@@ -105,6 +105,13 @@ class ModuleGenerator(Protocol):
         self, fb: FunctionBuilder, grad: GradFn, node: ast.Call, args: list, keywords: list
     ) -> Any: ...
 
+    def instantiate(
+        self, fb: FunctionBuilder, ref: FunctionRef, loc: ast.Loc, args: list, keywords: list
+    ) -> tuple[Any, list[SSAValue], list[str]]:
+        """The function a call of `ref` specialises to (its symbol, result type and state),
+        the call's operands, and the names of the state it updates."""
+        ...
+
 
 @dataclass
 class FunctionBuilder:
@@ -115,6 +122,9 @@ class FunctionBuilder:
     block: Block = field(default_factory=Block)
     env: dict[str, Any] = field(default_factory=dict)
     dims: dict[str, int] = field(default_factory=dict)
+    dim_sources: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """For each dim bound to a run-time size (`?`), the index of the argument whose type bound
+    it and the axis: what sizes a tensor built to a shape that names the dim (`zeros([N, 4])`)."""
     params: list[ParamInfo] = field(default_factory=list)
     param_args: dict[str, SSAValue] = field(default_factory=dict)
     arg_attrs: list[dict[str, Attribute]] = field(default_factory=list)
@@ -140,6 +150,21 @@ class FunctionBuilder:
         arg.name_hint = name
         self.arg_attrs.append(attrs)
         return arg
+
+    def bind_runtime_dim(self, name: str, axis: int) -> None:
+        """Dim `name` is the run-time size of `axis` of the next argument: the one whose
+        declared type is being read (its argument is added right after)."""
+        self.dims[name] = DYN
+        self.dim_sources[name] = (len(self.block.args), axis)
+
+    def dim_source(self, name: str) -> tuple[SSAValue, int] | None:
+        """The argument and axis whose run-time size dim `name` is; None for any other name."""
+        if name not in self.dim_sources:
+            return None
+        index, axis = self.dim_sources[name]
+        arg = self.block.args[index]
+        assert isinstance(arg.type, TensorType) and arg.type.get_shape()[axis] == DYN, name
+        return arg, axis
 
     def parameter(self, info: ParamInfo) -> SSAValue:
         """The argument of a parameter, or the current value of a state tensor; added as an

@@ -227,7 +227,7 @@ class IRGen:
         return spec
 
     def instantiate(
-        self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords
+        self, fb: FunctionBuilder, ref: FunctionRef, loc: ast.Loc, args, keywords
     ) -> tuple[Spec, list[SSAValue], list[str]]:
         """The function generated for this call, the call's operands (its tensor arguments,
         then the parameters and state this call site owns) and the caller's names of those
@@ -235,7 +235,7 @@ class IRGen:
         fn = ref.fn
         names = [a.name for a in fn.args]
         defaults = {a.name for a in fn.args if a.default is not None}
-        bound = bind_arguments(fn.name, names, defaults, args, keywords, node.loc)
+        bound = bind_arguments(fn.name, names, defaults, args, keywords, loc)
         if fn.kind == "model":
             spec = self.model_spec(ref)
             inputs = self.functions[spec.symbol].args
@@ -246,13 +246,13 @@ class IRGen:
                     raise IrnError(
                         f"argument '{arg.name}' of model {fn.name} expects "
                         f"{format_type(expected.type)}, got {got}",
-                        node.loc,
+                        loc,
                     )
         else:
             fill_defaults(fb, ref, bound)
             for arg in fn.args:
-                bound[arg.name] = scalar_argument(fb, arg, bound[arg.name], node.loc)
-            spec = self.specialise(ref, bound, node.loc)
+                bound[arg.name] = scalar_argument(fb, arg, bound[arg.name], loc)
+            spec = self.specialise(ref, bound, loc)
         own_params = fn.kind == "model" and fb.shares_params_of == spec.symbol
         prefix = "" if own_params else fb.instance_prefix + fb.next_instance(fn.name) + "."
         operands = [bound[a.name] for a in fn.args if isinstance(a.type, ast.TensorTypeExpr)]
@@ -263,7 +263,7 @@ class IRGen:
         return spec, [*operands, *params], [prefix + s.name for s in spec.states]
 
     def call(self, fb: FunctionBuilder, ref: FunctionRef, node: ast.Call, args, keywords):
-        spec, operands, states = self.instantiate(fb, ref, node, args, keywords)
+        spec, operands, states = self.instantiate(fb, ref, node.loc, args, keywords)
         operands = self.fit_operands(fb, spec, operands, node.loc)
         types = [spec.result_type, *(s.type for s in spec.states)]
         result = fb.emit(func.CallOp(spec.symbol, operands, types), node.loc)
@@ -288,7 +288,7 @@ class IRGen:
     def derivative(self, fb: FunctionBuilder, grad: GradFn, node: ast.Call, args, keywords):
         """`grad(f, wrt=...)(args)`: an `ad.grad` (or `ad.value_and_grad`) request. One
         gradient per `wrt` entry; `value_and_grad` gives the value first."""
-        spec, operands, states = self.instantiate(fb, grad.function, node, args, keywords)
+        spec, operands, states = self.instantiate(fb, grad.function, node.loc, args, keywords)
         result = spec.result_type
         if result.get_num_dims() != 0 or result.element_type not in (f32, f64):
             raise IrnError(
@@ -400,7 +400,9 @@ def run_statement(fb: FunctionBuilder, stmt: ast.Stmt) -> tuple[Any, ast.Loc] | 
                 )
             if not isinstance(items, list):
                 raise IrnError(
-                    f"`for` loops run over a compile-time list, got {describe(items)}", iterable.loc
+                    f"`for` loops run over a compile-time list, got {describe(items)}; a loop "
+                    "over a run-time extent is `scan(cell, init, xs)`",
+                    iterable.loc,
                 )
             for item in items:
                 fb.env[var] = item
@@ -485,13 +487,14 @@ def initializer(fb: FunctionBuilder, expr: ast.Expr) -> tuple[str, dict[str, flo
 
 
 def signature_type(fb: FunctionBuilder, type_expr: ast.TensorTypeExpr) -> TensorType:
-    """The IR type of a model input: new names become symbolic dims, printed `?`."""
+    """The IR type of a model input, the next argument of `fb`: new names become symbolic dims,
+    printed `?`, sized at run time by this input."""
     shape = []
-    for dim in type_expr.dims:
+    for axis, dim in enumerate(type_expr.dims):
         if isinstance(dim, ast.Ellipsis):
             raise IrnError("`...` is not allowed in a model signature; give every dim", dim.loc)
         if isinstance(dim, ast.Name) and dim.id not in fb.dims and dim.id not in fb.env:
-            fb.dims[dim.id] = DYN
+            fb.bind_runtime_dim(dim.id, axis)
         size = evaluate_dim(fb, dim)
         if size < 0 and size != DYN:
             raise IrnError(f"a negative dimension ({size}) is not allowed", dim.loc)
@@ -536,11 +539,14 @@ def match_argument(
     aligned = expand_ellipsis(declared.dims, actual.get_num_dims())
     if aligned is None:
         raise mismatch
-    for dim, size in zip(aligned, actual.get_shape()):
+    for axis, (dim, size) in enumerate(zip(aligned, actual.get_shape())):
         if dim is None or isinstance(dim, ast.Dynamic):
             continue
         if isinstance(dim, ast.Name) and dim.id not in fb.dims and dim.id not in fb.env:
-            fb.dims[dim.id] = size
+            if size == DYN:  # sized by the argument this value becomes, added next
+                fb.bind_runtime_dim(dim.id, axis)
+            else:
+                fb.dims[dim.id] = size
             continue
         expected = evaluate_dim(fb, dim)
         if expected != size and DYN not in (expected, size):

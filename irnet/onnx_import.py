@@ -16,7 +16,9 @@ program reads like hand-written `.irn` and its parameters get the layers' names 
   group is `conv1d`; 2-D pools without padding are `max_pool` and
   `avg_pool`; `Flatten` of a 4-D tensor at axis 1 is `flatten`;
 - `BatchNormalization` of a 4-D tensor is `batch_norm`, `LayerNormalization` over the last axis
-  is `layer_norm`, `Gather` from a constant table along axis 0 is `embedding`.
+  is `layer_norm`, `Gather` from a constant table along axis 0 is `embedding`;
+- a constant counting 0, 1, ... along one axis (a `Range` reshaped) `Expand`ed to the shape of a
+  tensor is `iota`, as irnet exports it (a causal mask: `where(iota(s, axis=3) > ...)`).
 
 Other constants that are weights become `param` declarations of the model (named after their
 ONNX names); scalars become literals, and integer shape and axes tensors are read at import.
@@ -418,6 +420,9 @@ class Importer:
         self.values: dict[str, Value] = {}
         self.symbolic: dict[str, np.ndarray] = {}
         """Shape vectors holding the batch (object arrays with `BATCH`), from folding `Shape`."""
+        self.shape_of: dict[str, str] = {}
+        """Each folded `Shape` of a whole tensor, by its output: the tensor measured, which
+        `Expand` to that shape names as `like` (a shape with the batch is no literal)."""
         self.names = Names()
         self.names.taken.add(name)
         self.params: dict[str, str] = {}  # irnet name -> declaration
@@ -440,7 +445,7 @@ class Importer:
         signature = self.bind_inputs()
         fold_constants(self)
         for node in self.nodes:
-            if node.index not in self.done:
+            if node.index not in self.done and not fold_node(self, node):
                 self.convert(node)
         result = self.operand(self.outputs[0])
         out = self.values.get(self.outputs[0])
@@ -715,21 +720,29 @@ def fold_constants(imp: Importer) -> None:
     which `FOLDERS` knows, in graph order: shapes for `Reshape`, a bias reshaped for a
     convolution, `Constant`s. Done before the walk, so patterns see the folded constants."""
     for node in imp.nodes:
-        folder = FOLDERS.get(node.op)
-        inputs = [i for i in node.inputs if i]
-        symbolic = any(i in imp.symbolic for i in inputs)
-        known = all(i in imp.consts or i in imp.symbolic for i in inputs) or node.op == "Shape"
-        if folder is None or node.index in imp.done or not known or len(node.outputs) != 1:
-            continue
-        if symbolic and node.op not in SHAPE_OPS:
-            continue
-        arrays = [imp.consts.get(i, imp.symbolic.get(i)) if i else None for i in node.inputs]
-        try:
-            result = np.asarray(folder(imp, node, arrays))
-        except (NotFoldable, TypeError, ValueError, IndexError):
-            continue
-        store_folded(imp, node.outputs[0], result)
-        imp.done.add(node.index)
+        fold_node(imp, node)
+
+
+def fold_node(imp: Importer, node: Node) -> bool:
+    """Fold `node` if it can be (see `fold_constants`); whether it was. The walk tries again
+    the nodes left: a `Shape` whose size ONNX inference lost (after a `Range`) folds there
+    from the shape the importer computed, and the nodes that read it after it."""
+    folder = FOLDERS.get(node.op)
+    inputs = [i for i in node.inputs if i]
+    symbolic = any(i in imp.symbolic for i in inputs)
+    known = all(i in imp.consts or i in imp.symbolic for i in inputs) or node.op == "Shape"
+    if folder is None or node.index in imp.done or not known or len(node.outputs) != 1:
+        return False
+    if symbolic and node.op not in SHAPE_OPS:
+        return False
+    arrays = [imp.consts.get(i, imp.symbolic.get(i)) if i else None for i in node.inputs]
+    try:
+        result = np.asarray(folder(imp, node, arrays))
+    except (NotFoldable, TypeError, ValueError, IndexError):
+        return False
+    store_folded(imp, node.outputs[0], result)
+    imp.done.add(node.index)
+    return True
 
 
 def store_folded(imp: Importer, name: str, result: np.ndarray) -> None:
@@ -741,11 +754,17 @@ def store_folded(imp: Importer, name: str, result: np.ndarray) -> None:
 
 
 def fold_shape(imp: Importer, node: Node, arrays: list) -> np.ndarray:
-    """The shape of a tensor, a vector with the batch as `BATCH` (`start`, `end`: opset 15)."""
-    shape = imp.inferred(node.input(0))[0]
+    """The shape of a tensor, a vector with the batch as `BATCH` (`start`, `end`: opset 15):
+    the shape the importer gave it where known (inference may lose the batch), else ONNX's."""
+    value = imp.values.get(node.input(0))
+    shape = value.shape if value is not None else None
+    if shape is None:
+        shape = imp.inferred(node.input(0))[0]
     if shape is None or None in shape:
         raise NotFoldable
     dims = list(shape)[slice(node.attr("start", 0), node.attr("end"))]
+    if len(dims) == len(shape):
+        imp.shape_of[node.outputs[0]] = node.input(0)
     return np.array(dims, dtype=object if BATCH in dims else np.int64)
 
 
@@ -809,6 +828,28 @@ def fold_shaped(imp: Importer, node: Node, arrays: list) -> np.ndarray:
     return arrays[0].reshape(SHAPERS[node.op](imp, node, arrays[0].shape))
 
 
+def fold_range(imp: Importer, node: Node, arrays: list) -> np.ndarray:
+    """`Range` of constant scalars as ONNX Runtime computes it: max(ceil((limit - start) /
+    delta), 0) elements (the difference in the inputs' dtype, the quotient in double), each
+    the previous plus delta in that dtype (for floats, not start + i * delta)."""
+    start, limit, delta = (np.asarray(a).reshape(()) for a in arrays[:3])
+    if delta == 0:
+        raise imp.refuse(node, "its delta is 0: the range never reaches its limit")
+    count = max(math.ceil(float(limit - start) / float(delta)), 0)
+    steps = np.full(count, delta, dtype=start.dtype)
+    steps[:1] = start
+    return np.add.accumulate(steps, dtype=start.dtype)
+
+
+COMPARISONS: dict[str, tuple[str, Callable[..., np.ndarray]]] = {
+    "Equal": ("==", np.equal),
+    "Less": ("<", np.less),
+    "LessOrEqual": ("<=", np.less_equal),
+    "Greater": (">", np.greater),
+    "GreaterOrEqual": (">=", np.greater_equal),
+}
+"""ONNX's comparisons: irnet's operator and NumPy's function for each."""
+
 FOLDERS: dict[str, Folder] = {
     "Constant": fold_constant,
     "Identity": lambda imp, node, a: a[0],
@@ -828,6 +869,9 @@ FOLDERS: dict[str, Folder] = {
     "Shape": fold_shape,
     "Slice": fold_slice,
     "Gather": lambda imp, node, a: np.take(a[0], a[1], axis=node.attr("axis", 0)),
+    "Range": fold_range,
+    "Where": lambda imp, node, a: np.where(*a),
+    **{op: lambda imp, node, a, f=f: f(a[0], a[1]) for op, (_, f) in COMPARISONS.items()},
 }
 """The ops computed at import when their inputs are constant: exact in NumPy (no
 transcendental functions, whose last bit may differ from a runtime's), or mere data movement.
@@ -976,6 +1020,32 @@ def pairwise(function: str) -> Converter:
         imp.emit(node.outputs[0], expr, shape, tensor.dtype)
 
     return convert
+
+
+def compare(symbol: str) -> Converter:
+    """`a > b`, `a == b`, ...: a bool tensor, broadcast as NumPy (and ONNX) do."""
+
+    def convert(imp: Importer, node: Node) -> None:
+        lhs, rhs, _ = binary_operands(imp, node)
+        shape = broadcast([imp.known_shape(n) for n in node.inputs[:2]])
+        imp.emit(node.outputs[0], f"{lhs} {symbol} {rhs}", shape, np.dtype(np.bool_))
+
+    return convert
+
+
+def convert_where(imp: Importer, node: Node) -> None:
+    """`where(cond, a, b)`, a constant scalar branch as a literal of the other's dtype. The
+    condition must be computed: a constant mask would be a bool tensor literal."""
+    cond, a, b = node.input(0), node.input(1), node.input(2)
+    if cond not in imp.values:
+        raise imp.refuse(node, f"its condition '{cond}' is a constant, which would be a bool "
+                               "tensor literal; irnet has none")  # fmt: skip
+    mask = imp.values[cond]
+    dtype = imp.dtype(a if a in imp.values or b not in imp.values else b)
+    shapes = [imp.known_shape(n) for n in (cond, a, b)]
+    beside = Value("", broadcast(shapes) or mask.shape, dtype)
+    args = [mask.expr, imp.operand(a, node, beside), imp.operand(b, node, beside)]
+    imp.emit(node.outputs[0], f"where({', '.join(args)})", broadcast(shapes), dtype)
 
 
 def convert_clip(imp: Importer, node: Node) -> None:
@@ -1631,6 +1701,64 @@ def convert_gather(imp: Importer, node: Node) -> None:
     imp.emit(node.outputs[0], f"gather({', '.join(args)})", shape, imp.dtype(data))
 
 
+def convert_range(imp: Importer, node: Node) -> None:
+    """Reached only where `fold_range` could not fold: a bound known only at run time. irnet's
+    sizes beyond the batch are static, so the range's length must be known here."""
+    names = [node.input(i) for i in range(3)]
+    name = next(n for n in names if n not in imp.consts)
+    why = "is computed from the batch size" if name in imp.symbolic else "is computed by the graph"
+    raise imp.refuse(node, f"its bound '{name}' {why}, known only at run time; irnet needs "
+                           "a range's length at compile time (constant bounds)")  # fmt: skip
+
+
+def convert_expand(imp: Importer, node: Node) -> None:
+    """`Expand` (NumPy broadcasting of the input and the shape) as `broadcast_to(x, like=t)`
+    where the shape is `Shape(t)` of a tensor `t`, else `broadcast_to(x, shape=[...])` for a
+    static one; no statement where the shape stays. A constant counting 0, 1, ... along one
+    axis (`Range` reshaped, as irnet exports `iota`) expanded to `t`'s shape is
+    `iota(t, axis=k)`, as irnet has no integer tensor literals."""
+    data, target_name = node.input(0), node.input(1)
+    target = imp.const_ints(node, 1, "shape", batch_ok=True)
+    source = imp.shape(data, node)
+    shape = broadcast([source, tuple(target)])
+    like = imp.values.get(imp.shape_of.get(target_name, ""))
+    like = like if like is not None and like.shape == shape else None
+    array = imp.const(data)
+    axis = counting_axis(array, shape) if array is not None else None
+    if like is not None and axis is not None:
+        expr = f"iota({like.expr}, axis={axis})"
+        if array.dtype != np.int64:  # iota counts in i64
+            expr = f"cast({expr}, {DTYPES[array.dtype]})"
+        imp.emit(node.outputs[0], expr, shape, array.dtype)
+        return
+    if shape == source:
+        imp.alias(node.outputs[0], data)
+        return
+    x = imp.operand(data, node)
+    if like is not None:
+        imp.emit(node.outputs[0], f"broadcast_to({x}, like={like.expr})", shape, imp.dtype(data))
+        return
+    if not all(isinstance(d, int) for d in shape):
+        raise imp.refuse(node, f"it broadcasts to {list(shape)}, a shape with the batch size "
+                               "that is not the shape of a tensor the graph computes (Shape "
+                               "of it), which broadcast_to needs as `like`")  # fmt: skip
+    imp.emit(node.outputs[0], f"broadcast_to({x}, shape={list(shape)})", shape, imp.dtype(data))
+
+
+def counting_axis(array: np.ndarray, shape: Shape) -> int | None:
+    """The axis along which constant `array`, broadcast to `shape`, holds 0, 1, 2, ... and is
+    the same across the other axes (what `iota` computes); None when there is none."""
+    if array.ndim > len(shape) or array.dtype.kind not in "iuf":
+        return None
+    aligned = array.reshape((1,) * (len(shape) - array.ndim) + array.shape)
+    for axis, size in enumerate(shape):
+        others = aligned.shape[:axis] + aligned.shape[axis + 1 :]
+        along = aligned.shape[axis] == size and all(d == 1 for d in others)
+        if along and np.array_equal(aligned.reshape(-1), np.arange(size)):
+            return axis
+    return None
+
+
 def convert_shape(imp: Importer, node: Node) -> None:
     """Reached only where `fold_shape` could not fold: a size other than the batch unknown."""
     raise imp.refuse(node, f"the shape of '{node.input(0)}' is not known here beyond the batch "
@@ -1650,6 +1778,8 @@ CONVERTERS: dict[str, Converter] = {
     "Mul": binary("*"),
     "Div": binary("/", floats_only=True),
     "Pow": binary("**", floats_only=True),
+    **{op: compare(symbol) for op, (symbol, _) in COMPARISONS.items()},
+    "Where": convert_where,
     "Max": pairwise("maximum"),
     "Min": pairwise("minimum"),
     "Clip": convert_clip,
@@ -1680,6 +1810,8 @@ CONVERTERS: dict[str, Converter] = {
     "Concat": convert_concat,
     "Slice": convert_slice,
     "Gather": convert_gather,
+    "Range": convert_range,
+    "Expand": convert_expand,
     "Constant": lambda imp, node: None,  # always folded
     "Shape": convert_shape,
 }

@@ -157,7 +157,11 @@ MISSING_STATEMENTS = {
     "if": "for a value chosen element by element use `where(cond, a, b)`",
     "elif": "for a value chosen element by element use `where(cond, a, b)`",
     "else": "for a value chosen element by element use `where(cond, a, b)`",
-    "while": "a loop is `for i in range(n) { ... }` with `n` known at compile time",
+    "while": (
+        "a loop over a run-time extent is `scan(cell, init, xs)`, which runs def `cell` on "
+        "its carry and each slice of `xs`; `for i in range(n) { ... }` repeats statements a "
+        "number of times known at compile time"
+    ),
 }
 
 

@@ -34,9 +34,17 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     TensorType,
 )
-from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
+from xdsl.interpreter import (
+    Interpreter,
+    InterpreterFunctions,
+    PythonValues,
+    ReturnedValues,
+    impl,
+    impl_terminator,
+    register_impls,
+)
 from xdsl.interpreters.func import FuncFunctions
-from xdsl.ir import Attribute, Operation
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from irnet.dialects import dist, dtypes, nn
 from irnet.dialects.formula import numpy_function
@@ -277,6 +285,39 @@ class NNFunctions(ElementwiseFunctions):
         values = np.array(op.value.get_values(), self.dtype(op.res.type))
         return self.result(op, values.reshape(op.res.type.get_shape()))
 
+    @impl(nn.ScanOp)
+    def run_scan(self, interpreter, op: nn.ScanOp, args):
+        k, m = len(op.inits), len(op.xs)
+        carries, xs, consts = list(args[:k]), args[k : k + m], args[k + m :]
+        extent = xs[0].shape[0]
+        if any(x.shape[0] != extent for x in xs):
+            lengths = ", ".join(str(x.shape[0]) for x in xs)
+            raise op_error(op, f"the sequences have different lengths ({lengths})")
+        outputs: list[PythonValues] = [()] * extent
+        for t in reversed(range(extent)) if op.is_reverse else range(extent):
+            step = (*carries, *(x[t] for x in xs), *consts)
+            values = interpreter.run_ssacfg_region(op.body, step, "nn.scan")
+            carries, outputs[t] = list(values[:k]), values[k:]
+        stacked = [
+            np.stack([out[j] for out in outputs]) if extent else self.no_steps(op, y, args)
+            for j, y in enumerate(op.ys)
+        ]
+        return (*carries, *stacked)
+
+    def no_steps(self, op: nn.ScanOp, output: SSAValue, args: PythonValues) -> np.ndarray:
+        """A loop's `output` when it has no step: empty, a step's part of it shaped as a carry
+        or a sequence's slice of its type (else its type, `?` sizes 0)."""
+        t = output.type
+        step = TensorType(t.element_type, t.get_shape()[1:])
+        like = [a.shape for v, a in zip(op.inits, args) if v.type == step]
+        like += [a.shape[1:] for v, a in zip(op.xs, args[len(op.inits) :]) if v.type == t]
+        shape = like[0] if like else [0 if d == DYN else d for d in step.get_shape()]
+        return np.zeros((0, *shape), self.dtype(t))
+
+    @impl_terminator(nn.YieldOp)
+    def run_yield(self, interpreter, op: nn.YieldOp, args):
+        return ReturnedValues(args), ()
+
     @impl(nn.TrainingOp)
     def run_training(self, interpreter, op: nn.TrainingOp, args):
         return self.result(op, np.array(self.training))
@@ -311,7 +352,12 @@ class NNFunctions(ElementwiseFunctions):
     def run_broadcast_to(self, interpreter, op: nn.BroadcastToOp, args):
         x, *like = args
         target_type = op.res.type.get_shape()
-        target = tuple(like[0].shape[i] if d == DYN else d for i, d in enumerate(target_type))
+        offset = len(target_type) - x.ndim
+        # A `?` is sized by the axis of `like` its like_axes entry names, else by the input.
+        target = tuple(
+            d if d != DYN else like[0].shape[a] if a >= 0 else x.shape[i - offset]
+            for i, (d, a) in enumerate(zip(target_type, op.like_axis_map()))
+        )
         check_static_broadcast(op, [(op.input.type.get_shape(), x.shape)], target)
         return self.result(op, np.broadcast_to(x, target))
 

@@ -2,23 +2,24 @@
 
 For a request `ad.value_and_grad @f(args) wrt [i, ...]` the pass
 1. takes `@f`'s body with its calls inlined and places a copy before the request (the forward
-   sweep, located where `@f`'s ops are);
+   sweep, located where `@f`'s ops are); each loop in it keeps the carries its steps start from;
 2. finds the active values: those that depend on a `wrt` argument through differentiable ops
    and on which the result depends;
 3. walks the forward ops backwards, asking each op's rule in `dialects/nn_vjp.py` for its
    operands' cotangents and summing the cotangents of values used more than once; every
-   adjoint op is located at the forward op it differentiates;
+   adjoint op is located at the forward op it differentiates (a loop's rule writes a backward
+   loop, whose step runs steps 2 and 3 over a recomputed forward step);
 4. replaces the request's results with the forward values (the differentiated result, then
    any auxiliary ones) and the `wrt` arguments' cotangents.
 
-Requests whose function itself contains a request are expanded after it, so the pass works on
-its own output: a gradient of a gradient (a Hessian-vector product) is an ordinary request.
-Afterwards canonicalize, CSE and DCE leave only the work the gradients need.
+Steps 1 to 3 are the sweeps at the end of `dialects/nn_vjp.py`, shared with the rule of
+`nn.scan`. Requests whose function itself contains a request are expanded after it, so the
+pass works on its own output: a gradient of a gradient (a Hessian-vector product) is an
+ordinary request. Afterwards canonicalize, CSE and DCE leave only the work the gradients need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -35,9 +36,7 @@ from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 from irnet.diagnostics import error_at
 from irnet.dialects.ad import GradRequestOp
 from irnet.dialects.nn_builder import Emitter, NoDerivative
-from irnet.dialects.nn_vjp import vjp
-from irnet.dialects.shapes import format_type, is_float, shapes_compatible
-from irnet.dialects.traits import NotDifferentiable, ShapeOnly
+from irnet.dialects.nn_vjp import Activity, backpropagate, differentiable_edge, place_forward
 from irnet.lowering.inline import drop_unused_private_functions, inline_call
 
 
@@ -73,39 +72,10 @@ def has_request(module: ModuleOp, function: func.FuncOp, seen: set[str] | None =
     return False
 
 
-def differentiable_edge(op: Operation) -> bool:
-    """Whether a cotangent can flow from `op`'s result to its operands."""
-    if op.has_trait(NotDifferentiable) or op.has_trait(ShapeOnly):
-        return False
-    return all(is_float(r.type) for r in op.results)
-
-
-@dataclass
-class Activity:
-    """Which values of a flat function carry derivatives from `sources` to `output`."""
-
-    ops: Sequence[Operation]
-    output: SSAValue
-
-    def forward(self, sources: set[SSAValue], through_all: bool) -> set[SSAValue]:
-        reached = set(sources)
-        for op in self.ops:
-            if any(o in reached for o in op.operands) and (through_all or differentiable_edge(op)):
-                reached.update(op.results)
-        return reached
-
-    def backward(self, through_all: bool) -> set[SSAValue]:
-        reached = {self.output}
-        for op in reversed(self.ops):
-            if any(r in reached for r in op.results) and (through_all or differentiable_edge(op)):
-                reached.update(op.operands)
-        return reached
-
-
 def check_reachable(activity: Activity, arg: SSAValue, name: str, where: Operation) -> None:
     """Raise if `arg` reaches the output only through ops without derivatives."""
     influences = activity.backward(through_all=True)
-    if arg not in influences or activity.output in activity.forward({arg}, through_all=False):
+    if arg not in influences or activity.outputs[0] in activity.forward({arg}, through_all=False):
         return
     active = activity.forward({arg}, through_all=False)
     for op in activity.ops:
@@ -125,60 +95,29 @@ def expand(module: ModuleOp, request: GradRequestOp) -> None:
     ret = block.last_op
     assert isinstance(ret, func.ReturnOp)
     ops = [op for op in block.ops if op is not ret]
-    activity = Activity(ops, ret.arguments[0])
+    activity = Activity(ops, [ret.arguments[0]])
     wrt = request.wrt_indices
     for i in wrt:
         name = block.args[i].name_hint or f"#{i}"
         check_reachable(activity, block.args[i], name, request)
-    active = activity.forward({block.args[i] for i in wrt}, through_all=False)
-    needed = active & activity.backward(through_all=False)
 
     # Forward sweep: the callee's ops, placed before the request.
     at = InsertPoint.before(request)
     placed: dict[SSAValue, SSAValue] = dict(zip(block.args, request.args))
-    pairs = []
-    for op in ops:
-        copy = op.clone(value_mapper=placed)
-        Rewriter.insert_op(copy, at)
-        pairs.append((op, copy))
-    output = placed[activity.output]
+    pairs = place_forward(ops, placed, at)
+    output = ret.arguments[0]
 
     # Reverse sweep: cotangents keyed by the callee's values, built from the placed ones.
     here = Emitter(at, request.location)
-    adjoint: dict[SSAValue, SSAValue] = {
-        activity.output: request.seed if request.seed is not None else here.const(1.0, output)
-    }
-    for op, copy in reversed(pairs):
-        g = adjoint.get(op.results[0]) if op.results else None
-        needs = [o in needed for o in op.operands]
-        if g is None or not any(needs):
-            continue
-        e = Emitter(at, copy.location)
-        try:
-            cotangents = vjp(e, copy, g, needs)
-        except NoDerivative as err:
-            raise error_at(str(err), copy.location) from None
-        for operand, need, c in zip(op.operands, needs, cotangents):
-            if not need or c is None:
-                continue
-            check_cotangent(copy, operand, c)
-            adjoint[operand] = e.add(adjoint[operand], c) if operand in adjoint else c
-    grads = [adjoint.get(block.args[i]) or zeros_like(here, request.args[i]) for i in wrt]
+    seed = request.seed if request.seed is not None else here.const(1.0, placed[output])
+    try:
+        cotangents = backpropagate(pairs, {output: seed}, [block.args[i] for i in wrt], at)
+    except NoDerivative as err:
+        raise error_at(str(err), err.location or request.location) from None
+    grads = [c or here.zeros_like(request.args[i]) for c, i in zip(cotangents, wrt)]
     values = [placed.get(r, r) for r in ret.arguments]
     results = [*values, *grads] if request.WITH_VALUE else grads
     Rewriter.replace_op(request, [], results)
-
-
-def check_cotangent(op: Operation, operand: SSAValue, cotangent: SSAValue) -> None:
-    t, c = operand.type, cotangent.type
-    if t.element_type != c.element_type or not shapes_compatible(t.get_shape(), c.get_shape()):
-        raise AssertionError(
-            f"derivative rule of {op.name} produced {format_type(c)} for {format_type(t)}"
-        )
-
-
-def zeros_like(e: Emitter, value: SSAValue) -> SSAValue:
-    return e.broadcast_like(e.const(0.0, value), value)
 
 
 @dataclass(frozen=True)

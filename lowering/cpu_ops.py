@@ -38,6 +38,9 @@ def lower_training(f: FunctionEmitter, op: nn.TrainingOp) -> None:
     f.names[op.res] = "v_training"
 
 
+CPU_LOWERINGS.register(nn.ScanOp)(FunctionEmitter.scan_site)
+
+
 @CPU_LOWERINGS.register(nn.MatmulOp)
 def lower_matmul(f: FunctionEmitter, op: nn.MatmulOp) -> None:
     """A matmul that fusion left alone: a matmul site without epilogue."""

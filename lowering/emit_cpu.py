@@ -202,6 +202,10 @@ class ModuleEmitter:
             self.specialised[special] = code
         return self.helper(special), []
 
+    def add_lines(self, lines: list[str]) -> None:
+        """Add a function to the entry points' part of the module (a loop's step)."""
+        self.entry_lines += lines
+
     def add_site(self, site: Site) -> None:
         self.sites.append(site)
         self.kernel_sites.setdefault(site.kernel, []).append(site.index)

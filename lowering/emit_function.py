@@ -15,7 +15,7 @@ from typing import Protocol
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, StringAttr, TensorType
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from irnet.diagnostics import IrnError
 from irnet.dialects import nn
@@ -47,6 +47,20 @@ class CpuOptions:
 
     def key(self) -> str:
         return f"float_dtype={self.float_dtype},parallel={self.parallel}"
+
+
+@dataclass(frozen=True)
+class Body:
+    """What an entry point runs: a function's body, or the step of a loop (`nn.scan`), which
+    the emitted code calls as a function of its own."""
+
+    symbol: str
+    block: Block
+    result_types: Sequence[Attribute]
+
+    @classmethod
+    def of(cls, fn: func.FuncOp) -> Body:
+        return cls(fn.sym_name.data, fn.body.block, fn.function_type.outputs.data)
 
 
 @dataclass
@@ -93,6 +107,10 @@ class ModuleContext(Spelling, Protocol):
 
     def add_site(self, site: Site) -> None: ...
 
+    def add_lines(self, lines: list[str]) -> None: ...
+
+    taken_names: set[str]
+
     def constant(self, op: nn.ConstantOp) -> str: ...
 
 
@@ -105,9 +123,9 @@ class FunctionEmitter:
     """The array that `nn.training` reads."""
     nest_class = LoopNest
 
-    def __init__(self, module: ModuleContext, fn: func.FuncOp, pyname: str):
+    def __init__(self, module: ModuleContext, body: func.FuncOp | Body, pyname: str):
         self.m = module
-        self.fn = fn
+        self.body = body if isinstance(body, Body) else Body.of(body)
         self.pyname = pyname
         self.names: dict[SSAValue, str] = {}
         self.taken: set[str] = {
@@ -240,9 +258,8 @@ class FunctionEmitter:
     # the function
 
     def emit(self) -> list[str]:
-        fn = self.fn
-        symbol = fn.sym_name.data
-        args = fn.args
+        symbol = self.body.symbol
+        args = self.body.block.args
         arg_names = []
         for i, arg in enumerate(args):
             name = python_name(arg.name_hint or f"arg{i}", self.taken)
@@ -258,7 +275,7 @@ class FunctionEmitter:
             body.append(
                 f"    {self.names[arg]} = _arg({self.names[arg]}, {dtype}, {shape}, {what!r})"
             )
-        for op in fn.body.block.ops:
+        for op in self.body.block.ops:
             self.emit_op(op)
         head = [
             f"def {self.pyname}({', '.join(arg_names)}, *, training=False, step=0, seed=0, "
@@ -266,7 +283,7 @@ class FunctionEmitter:
             if arg_names
             else f"def {self.pyname}(*, training=False, step=0, seed=0, check_finite=False):",
             f'    """@{symbol}: {", ".join(format_type(a.type) for a in args)} -> '
-            f'{", ".join(format_type(t) for t in fn.function_type.outputs.data)}"""',
+            f'{", ".join(format_type(t) for t in self.body.result_types)}"""',
         ]
         if self.uses_ws:
             body.append(f"    ws = _WORKSPACES.setdefault({symbol!r}, {{}})")
@@ -280,9 +297,9 @@ class FunctionEmitter:
         )
 
     def emit_op(self, op: Operation) -> None:
-        if isinstance(op, func.ReturnOp):
+        if isinstance(op, func.ReturnOp | nn.YieldOp):
             values = []
-            for v in op.arguments:
+            for v in op.operands:
                 name = self.name(v)
                 values.append(self.copy_of(name) if v in self.const_roots else name)
             self.line(f"return {tuple_src(values)}")
@@ -303,6 +320,43 @@ class FunctionEmitter:
         if op.operands:  # an op without operands names a value (a constant), calls nothing
             self.comment(op, [op])
         lower(self, op)
+
+    def scan_site(self, op: nn.ScanOp) -> None:
+        """A loop: its step becomes a function of its own (an entry point with its own
+        workspace), which the runtime's `_scan` calls once per step."""
+        k = len(op.inits)
+        step = python_name(f"{self.pyname}_step", self.m.taken_names)
+        body = Body(f"{self.body.symbol}.{step}", op.step, [v.type for v in op.yielded.values])
+        self.m.add_lines(["", "", *self.m.function_emitter(body, step).emit()])
+        site = self.new_site("_scan", op, [op], list(op.operands), list(op.results))
+        plans = [self.decision(op, k + j) or "fresh" for j in range(len(op.ys))]
+        self.uses_ws = self.uses_ws or any(p.startswith("ws") for p in plans)
+        slots = [p[2:] if p.startswith("ws") else "None" for p in plans]
+        outs = [
+            (slot, self.m.np_type(y.type), self.step_shape(op, y)) for slot, y in zip(slots, op.ys)
+        ]
+        finals = [self.new_name(v) for v in op.finals]
+        outputs = [self.new_name(v) for v in op.ys]
+        names = [tuple_src([self.name(v) for v in group]) for group in (op.inits, op.xs, op.consts)]
+        self.line(
+            f"{tuple_src([*finals, *outputs])} = _scan({site}, {step}, {', '.join(names)}, "
+            f"{'ws' if self.uses_ws else 'None'}, {tuple_src([tuple_src(o) for o in outs])}, "
+            f"{op.is_reverse}, "
+            "dict(training=training, step=step, seed=seed, check_finite=check_finite))"
+        )
+
+    def step_shape(self, op: nn.ScanOp, output: SSAValue) -> str:
+        """The shape of one step's part of a loop's `output`, for a loop of no steps: that of
+        a carry or a sequence's slice of its type, else its type's (`?` sizes 0)."""
+        t = output.type
+        step_type = type(t)(t.element_type, t.get_shape()[1:])
+        for value in op.inits:
+            if value.type == step_type:
+                return f"{self.name(value)}.shape"
+        for value in op.xs:
+            if value.type == t:
+                return f"{self.name(value)}.shape[1:]"
+        return tuple_src([0 if d == DYN else d for d in shape_of(output)[1:]])
 
     def lone_loop_site(self, op: Operation) -> None:
         """An elementwise op or a reduction that fusion left alone: a loop nest of one op."""

@@ -16,7 +16,7 @@ def fast_lines(lines: list[str]) -> list[str] | None:
     fast = []
     for line in lines:
         text = line.strip()
-        if any(h in text for h in ("_uniform(", "_indices(", "_window_size(")):
+        if any(h in text for h in ("_uniform(", "_indices(", "_window_size(", "_scan(")):
             return None
         if text.startswith(("#", "if check_finite:", "_same(", "_check(")):
             continue

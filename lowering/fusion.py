@@ -32,6 +32,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.traits import IsTerminator
 from xdsl.transforms.dead_code_elimination import region_dce
 
 from irnet.dialects import nn
@@ -74,7 +75,7 @@ class Group:
 class Fuser:
     def __init__(self, block: Block):
         self.block = block
-        self.ops = [op for op in block.ops if not isinstance(op, func.ReturnOp)]
+        self.ops = [op for op in block.ops if not op.has_trait(IsTerminator)]
         self.position = {op: i for i, op in enumerate(self.ops)}
         self.group_of: dict[Operation, Group] = {}
         self.groups: list[Group] = []
@@ -189,7 +190,7 @@ class Fuser:
                 del self.group_of[op]
         order = self.schedule()
         ret = self.block.last_op
-        assert isinstance(ret, func.ReturnOp)
+        assert ret is not None and ret.has_trait(IsTerminator)
         new_ops: list[Operation] = []
         for node in order:
             if isinstance(node, Group):
@@ -295,5 +296,13 @@ class FuseElementwisePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in op.ops:
             if isinstance(function, func.FuncOp) and function.body.blocks:
-                Fuser(function.body.block).run()
+                for block in straight_line_blocks(function):
+                    Fuser(block).run()
                 region_dce(function.body)
+
+
+def straight_line_blocks(function: func.FuncOp) -> list[Block]:
+    """The blocks that the lowering passes plan one by one: the function's body and the step
+    of each loop in it (each becomes a function of its own in the emitted code)."""
+    steps = [op.step for op in function.walk() if isinstance(op, nn.ScanOp)]
+    return [function.body.block, *steps]

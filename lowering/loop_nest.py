@@ -146,7 +146,11 @@ class LoopNest:
         if isinstance(op, nn.OneHotOp):
             self.bindings += [(value, k, k) for k in range(len(s))]
             return
-        if op.has_trait(Reduction) or (isinstance(op, nn.BroadcastToOp) and index == 1):
+        if isinstance(op, nn.BroadcastToOp) and index == 1:
+            # `like` sizes the result axes its like_axes name (all of them, without)
+            self.bindings += [(value, k, d) for d, k in enumerate(op.like_axis_map()) if k >= 0]
+            return
+        if op.has_trait(Reduction):
             self.bindings += [(value, k, k) for k in range(len(s))]
             return
         offset = self.rank - len(s)

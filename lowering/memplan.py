@@ -32,9 +32,12 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.traits import IsTerminator
 
 from irnet.dialects.kernel import FusedOp
 from irnet.dialects.traits import Elementwise, HostOnly, Reduction, View
+
+from .fusion import straight_line_blocks
 
 
 def in_place_capable(op: Operation) -> bool:
@@ -67,7 +70,7 @@ class Planner:
         for i, op in enumerate(self.ops):
             for value in op.operands:
                 root = self.root_of(value)
-                use = end if isinstance(op, func.ReturnOp) else i
+                use = end if op.has_trait(IsTerminator) else i
                 self.last_use[root] = max(self.last_use.get(root, -1), use)
             if op.has_trait(View):
                 self.root[op.results[0]] = self.root_of(op.operands[0])
@@ -83,7 +86,7 @@ class Planner:
         busy: dict[int, SSAValue] = {}
         """Slot -> the root value holding it."""
         for i, op in enumerate(self.ops):
-            if isinstance(op, func.ReturnOp) or op.has_trait(View) or op.has_trait(HostOnly):
+            if op.has_trait(IsTerminator) or op.has_trait(View) or op.has_trait(HostOnly):
                 continue
             for slot, holder in list(busy.items()):
                 if self.last_use[holder] < i:
@@ -148,4 +151,5 @@ class PlanMemoryPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in op.ops:
             if isinstance(function, func.FuncOp) and function.body.blocks:
-                Planner(function.body.block).run()
+                for block in straight_line_blocks(function):
+                    Planner(block).run()

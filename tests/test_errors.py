@@ -204,7 +204,7 @@ ERRORS = [
             return x
         }
         """,
-        2, 5, r"^'while' is not a statement of the language: a loop is `for i in range\(n\)",
+        2, 5, r"^'while' is not a statement of the language: a loop over a run-time extent is `",
     ),
     case(
         "unknown-name-the-stdlib-defines",
@@ -911,7 +911,7 @@ ERRORS = [
             return x
         }
         """,
-        2, 16, r"^`for` loops run over a compile-time list, got a tensor f32\[\?, 3\]$",
+        2, 16, r"^`for` loops run over a compile-time list, got a tensor f32\[\?, 3\]; a loop over",
     ),
     case(
         "assign-to-signature-dim",

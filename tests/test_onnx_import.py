@@ -90,8 +90,9 @@ def run_both(graph: Graph, tmp_path: Path, case: str) -> Imported:
     got = model(*graph.inputs.values())
     assert (got.shape, got.dtype) == (expected.shape, expected.dtype), imported.text
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=imported.text)
-    scale = np.maximum(np.abs(expected.astype(np.float64)), ATOL / RTOL)
-    DIFFERENCES[case] = float(np.max(np.abs(got - expected) / scale, initial=0.0))
+    wide = expected.astype(np.float64)  # bool outputs too, which do not subtract
+    scale = np.maximum(np.abs(wide), ATOL / RTOL)
+    DIFFERENCES[case] = float(np.max(np.abs(got.astype(np.float64) - wide) / scale, initial=0.0))
     return imported
 
 
@@ -107,6 +108,28 @@ def one(op: str, inputs: dict, inits: dict | None = None, opset: int = 20, **att
 
 def ints(*values: int) -> np.ndarray:
     return np.array(values, np.int64)
+
+
+def iota_nodes(x: str, axis: int, rank: int, out: str) -> list:
+    """The index along `axis` of every element of `x` as irnet exports `iota`: `Range(0, n)` of
+    the size `Shape` gives, reshaped to that axis, `Expand`ed to the shape of `x`."""
+    along = [1] * rank
+    along[axis] = -1
+
+    def constant(name: str, value: np.ndarray) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value))
+
+    return [
+        helper.make_node("Shape", [x], [f"{out}_shape"]),
+        constant(f"{out}_at", np.array(axis, np.int64)),
+        helper.make_node("Gather", [f"{out}_shape", f"{out}_at"], [f"{out}_n"], axis=0),
+        constant(f"{out}_0", np.array(0, np.int64)),
+        constant(f"{out}_1", np.array(1, np.int64)),
+        helper.make_node("Range", [f"{out}_0", f"{out}_n", f"{out}_1"], [f"{out}_range"]),
+        constant(f"{out}_along", ints(*along)),
+        helper.make_node("Reshape", [f"{out}_range", f"{out}_along"], [f"{out}_column"]),
+        helper.make_node("Expand", [f"{out}_column", f"{out}_shape"], [out]),
+    ]
 
 
 X = rand(BATCH, 4)
@@ -295,6 +318,51 @@ CASES: dict[str, Graph] = {
         {"x": X3},
     ),
     "static-batch": Graph([node("Relu", ["x"])], {"x": X}, dynamic=False),
+    **{
+        op: Graph(
+            [node(op, ["a", "b"])], {"a": X, "b": rand(BATCH, 4, seed=1)}, out_type=TensorProto.BOOL
+        )
+        for op in ["Greater", "Less", "GreaterOrEqual", "LessOrEqual"]
+    },
+    "Equal-int-scalar": Graph(
+        [node("Equal", ["a", "c"])],
+        {"a": np.arange(12).reshape(3, 4) % 3},
+        {"c": np.array(1, np.int64)},
+        out_type=TensorProto.BOOL,
+    ),
+    "Where": one("Where", {"c": X > 0, "a": X, "b": rand(BATCH, 4, seed=1)}),
+    "Where-scalar-branch": Graph(
+        [node("Less", ["x", "zero"], "neg"), node("Where", ["neg", "low", "x"])],
+        {"x": X3},
+        {"zero": np.array(0.0, np.float32), "low": np.array(-1e9, np.float32)},
+    ),
+    "Range-float-folded": Graph(
+        [node("Range", ["s", "l", "d"], "r"), node("Add", ["x", "r"])],
+        {"x": rand(BATCH, 8)},
+        {
+            "s": np.array(0.1, np.float32),
+            "l": np.array(2.3, np.float32),
+            "d": np.array(0.3, np.float32),
+        },
+    ),
+    "Range-Expand-iota": Graph(
+        [
+            *iota_nodes("x", axis=2, rank=3, out="i"),
+            node("Cast", ["i"], "f", to=TensorProto.FLOAT),
+            node("Mul", ["x", "f"]),
+        ],
+        {"x": X3},
+    ),
+    "Expand-like": Graph(
+        [node("Shape", ["z"], "s"), node("Expand", ["x", "s"])],
+        {"x": rand(BATCH, 1, 4), "z": X3},
+    ),
+    "Expand-weight-static": Graph(
+        [node("Expand", ["w", "s"], "e"), node("Add", ["x", "e"])],
+        {"x": X3},
+        {"w": rand(4, seed=1), "s": ints(3, 1)},
+    ),
+    "Expand-keeps-the-shape": one("Expand", {"x": X3}, {"s": ints(3, 1)}),
     # variants and corners
     "Concat-negative-axis": one("Concat", {"a": X3, "b": X3}, axis=-1),
     "Gemm-f64": Graph(
@@ -608,6 +676,32 @@ def test_a_reshape_by_the_batch_size_computed_in_the_graph(tmp_path):
     assert "flat = reshape(r, [N, 98])" in text and "Shape" not in text
 
 
+def test_a_causal_mask_as_irnet_exports_it(tmp_path):
+    """irnet's causal mask, `where(iota(s, axis=-1) > iota(s, axis=-2), -1e9, s)`, exports
+    `iota` as `Range`, `Reshape` and `Expand` to `Shape(s)`: imported as `iota`. Twice, as in
+    a transformer's two blocks: ONNX shape inference loses the batch after the first mask, so
+    the second `Shape` folds from the shapes the importer computed."""
+
+    def masked_softmax(scores: str, out: str) -> list:
+        return [
+            *iota_nodes(scores, axis=3, rank=4, out=f"{out}_column"),
+            *iota_nodes(scores, axis=2, rank=4, out=f"{out}_row"),
+            node("Greater", [f"{out}_column", f"{out}_row"], f"{out}_future"),
+            node("Where", [f"{out}_future", "low", scores], f"{out}_masked"),
+            node("Softmax", [f"{out}_masked"], out, axis=3),
+        ]
+
+    graph = Graph(
+        [*masked_softmax("x", "a"), *masked_softmax("a", "y")],
+        {"x": rand(BATCH, 2, 5, 5)},
+        {"low": np.array(-1e9, np.float32)},
+    )
+    text = run_both(graph, tmp_path, "net-causal-mask").text
+    assert "a_column = iota(x, axis=3)" in text and "y_row = iota(a, axis=2)" in text
+    assert "a_masked = where(a_future, (-1e+09), x)" in text
+    assert "y = softmax(y_masked, axis=3)" in text and "range" not in text
+
+
 def test_write_imported_writes_the_program_and_its_weights(tmp_path):
     """What `irnet import` calls: the program, its weights beside it as .safetensors, the model
     named after the program by default; loading both runs the model."""
@@ -731,6 +825,45 @@ def test_another_domain(tmp_path):
             ["batch size"],
         ),
         (one("Gather", {"x": X3}, {"i": ints(0, 2)}, axis=1), ["constant indices"]),
+        (
+            Graph([*iota_nodes("x", axis=0, rank=2, out="i"), node("Cast", ["i"], to=1)], {"x": X}),
+            ["(Range)", "'i_n'", "batch size"],
+        ),
+        (
+            Graph(
+                [node("ReduceMax", ["k"], "m", keepdims=0), node("Range", ["s", "m", "d"])],
+                {"k": ints(3, 5, 4)},
+                {"s": np.array(0, np.int64), "d": np.array(1, np.int64)},
+                out_type=TensorProto.INT64,
+            ),
+            ["(Range)", "'m'", "computed by the graph"],
+        ),
+        (
+            Graph(
+                [node("Range", ["s", "l", "d"])],
+                {"unused": X},
+                {k: np.array(v, np.float32) for k, v in {"s": 0, "l": 4, "d": 0}.items()},
+            ),
+            ["(Range)", "delta is 0"],
+        ),
+        (one("Expand", {"x": rand(BATCH, 1, 4)}, {"s": ints(3, 4)}), ["(Expand)", "like"]),
+        (
+            Graph(
+                [node("Shape", ["z"], "s"), node("Expand", ["k", "s"])],
+                {"z": X},
+                {"k": ints(5, 1, 2, 7)},
+                out_type=TensorProto.INT64,
+            ),
+            ["(Expand)", "no tensor literals"],
+        ),
+        (
+            Graph(
+                [node("Where", ["c", "x", "z"])],
+                {"x": X},
+                {"c": np.array([True, False, True, True]), "z": np.array(0.0, np.float32)},
+            ),
+            ["(Where)", "'c'", "bool tensor literal"],
+        ),
         (
             Graph([], {"x": X}, {"y": rand(4).astype(np.float16)}, out_type=TensorProto.FLOAT16),
             ["float16"],

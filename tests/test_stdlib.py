@@ -13,7 +13,7 @@ import irnet
 
 IMPORTS = (
     "from nn import conv1d, max_pool1d, avg_pool1d, global_avg_pool, residual_block, logsumexp,"
-    " tril, triu, batch_norm, self_attention, transformer_block, gru_cell\n"
+    " tril, triu, batch_norm, self_attention, transformer_block, gru_cell, gru, lstm\n"
 )
 
 
@@ -215,18 +215,57 @@ def test_transformer_block_is_pre_layer_norm():
     np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-11)
 
 
+def sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-v))
+
+
+def gru_step(h, gx, gh):
+    """PyTorch's GRU update from the input's and the hidden state's gate pre-activations."""
+    size = h.shape[1]
+    r = sigmoid(gx[:, :size] + gh[:, :size])
+    z = sigmoid(gx[:, size : 2 * size] + gh[:, size : 2 * size])
+    n = np.tanh(gx[:, 2 * size :] + r * gh[:, 2 * size :])
+    return (1 - z) * n + z * h
+
+
 def test_gru_cell_is_pytorchs():
-    """PyTorch's GRUCell with weight_ih = dense_0.w^T, weight_hh = dense_1.w^T, gates r, z, n."""
+    """PyTorch's GRUCell with weight_ih = dense_0.w^T, weight_hh = gru_update_0.dense_0.w^T,
+    gates r, z, n."""
     rng = np.random.default_rng(11)
     h, x = rng.normal(size=(3, 4)), rng.normal(size=(3, 5))
     out, p = run("return gru_cell(h, x)", h, x, signature="h: f32[N, 4], x: f32[N, 5]",
                  result="f32[N, 4]")  # fmt: skip
     gx = x @ p["gru_cell_0.dense_0.w"] + p["gru_cell_0.dense_0.b"]
-    gh = h @ p["gru_cell_0.dense_1.w"] + p["gru_cell_0.dense_1.b"]
-    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-    r, z = sigmoid(gx[:, :4] + gh[:, :4]), sigmoid(gx[:, 4:8] + gh[:, 4:8])
-    n = np.tanh(gx[:, 8:] + r * gh[:, 8:])
-    np.testing.assert_allclose(out, (1 - z) * n + z * h, rtol=1e-12, atol=1e-14)
+    gh = h @ p["gru_cell_0.gru_update_0.dense_0.w"] + p["gru_cell_0.gru_update_0.dense_0.b"]
+    np.testing.assert_allclose(out, gru_step(h, gx, gh), rtol=1e-12, atol=1e-14)
+
+
+def test_gru_is_pytorchs_gru_over_the_sequence():
+    """nn.GRU(batch_first=True), one layer, from a zero state: every step's hidden state."""
+    x = np.random.default_rng(12).normal(size=(3, 7, 5))
+    out, p = run("return gru(x, 4)", x, signature="x: f32[N, 7, 5]", result="f32[N, 7, 4]")
+    h, expected = np.zeros((3, 4)), []
+    for t in range(7):
+        gx = x[:, t] @ p["gru_0.dense_0.w"] + p["gru_0.dense_0.b"]
+        gh = h @ p["gru_0.gru_update_0.dense_0.w"] + p["gru_0.gru_update_0.dense_0.b"]
+        h = gru_step(h, gx, gh)
+        expected.append(h)
+    np.testing.assert_allclose(out, np.stack(expected, axis=1), rtol=1e-12, atol=1e-14)
+
+
+def test_lstm_is_pytorchs_lstm_over_the_sequence():
+    """nn.LSTM(batch_first=True), one layer, from zero h and c; gates i, f, g, o."""
+    x = np.random.default_rng(13).normal(size=(2, 6, 3))
+    out, p = run("return lstm(x, 4)", x, signature="x: f32[N, 6, 3]", result="f32[N, 6, 4]")
+    h, c, expected = np.zeros((2, 4)), np.zeros((2, 4)), []
+    for t in range(6):
+        gates = x[:, t] @ p["lstm_0.dense_0.w"] + p["lstm_0.dense_0.b"]
+        gates += h @ p["lstm_0.lstm_update_0.dense_0.w"] + p["lstm_0.lstm_update_0.dense_0.b"]
+        i, f, g, o = np.split(gates, 4, axis=1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        expected.append(h)
+    np.testing.assert_allclose(out, np.stack(expected, axis=1), rtol=1e-12, atol=1e-14)
 
 
 def test_a_gradient_request_carries_the_state_on():

@@ -1,6 +1,7 @@
 """The REPL builtins: `zeros`, `randn`, `tensor`, `load`, ... make concrete tensors in NumPy
-(the language itself has no tensor constructors); at the prompt each becomes an argument of
-`@__repl__`, its value beside it. Random ones draw from the session's seeded generator."""
+(the language's `zeros` and `ones` build ops, which these shadow at the prompt); at the prompt
+each becomes an argument of `@__repl__`, its value beside it. Random ones draw from the
+session's seeded generator."""
 
 from __future__ import annotations
 

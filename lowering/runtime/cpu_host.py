@@ -39,6 +39,15 @@ def _arg(value, dtype, shape, what):
 
 _empty = np.empty
 
+
+def _put(destination, value):
+    destination[...] = value
+
+
+def _copy(a):
+    return a.copy()
+
+
 _FAST = {}
 """Per entry point, the argument shapes a checked call has seen fit: calls with those shapes
 (and the dtypes and layouts that call compiled the fast path for) take the fast path."""

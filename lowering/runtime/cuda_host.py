@@ -139,6 +139,10 @@ def _copy(a):
     return out
 
 
+def _put(destination, value):
+    destination.copy_to_device(value)
+
+
 def _grid(n):
     """(blocks, threads) for a grid-stride kernel over `n` items."""
     return min(MAX_BLOCKS, max(1, -(-n // THREADS))), THREADS

@@ -9,3 +9,13 @@ SITES: tuple[tuple[str, str, str], ...] = ()
 
 _empty = np.empty
 """The allocator of workspaces: NumPy's on the cpu target, a device array's on the cuda one."""
+
+
+def _put(destination, value):
+    """Copy `value` into `destination` (a slice of a stacked loop output), on the target."""
+    destination[...] = value
+
+
+def _copy(a):
+    """A copy of array `a`, on the target."""
+    return a.copy()

@@ -7,7 +7,7 @@ the names imported here from `emitted` are the module's own there.
 
 import numpy as np
 
-from .emitted import SITES, _empty
+from .emitted import SITES, _copy, _empty, _put
 
 
 class KernelError(ValueError):
@@ -55,6 +55,39 @@ def _ws(ws, slot, shape, dtype):
     if a is None:
         a = ws[key] = _empty(shape, dtype)
     return a
+
+
+def _scan(site, step, carries, xs, consts, ws, outs, reverse, options):
+    """Run a loop: `step` (the emitted function of its step) once per index `t` of the
+    sequences' leading axis, on the carries, each sequence's `[t]` and `consts`. It returns
+    the next carries, then outputs that go to `[t]` of each stacked output. `outs` has, per
+    output, its workspace slot in `ws` (None: a fresh array), its dtype and the shape of a
+    step's part of it, for a loop of no steps. Returns the final carries, then the stacked
+    outputs."""
+    extent = xs[0].shape[0]
+    if any(x.shape[0] != extent for x in xs):
+        lengths = ", ".join(str(x.shape[0]) for x in xs)
+        raise KernelError(site, f"the sequences have different lengths ({lengths})")
+    if extent == 0:  # the initial carries, as copies the caller may keep
+        empty = [_empty((0, *shape), dtype) for _, dtype, shape in outs]
+        return (*(_copy(c) for c in carries), *empty)
+    k = len(carries)
+    stacked = None
+    for t in range(extent - 1, -1, -1) if reverse else range(extent):
+        values = step(*carries, *(x[t] for x in xs), *consts, **options)
+        carries = values[:k]
+        if stacked is None:  # the outputs' `?` sizes are known from the first step
+            stacked = [_stack(ws, out, extent, v) for out, v in zip(outs, values[k:])]
+        for out, value in zip(stacked, values[k:]):
+            _put(out[t], value)
+    return (*carries, *stacked)
+
+
+def _stack(ws, out, extent, value):
+    """The buffer of an output stacked over `extent` steps, of which `value` is one."""
+    slot, dtype, _ = out
+    shape = (extent, *value.shape)
+    return _empty(shape, dtype) if slot is None else _ws(ws, slot, shape, dtype)
 
 
 def _check(site, ok, message):

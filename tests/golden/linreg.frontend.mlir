@@ -8,12 +8,12 @@ builtin.module {
     %0 = func.call @nn.dense(%x, %dense_0.w, %dense_0.b) : (tensor<?x10xf32>, tensor<10x1xf32>, tensor<1xf32>) -> tensor<?x1xf32> loc("examples/linreg.irn":6:12)
     func.return %0 : tensor<?x1xf32> loc("examples/linreg.irn":6:12)
   } loc("examples/linreg.irn":5:1)
-  func.func private @nn.mse(%pred: tensor<?x1xf32> loc("stdlib/nn.irn":194:9), %target: tensor<?x1xf32> loc("stdlib/nn.irn":194:23)) -> tensor<f32> {
-    %diff = nn.sub %pred, %target : (tensor<?x1xf32>, tensor<?x1xf32>) -> tensor<?x1xf32> loc("stdlib/nn.irn":195:17)
-    %0 = nn.mul %diff, %diff : (tensor<?x1xf32>, tensor<?x1xf32>) -> tensor<?x1xf32> loc("stdlib/nn.irn":196:22)
-    %1 = nn.reduce_mean %0 {axes = array<i64>} : tensor<?x1xf32> -> tensor<f32> loc("stdlib/nn.irn":196:12)
-    func.return %1 : tensor<f32> loc("stdlib/nn.irn":196:12)
-  } loc("stdlib/nn.irn":194:1)
+  func.func private @nn.mse(%pred: tensor<?x1xf32> loc("stdlib/nn.irn":229:9), %target: tensor<?x1xf32> loc("stdlib/nn.irn":229:23)) -> tensor<f32> {
+    %diff = nn.sub %pred, %target : (tensor<?x1xf32>, tensor<?x1xf32>) -> tensor<?x1xf32> loc("stdlib/nn.irn":230:17)
+    %0 = nn.mul %diff, %diff : (tensor<?x1xf32>, tensor<?x1xf32>) -> tensor<?x1xf32> loc("stdlib/nn.irn":231:22)
+    %1 = nn.reduce_mean %0 {axes = array<i64>} : tensor<?x1xf32> -> tensor<f32> loc("stdlib/nn.irn":231:12)
+    func.return %1 : tensor<f32> loc("stdlib/nn.irn":231:12)
+  } loc("stdlib/nn.irn":229:1)
   func.func @linreg.loss(%x: tensor<?x10xf32> {nn.input = "x"} loc("examples/linreg.irn":5:14), %y: tensor<?x1xf32> {nn.target = "y"} loc("examples/linreg.irn":9:14), %dense_0.w: tensor<10x1xf32> {nn.param = "dense_0.w", nn.init = "glorot_uniform"} loc("stdlib/nn.irn":9:5), %dense_0.b: tensor<1xf32> {nn.param = "dense_0.b", nn.init = "zeros"} loc("stdlib/nn.irn":10:5)) -> tensor<f32> {
     %0 = func.call @linreg(%x, %dense_0.w, %dense_0.b) : (tensor<?x10xf32>, tensor<10x1xf32>, tensor<1xf32>) -> tensor<?x1xf32> loc("examples/linreg.irn":12:21)
     %1 = func.call @nn.mse(%0, %y) : (tensor<?x1xf32>, tensor<?x1xf32>) -> tensor<f32> loc("examples/linreg.irn":12:17)
