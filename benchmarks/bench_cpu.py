@@ -41,6 +41,7 @@ MODELS = {
     "mnist_mlp": ("examples/mnist_mlp.irn", "mnist_mlp"),
     "mnist_cnn": ("examples/mnist_cnn.irn", "mnist_cnn"),
     "char_mlp": ("examples/char_mlp.irn", "char_mlp"),
+    "char_gru": ("examples/char_gru.irn", "char_gru"),
     "linreg_example": ("examples/linreg.irn", "linreg"),
 }
 WORKLOADS = ["mlp_small", "mlp_large", "lenet", "linreg"]
@@ -95,6 +96,53 @@ def char_mlp_step(context, nxt, table, w0, b0, w1, b1, *rest):
     np.add.at(gtable, context, (gh @ w0.T).reshape(n, context.shape[1], -1))
     grads = [gtable, flat.T @ gh, gh.sum(0), h.T @ g, g.sum(0)]
     return [loss, *adam([table, w0, b0, w1, b1], grads, state, t, lr)]
+
+
+def sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def char_gru_step(context, nxt, table, wx, bx, wh, bh, wo, bo, *rest):
+    """examples/char_gru.irn: embedding, a GRU over the window (PyTorch's gates r, z, n, the
+    input's part computed for every position at once), a dense layer at every position and
+    the mean cross-entropy of the next characters; backpropagation through time, Adam."""
+    *state, t, lr = rest
+    n, length = context.shape
+    size = wh.shape[0]
+    e = table[context]
+    gx = e @ wx + bx
+    h, saved, hs = np.zeros((n, size), table.dtype), [], []
+    for s in range(length):
+        gh = h @ wh + bh
+        r = sigmoid(gx[:, s, :size] + gh[:, :size])
+        z = sigmoid(gx[:, s, size : 2 * size] + gh[:, size : 2 * size])
+        c = np.tanh(gx[:, s, 2 * size :] + r * gh[:, 2 * size :])
+        saved.append((h, gh, r, z, c))
+        h = (1 - z) * c + z * h
+        hs.append(h)
+    flat = np.stack(hs, 1).reshape(n * length, size)
+    targets = np.concatenate([context[:, 1:], nxt[:, None]], axis=1).reshape(-1)
+    loss, g = softmax_cross_entropy(flat @ wo + bo, targets)
+    dhs = (g @ wo.T).reshape(n, length, size)
+    dgx, gwh, gbh = np.empty_like(gx), np.zeros_like(wh), np.zeros_like(bh)
+    dh = np.zeros((n, size), table.dtype)
+    for s in reversed(range(length)):
+        h, gh, r, z, c = saved[s]
+        dh = dh + dhs[:, s]
+        dc = dh * (1 - z) * (1 - c * c)
+        dz = dh * (h - c) * z * (1 - z)
+        dr = dc * gh[:, 2 * size :] * r * (1 - r)
+        dgh = np.concatenate([dr, dz, dc * r], axis=1)
+        dgx[:, s] = np.concatenate([dr, dz, dc], axis=1)
+        gwh += h.T @ dgh
+        gbh += dgh.sum(0)
+        dh = dh * z + dgh @ wh.T
+    gtable = np.zeros_like(table)
+    np.add.at(gtable, context, dgx @ wx.T)
+    flat_gx = dgx.reshape(n * length, 3 * size)
+    grads = [gtable, e.reshape(n * length, -1).T @ flat_gx, flat_gx.sum(0), gwh, gbh,
+             flat.T @ g, g.sum(0)]  # fmt: skip
+    return [loss, *adam([table, wx, bx, wh, bh, wo, bo], grads, state, t, lr)]
 
 
 def linreg_step(x, y, w, b, t, lr):
@@ -254,6 +302,7 @@ HANDWRITTEN = {
     "mnist_mlp": mlp_step("adam"),
     "mnist_cnn": mnist_cnn_step,
     "char_mlp": char_mlp_step,
+    "char_gru": char_gru_step,
     "linreg": linreg_step,
 }
 
@@ -273,6 +322,8 @@ def torch_step(key: str, args: list[np.ndarray]):
     )
     if key in ("char_mlp",):
         return None
+    if key == "char_gru":
+        return torch_gru_step(args)
     x = torch.from_numpy(args[0])
     y = torch.from_numpy(args[1])
     y = y.long() if y.dtype != torch.float32 else y
@@ -306,6 +357,36 @@ def torch_step(key: str, args: list[np.ndarray]):
     def step():
         opt.zero_grad(set_to_none=True)
         loss = loss_fn()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return step
+
+
+def torch_gru_step(args: list[np.ndarray]):
+    """examples/char_gru.irn in PyTorch: nn.Embedding, nn.GRU(batch_first=True) and nn.Linear
+    holding the same weights (PyTorch keeps the transposes), Adam."""
+    import torch
+
+    context, nxt, table, wx, bx, wh, bh, wo, bo, *_, lr = (torch.from_numpy(a) for a in args)
+    embed = torch.nn.Embedding.from_pretrained(table.clone(), freeze=False)
+    gru = torch.nn.GRU(wx.shape[0], wh.shape[0], batch_first=True)
+    out = torch.nn.Linear(wo.shape[0], wo.shape[1])
+    with torch.no_grad():
+        for param, value in [(gru.weight_ih_l0, wx.T), (gru.bias_ih_l0, bx),
+                             (gru.weight_hh_l0, wh.T), (gru.bias_hh_l0, bh),
+                             (out.weight, wo.T), (out.bias, bo)]:  # fmt: skip
+            param.copy_(value)
+    params = [*embed.parameters(), *gru.parameters(), *out.parameters()]
+    opt = torch.optim.Adam(params, lr=float(lr))
+    ids, targets = context.long(), torch.cat([context[:, 1:], nxt[:, None]], 1).long()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = out(gru(embed(ids))[0])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 targets.reshape(-1))  # fmt: skip
         loss.backward()
         opt.step()
         return float(loss.detach())

@@ -58,9 +58,16 @@ def probe(path: str) -> dict:
 
 def variant(folder: Path, length: int) -> Path:
     """char_gru with a context of `length` characters, beside a link to the data."""
-    text = EXAMPLE.read_text(encoding="utf-8").replace("64]", f"{length}]")
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for old, new in [
+        ("i32[N, 64]", f"i32[N, {length}]"),
+        ("f32[N, 64, 65]", f"f32[N, {length}, 65]"),
+        ("context=64, stride=64", f"context={length}, stride={length}"),
+    ]:
+        assert old in text, f"{EXAMPLE} no longer has {old!r}"
+        text = text.replace(old, new)
     path = folder / f"char_gru_{length}.irn"
-    path.write_text(text.replace("context=64, stride=64", f"context={length}, stride={length}"))
+    path.write_text(text)
     return path
 
 

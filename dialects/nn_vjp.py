@@ -427,11 +427,17 @@ def _scan(e, op: nn.ScanOp, gs, needs):
         ]
     )
     args = list(step.args)
-    for arg in args:
-        arg.location = e.location
     g_carry, sums = args[:k], args[k : k + len(want_c)]
     g_out = args[k + len(want_c) : k + len(want_c) + len(with_g)]
     forward_args = args[k + len(want_c) + len(with_g) :]
+    hints = [
+        *(f"d_{a.name_hint or 'carry'}" for a in op.step.args[:k]),
+        *(f"d_{op.step.args[k + m + j].name_hint or 'with'}" for j in want_c),
+        *(f"d_out{j}" for j in with_g),
+        *(a.name_hint for a in op.step.args),
+    ]
+    for arg, hint in zip(args, hints):
+        arg.location, arg.name_hint = e.location, hint
     cotangents = sweep_step(
         op, step, forward_args, g_carry, dict(zip(with_g, g_out)), want_x, want_c
     )

@@ -20,9 +20,11 @@ in inference mode, with exactly the semantics of the reference interpreter
 
 Each `nn` op is turned into ONNX nodes by an emitter in `EMITTERS`, a table from op class to
 a small function; an op without one (a gradient op, which appears only in gradients) is
-refused naming it and its source location. The file is written only once the model is built
-and `onnx.checker` (full check, with shape inference) accepts it, through a temp file renamed
-into place (`checkpoint.write_file`): a failed export leaves an existing file as it was.
+refused naming it and its source location. A loop (`nn.scan`) is a `Scan` node whose body
+subgraph holds its step, built by the same emitters (`Graph.nested`, `emit_block`). The file
+is written only once the model is built and `onnx.checker` (full check, with shape inference)
+accepts it, through a temp file renamed into place (`checkpoint.write_file`): a failed export
+leaves an existing file as it was.
 
 onnx is an optional extra, imported when an export starts.
 """
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Block, Operation, SSAValue
 
 from irnet.dialects import dtypes, nn
 from irnet.dialects.shapes import DYN, is_bool, static_product
@@ -126,11 +128,7 @@ def build_model(
     inputs, initializers = bind_arguments(graph, function, params, scaling or {})
     results = inference_results(function)
     outputs = [graph.fresh(name) for name in output_names(len(results))]
-    ops, folded = live_ops(function, results)
-    for op in ops:
-        emit(graph, op, folded)
-    for name, value in zip(outputs, results):
-        graph.node("Identity", [graph[value]], name)
+    emit_block(graph, function.body.block, results, outputs)
     body = helper.make_graph(
         graph.nodes,
         function.sym_name.data,
@@ -236,15 +234,15 @@ def inference_results(function: func.FuncOp) -> list[SSAValue]:
 
 
 def live_ops(
-    function: func.FuncOp, results: Sequence[SSAValue]
+    block: Block, results: Sequence[SSAValue]
 ) -> tuple[list[Operation], dict[Operation, SSAValue]]:
-    """The ops computing `results` in inference mode, in program order, and the selects
-    folded to their false operand. A select on the training flag is folded where its false operand
-    makes the result alone: its type is the result's, or the result's shape is static (an
-    `Expand` stretches it). Its true branch is then dead, dropout's draw with it."""
+    """The ops of `block` computing `results` in inference mode, in program order, and the
+    selects folded to their false operand. A select on the training flag is folded where its
+    false operand makes the result alone: its type is the result's, or the result's shape is
+    static (an `Expand` stretches it). Its true branch is then dead, dropout's draw with it."""
     zero: set[SSAValue] = set()
     folded: dict[Operation, SSAValue] = {}
-    for op in function.body.block.ops:
+    for op in block.ops:
         if isinstance(op, nn.TrainingOp) or (isinstance(op, KEEPS_ZERO) and op.operands[0] in zero):
             zero.add(op.results[0])
         elif isinstance(op, nn.SelectOp) and op.cond in zero and stands_alone(op):
@@ -256,7 +254,7 @@ def live_ops(
         if isinstance(owner, Operation) and owner not in live:
             live.add(owner)
             pending.extend([folded[owner]] if owner in folded else owner.operands)
-    return [op for op in function.body.block.ops if op in live], folded
+    return [op for op in block.ops if op in live], folded
 
 
 def stands_alone(select: nn.SelectOp) -> bool:
@@ -300,9 +298,23 @@ class Graph:
     def node(self, op_type: str, inputs: Sequence[str], out: str | None = None, **attrs) -> str:
         """Append one node with one output (`out`, or a fresh name); its output's name."""
         out = out or self.fresh(op_type.lower())
-        self.used.update(inputs)
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], out, **attrs))
+        self.node_of_outputs(op_type, inputs, [out], **attrs)
         return out
+
+    def node_of_outputs(
+        self, op_type: str, inputs: Sequence[str], outs: Sequence[str], **attrs
+    ) -> None:
+        """Append one node writing `outs` (a `Scan` has several), named after the first."""
+        self.used.update(inputs)
+        node = self.onnx.helper.make_node(op_type, list(inputs), list(outs), outs[0], **attrs)
+        self.nodes.append(node)
+
+    def nested(self) -> Graph:
+        """An empty graph for a loop's step (an ONNX subgraph). It shares the names taken, as
+        a value's name must be unique through the model's subgraphs, and the names used, so
+        an initializer only a step reads is kept; it builds its own constants, which the
+        outer graph cannot see."""
+        return Graph(self.onnx, self.opset, taken=self.taken, used=self.used)
 
     def constant(self, value: Any, dtype: Any) -> str:
         """A `Constant` node holding `value` as an array of `dtype`, shared by equal values."""
@@ -331,24 +343,39 @@ class Graph:
 
 # --- emitters ----------------------------------------------------------------------------------
 
-Emitter = Callable[[Graph, Any, str], str]
+Emitter = Callable[[Graph, Any, str], str | list[str]]
 """Builds the nodes of one op, writing its result to the given name (or returning another
-name that holds it); the name of the result."""
+name that holds it); the name of the result, or of each result of an op that has several
+(`nn.scan`, whose first result is written to the given name)."""
+
+
+def emit_block(
+    graph: Graph, block: Block, results: Sequence[SSAValue], outputs: Sequence[str]
+) -> None:
+    """The nodes of the ops of `block` that compute `results` in inference mode, then an
+    `Identity` writing each result to its name in `outputs`: a graph's outputs get names of
+    their own even where a value is an input or is returned twice."""
+    ops, folded = live_ops(block, results)
+    for op in ops:
+        emit(graph, op, folded)
+    for name, value in zip(outputs, results, strict=True):
+        graph.node("Identity", [graph[value]], name)
 
 
 def emit(graph: Graph, op: Operation, folded: dict[Operation, SSAValue]) -> None:
-    """Bind `op`'s result to the ONNX value holding it, after its nodes; refuse an op that has
-    no emitter, at its source line."""
+    """Bind `op`'s results to the ONNX values holding them, after its nodes; refuse an op that
+    has no emitter, at its source line."""
     emitter = EMITTERS.get(type(op))
     if emitter is None:
         why = REFUSED.get(type(op), "the exporter has no mapping for it")
         raise error_at(f"cannot export {op.name} to ONNX: {why}", op.location)
-    (result,) = op.results
-    out = graph.fresh(result.name_hint or op.name.removeprefix("nn."))
+    out = graph.fresh(op.results[0].name_hint or op.name.removeprefix("nn."))
     if op in folded:
-        graph.names[result] = emit_folded_select(graph, op, folded[op], out)
+        names = emit_folded_select(graph, op, folded[op], out)
     else:
-        graph.names[result] = emitter(graph, op, out)
+        names = emitter(graph, op, out)
+    for result, name in zip(op.results, [names] if isinstance(names, str) else names, strict=True):
+        graph.names[result] = name
 
 
 REFUSED: dict[type[Operation], str] = {
@@ -515,9 +542,21 @@ def keeps_dynamic_dim(source: Sequence[int], target: Sequence[int]) -> bool:
 
 def emit_broadcast_to(graph: Graph, op: nn.BroadcastToOp, out: str) -> str:
     """`Expand` to the result shape: a constant when static, else `like`'s run-time shape,
-    which is the target's (its static sizes agree with the result type's)."""
+    which is the target's (its static sizes agree with the result type's); with `like_axes`,
+    the sizes it names gathered from `like`'s shape after the others (1 for a `?` the input
+    sizes: `Expand` keeps the input's size there)."""
     target = op.res.type.get_shape()
-    shape = graph.ints(target) if DYN not in target else graph.node("Shape", [graph[op.like]])
+    if DYN not in target:
+        shape = graph.ints(target)
+    elif op.like_axes is None:
+        shape = graph.node("Shape", [graph[op.like]])
+    else:
+        rank = op.like.type.get_num_dims()
+        own = graph.ints([1 if d == DYN else d for d in target])
+        sizes = graph.node("Concat", [graph.node("Shape", [graph[op.like]]), own], axis=0)
+        axes = zip(target, op.like_axis_map())
+        picks = [a if d == DYN and a >= 0 else rank + i for i, (d, a) in enumerate(axes)]
+        shape = graph.node("Gather", [sizes, graph.ints(picks)])
     return graph.node("Expand", [graph[op.input], shape], out)
 
 
@@ -664,6 +703,50 @@ def emit_iota(graph: Graph, op: nn.IotaOp, out: str) -> str:
     return graph.node("Expand", [graph.node("Reshape", [index, along]), shape], out)
 
 
+def emit_scan(graph: Graph, op: nn.ScanOp, out: str) -> list[str]:
+    """ONNX `Scan` over the leading axis of the sequences, its body the step (`step_graph`).
+    With `reverse` it reads the sequences from the last index and prepends each step's
+    outputs, so that they stay indexed by `t`, as irnet's are."""
+    results = [out, *(graph.fresh(r.name_hint or out) for r in op.results[1:])]
+    directions = {}
+    if op.is_reverse:
+        directions = {
+            "scan_input_directions": [1] * len(op.xs),
+            "scan_output_directions": [1] * len(op.ys),
+        }
+    graph.node_of_outputs(
+        "Scan",
+        [graph[v] for v in [*op.inits, *op.xs]],
+        results,
+        body=step_graph(graph, op, out),
+        num_scan_inputs=len(op.xs),
+        **directions,
+    )
+    return results
+
+
+def step_graph(graph: Graph, op: nn.ScanOp, name: str) -> onnx.GraphProto:
+    """The step of `op` as a subgraph of `graph`, its ops exported by the same emitters: the
+    carries and one slice of each sequence are its inputs, the yielded values its outputs.
+    The `with` values are read by their names in `graph` (a subgraph sees its outer scope),
+    neither copied nor carried as state."""
+    step, body = op.body.block, graph.nested()
+    carried = len(op.inits) + len(op.xs)
+    for arg in step.args[:carried]:
+        body.bind(arg, body.fresh(arg.name_hint or "step"))
+    for arg, value in zip(step.args[carried:], op.consts, strict=True):
+        body.bind(arg, graph[value])
+    yielded = step.last_op.operands
+    outputs = [body.fresh(f"{name}_next") for _ in yielded]
+    emit_block(body, step, yielded, outputs)
+    return graph.onnx.helper.make_graph(
+        body.nodes,
+        f"{name}_step",
+        [value_info(graph.onnx, body[v], v.type, {}) for v in step.args[:carried]],
+        [value_info(graph.onnx, n, v.type, {}) for n, v in zip(outputs, yielded)],
+    )
+
+
 EMITTERS: dict[type[Operation], Emitter] = {
     **{cls: same_op(op_type) for cls, op_type in ONE_NODE.items()},
     nn.GeluOp: emit_gelu,
@@ -691,5 +774,6 @@ EMITTERS: dict[type[Operation], Emitter] = {
     nn.SliceOp: emit_slice,
     nn.AxisSizeOp: emit_axis_size,
     nn.IotaOp: emit_iota,
+    nn.ScanOp: emit_scan,
 }
 """Each exportable `nn` op and the function that builds its ONNX nodes."""

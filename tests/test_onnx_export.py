@@ -112,9 +112,10 @@ def test_an_example_exports_and_agrees_with_the_reference(example, tmp_path):
         np.testing.assert_array_equal(initializers[name], value)
 
 
-@pytest.mark.parametrize("name", ["vision", "tokens", "regress"])
+@pytest.mark.parametrize("name", ["vision", "tokens", "regress", "sequence"])
 def test_the_standard_library_exports(name, tmp_path):
-    """Every layer of `nn` in a model: batch and layer norm, dropout, pools, an embedding."""
+    """Every layer of `nn` in a model: batch and layer norm, dropout, pools, an embedding, the
+    recurrent layers (`gru`, `lstm`, a `scan` run backwards)."""
     program = ROOT / "tests" / "programs" / "stdlib_all.irn"
     model = irnet.load(program, model=name, target="reference", seed=2)
     check_export(model, tmp_path / "m.onnx", ranges={"ids": (0, 20)})
@@ -236,10 +237,36 @@ OPS = [
     Case(
         "training-broadcast", "x: f32[N, 3]", "where(broadcast_to(training(), shape=[3]), 1.0, x)"
     ),
+    Case("scan", "xs: f32[N, T, 3], h: f32[N, 4]", "scan(rnn, h, xs, axis=1)"),  # T at run time
+    Case(
+        "scan-reverse-two-sequences",
+        "xs: f32[N, 5, 3], ys: f32[N, 5, 3]",
+        "scan(mix, xs[:, 0], [xs, ys], axis=1, reverse=true)",
+    ),
+    Case("scan-gru", "x: f32[N, T, 3]", "gru(x, 4)"),
+    Case("scan-lstm", "x: f32[N, 6, 3]", "lstm(x, 4)"),
+    Case("scan-step-in-inference", "xs: f32[N, 4, 3], h: f32[N, 3]", "scan(noisy, h, xs, axis=1)"),
 ]
 
-HELPERS = "from nn import tril, triu\ndef msq(x: F[N, K]) -> F {\n    return mean(x * x)\n}\n"
-"""What the programs of `OPS` may call (`grad(msq)` makes an `nn.axis_size`)."""
+HELPERS = """\
+from nn import tril, triu, gru, lstm, dropout
+def msq(x: F[N, K]) -> F {
+    return mean(x * x)
+}
+def rnn(h: F[N, H], x: F[N, I]) -> F[N, H] {
+    param w: F[I, H] = glorot_uniform
+    return tanh(x @ w + h)
+}
+def mix(c: F[N, K], x: F[N, K], y: F[N, K]) -> F[N, K] {
+    return tanh(c * x + y)
+}
+def noisy(h: F[N, K], x: F[N, K]) -> F[N, K] {
+    return tanh(dropout(x, 0.5) + h * 0.5 + mean(x, axis=1, keepdims=true))
+}
+"""
+"""What the programs of `OPS` may call: `grad(msq)` makes an `nn.axis_size`; `rnn`, `mix` and
+`noisy` are steps of a loop, `rnn` reading a weight from outside its step (a `with` value),
+`noisy` with a dropout that inference leaves out and a reduction whose form is the opset's."""
 
 
 def source(signature: str, body: str) -> str:
@@ -267,8 +294,20 @@ def test_the_ops_cover_every_emitter():
     assert not missing, f"no case in OPS exports {', '.join(missing)}"
 
 
-OPSET_CASES = ["gelu-tanh", "gelu-exact", "mean", "max", "sum", "axis-size", "one-hot", "softmax"]
-"""The ops whose ONNX form depends on the opset: axes as an input from 18, `Gelu` from 20."""
+OPSET_CASES = [
+    "gelu-tanh",
+    "gelu-exact",
+    "mean",
+    "max",
+    "sum",
+    "axis-size",
+    "one-hot",
+    "softmax",
+    "scan-reverse-two-sequences",
+    "scan-step-in-inference",
+]
+"""The ops whose ONNX form depends on the opset: axes as an input from 18 (in a loop's step
+too), `Gelu` from 20, `Scan` versioned anew at 19 and 21."""
 
 
 @pytest.mark.parametrize("opset", [18, 20, 21])
