@@ -1604,9 +1604,10 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
     `xs[t]` of each sequence, then the `with` values (what every step reads: weights); its
     `nn.yield` gives the next carries, then the step's outputs. The results are the final
     carries, then each output stacked over `t` (`[T, ...]`). With `reverse` the steps run
-    from `t = T - 1` down to 0; outputs stay indexed by `t`. With `saves_carries` the last
-    outputs are the carries each step started from: the forward sweep of the derivative
-    keeps them, and the derivative's loop recomputes each step's inside from them.
+    from `t = T - 1` down to 0; outputs stay indexed by `t`. With `saving n` the last `n`
+    outputs are values of each step kept for a derivative (the carries it started from, and
+    what it computed from them): the forward sweep of autodiff adds them, and the backward
+    loop reads them instead of recomputing its step.
 
     ```mlir
     %h, %hs = nn.scan carry(%h0) over(%xs) with(%w) : (tensor<?x8xf32>, tensor<16x?x4xf32>,
@@ -1625,7 +1626,7 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
     finals = var_result_def(TensorType)
     ys = var_result_def(TensorType)
     reverse = opt_prop_def(UnitAttr)
-    saves_carries = opt_prop_def(UnitAttr)
+    saved = opt_prop_def(IntegerAttr[I64])
     body = region_def("single_block")
     traits = traits_def(Pure(), IsolatedFromAbove())
     irdl_options = (
@@ -1640,20 +1641,22 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
         consts: Sequence[SSAValue],
         body: Region,
         reverse: bool = False,
-        saves_carries: bool = False,
+        saved: int = 0,
     ):
         outputs = body.block.last_op
         assert isinstance(outputs, YieldOp)
         extent = sequence_extent([x.type for x in xs])
         out_types = [v.type for v in outputs.values][len(inits) :]
-        flags = {"reverse": reverse, "saves_carries": saves_carries}
+        properties: dict[str, Attribute] = {"reverse": UnitAttr()} if reverse else {}
+        if saved:
+            properties["saved"] = int_attr(saved)
         super().__init__(
             operands=[inits, xs, consts],
             result_types=[
                 [v.type for v in inits],
                 [stacked(t, extent) for t in out_types],
             ],
-            properties={k: UnitAttr() for k, on in flags.items() if on},
+            properties=properties,
             regions=[body],
         )
 
@@ -1674,6 +1677,17 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
     @property
     def is_reverse(self) -> bool:
         return self.reverse is not None
+
+    @property
+    def saved_count(self) -> int:
+        return 0 if self.saved is None else self.saved.value.data
+
+    def stacked_values(self) -> dict[SSAValue, int]:
+        """Each value of the step that the loop stacks into an output (its own or one saved
+        for a derivative), and the index in `ys` of that output: what a backward loop can
+        read instead of computing it again."""
+        outputs = list(self.yielded.values)[len(self.inits) :]
+        return {v: j for j, v in reversed(list(enumerate(outputs)))}
 
     def verify_(self) -> None:
         try:
@@ -1698,14 +1712,14 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
         outputs = [stacked(t, extent) for t in yielded[len(carries) :]]
         if [r.type for r in self.ys] != outputs:
             raise VerifyException("nn.scan: each output must be a step's output stacked over T")
-        if self.saves_carries is not None and len(outputs) < len(carries):
-            raise VerifyException("nn.scan: `saves_carries` needs a saved output per carry")
+        if not 0 <= self.saved_count <= len(outputs):
+            raise VerifyException(f"nn.scan: it saves {self.saved_count} of {len(outputs)} outputs")
 
     def print(self, printer: Printer) -> None:
         if self.is_reverse:
             printer.print_string(" reverse")
-        if self.saves_carries is not None:
-            printer.print_string(" saves_carries")
+        if self.saved_count:
+            printer.print_string(f" saving {self.saved_count}")
         for keyword, values in (("carry", self.inits), ("over", self.xs), ("with", self.consts)):
             printer.print_string(f" {keyword}(")
             printer.print_list(values, printer.print_operand)
@@ -1719,7 +1733,7 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
     @classmethod
     def parse(cls, parser: Parser) -> ScanOp:
         reverse = parser.parse_optional_keyword("reverse") is not None
-        saves = parser.parse_optional_keyword("saves_carries") is not None
+        saved = parser.parse_integer() if parser.parse_optional_keyword("saving") else 0
         groups = []
         for keyword in ("carry", "over", "with"):
             parser.parse_keyword(keyword)
@@ -1736,7 +1750,7 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
         operands = parser.resolve_operands([u for g in groups for u in g], types, pos)
         k, m = len(groups[0]), len(groups[1])
         body = parser.parse_region()
-        op = cls(operands[:k], operands[k : k + m], operands[k + m :], body, reverse, saves)
+        op = cls(operands[:k], operands[k : k + m], operands[k + m :], body, reverse, saved)
         op.attributes.update(attributes)
         return op
 

@@ -151,21 +151,27 @@ class FoldConstantCondition(RewritePattern):
 
 
 @nn.canonicalizes(nn.ScanOp)
-class DropUnusedSavedCarries(RewritePattern):
-    """A loop whose saved carries (`saves_carries`, kept by autodiff's forward sweep) no
-    derivative reads: the same loop without them."""
+class DropUnusedSavedValues(RewritePattern):
+    """A loop's saved outputs (`saving n`, kept by autodiff's forward sweep) that no derivative
+    reads: the same loop without them."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: nn.ScanOp, rewriter: PatternRewriter) -> None:
-        k = len(op.inits)
-        if op.saves_carries is None or any(r.uses for r in op.ys[len(op.ys) - k :]):
+        first = len(op.ys) - op.saved_count
+        unused = {j for j in range(first, len(op.ys)) if not op.ys[j].uses}
+        if not unused:
             return
+        k = len(op.inits)
         end = op.yielded
-        rewriter.replace_op(end, nn.YieldOp(list(end.values)[: len(end.values) - k]))
+        values = [v for j, v in enumerate(end.values) if j - k not in unused]
+        rewriter.replace(end, nn.YieldOp(values))
         body = op.detach_region(op.body)
-        plain = nn.ScanOp(list(op.inits), list(op.xs), list(op.consts), body, op.is_reverse)
-        plain.location = op.location
-        rewriter.replace_op(op, plain, [*plain.results, *[None] * k])
+        saved = op.saved_count - len(unused)
+        kept = nn.ScanOp(list(op.inits), list(op.xs), list(op.consts), body, op.is_reverse, saved)
+        kept.location = op.location
+        outputs = iter(kept.ys)
+        ys = [None if j in unused else next(outputs) for j in range(len(op.ys))]
+        rewriter.replace(op, kept, [*kept.finals, *ys])
 
 
 @nn.canonicalizes(nn.TransposeOp)

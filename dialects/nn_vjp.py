@@ -30,7 +30,7 @@ from . import nn
 from .nn_builder import Emitter, NoDerivative
 from .registry import Registry
 from .shapes import DYN, ShapeError, format_type, is_float, shapes_compatible
-from .traits import NotDifferentiable, ShapeOnly
+from .traits import HostOnly, NotDifferentiable, ShapeOnly, View
 
 Rule = Callable[[Emitter, Operation, SSAValue, Sequence[bool]], Sequence[SSAValue | None]]
 VJP: Registry[Rule] = Registry("derivative")
@@ -404,57 +404,38 @@ def _slice_grad(e, op, h, needs):
 def _scan(e, op: nn.ScanOp, gs, needs):
     """The backward loop: steps in the opposite order, carrying the carries' cotangents and the
     sums of the `with` values' cotangents, and outputting the sequences' cotangents. Each step
-    recomputes the forward step's inside from the carry it started from (saved by the forward
-    sweep) and runs the reverse sweep over it."""
-    if op.saves_carries is None:
+    runs the reverse sweep over the forward step, reading the values the forward loop saved
+    (`with_saved_values`) and recomputing the others."""
+    saved = op.stacked_values()
+    carries_in = [saved.get(arg) for arg in op.step.args[: len(op.inits)]]
+    if None in carries_in:
         raise NoDerivative("nn.scan: the forward sweep did not save the loop's carries")
     if not all(is_float(v.type) for v in [*op.inits, *op.ys]):
         raise NoDerivative("nn.scan: a loop with integer carries or outputs has no derivative")
     k, m = len(op.inits), len(op.xs)
-    # The saved carries are outputs too: a derivative of this derivative gives them cotangents.
-    outputs, saved = list(op.ys), list(op.ys[len(op.ys) - k :])
     gs = list(gs) if isinstance(gs, Sequence) else [gs]
-    with_g = [j for j, g in enumerate(gs[k : k + len(outputs)]) if g is not None]
+    # Saved outputs are outputs too: a derivative of this derivative gives them cotangents.
+    with_g = [j for j, g in enumerate(gs[k:]) if g is not None]
     want_x = [i for i in range(m) if needs[k + i]]
     want_c = [j for j, c in enumerate(op.consts) if needs[k + m + j] and is_float(c.type)]
-    step = Block(
-        arg_types=[
-            *(v.type for v in op.inits),  # the carries' cotangents
-            *(op.consts[j].type for j in want_c),  # the sums of the `with` cotangents
-            *(step_type(outputs[j]) for j in with_g),  # this step's output cotangents
-            *(v.type for v in op.inits),  # the carries the forward step started from
-            *(a.type for a in op.step.args[k:]),  # its slices and `with` values
-        ]
-    )
-    args = list(step.args)
-    g_carry, sums = args[:k], args[k : k + len(want_c)]
-    g_out = args[k + len(want_c) : k + len(want_c) + len(with_g)]
-    forward_args = args[k + len(want_c) + len(with_g) :]
-    hints = [
-        *(f"d_{a.name_hint or 'carry'}" for a in op.step.args[:k]),
-        *(f"d_{op.step.args[k + m + j].name_hint or 'with'}" for j in want_c),
-        *(f"d_out{j}" for j in with_g),
-        *(a.name_hint for a in op.step.args),
-    ]
-    for arg, hint in zip(args, hints):
-        arg.location, arg.name_hint = e.location, hint
-    cotangents = sweep_step(
+    step = backward_step(e, op, want_c, with_g)
+    g_carry, sums = step.args[:k], step.args[k : k + len(want_c)]
+    g_out = step.args[k + len(want_c) : k + len(want_c) + len(with_g)]
+    forward_args = step.args[k + len(want_c) + len(with_g) :]
+    cotangents, kept = sweep_step(
         op, step, forward_args, g_carry, dict(zip(with_g, g_out)), want_x, want_c
     )
+    d_carry, d_x = cotangents[:k], cotangents[k : k + len(want_x)]
     inner = Emitter(InsertPoint.at_end(step), op.location)
-    d_carry, d_x, d_c = (
-        cotangents[:k],
-        cotangents[k : k + len(want_x)],
-        cotangents[k + len(want_x) :],
-    )
-    next_sums = [inner.add(s, d) for s, d in zip(sums, d_c)]
-    end = nn.YieldOp([*d_carry, *next_sums, *d_x])
+    sums = [inner.add(s, d) for s, d in zip(sums, cotangents[k + len(want_x) :])]
+    end = nn.YieldOp([*d_carry, *sums, *d_x])
     end.location = e.location
     step.add_op(end)
     back = nn.ScanOp(
         [*(g if g is not None else e.zeros_like(f) for g, f in zip(gs[:k], op.finals)),
          *(e.zeros_like(op.consts[j]) for j in want_c)],
-        [*(gs[k + j] for j in with_g), *saved, *op.xs],
+        [*(gs[k + j] for j in with_g), *(op.ys[j] for j in carries_in), *op.xs,
+         *(op.ys[j] for j in kept)],
         list(op.consts),
         Region(step),
         reverse=not op.is_reverse,
@@ -470,6 +451,26 @@ def _scan(e, op: nn.ScanOp, gs, needs):
     ]
 
 
+def backward_step(e: Emitter, op: nn.ScanOp, want_c: Sequence[int], with_g: Sequence[int]):
+    """The block of the backward loop's step, its arguments named: the carries' cotangents,
+    the sums of the `with` values' cotangents `want_c`, the cotangents of the outputs `with_g`,
+    the carries the forward step started from, then the forward step's own slices and `with`
+    values (`sweep_step` inserts the saved values it reads before these)."""
+    k, m = len(op.inits), len(op.xs)
+    forward = op.step.args
+    named = [
+        *((a.type, f"d_{a.name_hint or 'carry'}") for a in forward[:k]),
+        *((forward[k + m + j].type, f"d_{forward[k + m + j].name_hint or 'with'}") for j in want_c),
+        *((step_type(op.ys[j]), f"d_out{j}") for j in with_g),
+        *((a.type, a.name_hint) for a in forward[:k]),
+        *((a.type, a.name_hint) for a in forward[k:]),
+    ]
+    step = Block(arg_types=[t for t, _ in named])
+    for arg, (_, hint) in zip(step.args, named):
+        arg.location, arg.name_hint = e.location, hint
+    return step
+
+
 def sweep_step(
     op: nn.ScanOp,
     step: Block,
@@ -478,11 +479,12 @@ def sweep_step(
     g_out: dict[int, SSAValue],
     want_x: Sequence[int],
     want_c: Sequence[int],
-) -> list[SSAValue]:
-    """In the backward loop's `step`: the forward step recomputed from `forward_args`, then its
-    reverse sweep from the cotangents of its next carries and outputs. Returns the cotangents
-    of its carries, of the slices `want_x` and of the `with` values `want_c`, each of its
-    value's exact type (zero where none flows)."""
+) -> tuple[list[SSAValue], list[int]]:
+    """In the backward loop's `step`: the forward step placed from `forward_args` (carries,
+    slices, `with` values), then its reverse sweep from the cotangents of its next carries and
+    outputs. Returns the cotangents of its carries, of the slices `want_x` and of the `with`
+    values `want_c`, each of its value's exact type (zero where none flows), and the outputs
+    of `op` that it reads saved (`read_saved`)."""
     k, m = len(op.inits), len(op.xs)
     at = InsertPoint.at_end(step)
     placed = dict(zip(op.step.args, forward_args))
@@ -495,10 +497,31 @@ def sweep_step(
     carries, slices, consts = forward_args[:k], forward_args[k : k + m], forward_args[k + m :]
     wanted = [*carries, *(slices[i] for i in want_x), *(consts[j] for j in want_c)]
     cotangents = backpropagate([(p, p) for _, p in pairs], seeds, wanted, at)
-    return [
+    cotangents = [
         exactly(here, c, w.type) if c is not None else here.zeros_like(w)
         for c, w in zip(cotangents, wanted)
     ]
+    return cotangents, read_saved(op, step, pairs)
+
+
+def read_saved(op: nn.ScanOp, step: Block, pairs: Sequence[tuple[Operation, Operation]]):
+    """Make the backward `step` read the values the forward loop saved instead of computing
+    them again: each placed value that is saved and still read becomes a slice of its saved
+    output (a block argument before the `with` values), and the placed ops left unread go.
+    Returns the indices in `op.ys` of the saved outputs read, in the arguments' order."""
+    saved = op.stacked_values()
+    position = len(step.args) - len(op.consts)
+    kept: list[int] = []
+    for original, copy in reversed(pairs):  # users first: a value read only by them goes too
+        for value, placed in zip(original.results, copy.results):
+            if value in saved and placed.uses:
+                arg = step.insert_arg(placed.type, position)
+                arg.name_hint, arg.location = placed.name_hint, copy.location
+                placed.replace_all_uses_with(arg)
+                kept.insert(0, saved[value])
+        if not any(r.uses for r in copy.results):
+            Rewriter.erase_op(copy)
+    return kept
 
 
 def step_type(sequence: SSAValue) -> TensorType:
@@ -528,10 +551,11 @@ def vjp(e: Emitter, op: Operation, g: SSAValue, needs: Sequence[bool]) -> list[S
 #
 # Reverse mode over straight-line IR: `autodiff` runs these over a function's inlined body, and
 # the rule of `nn.scan` over one step of the loop, inside the backward loop's region. The
-# forward sweep copies the ops to differentiate and makes each loop among them keep the carries
-# its steps start from (`with_saved_carries`), so that the backward loop can recompute a step's
-# inside from them: one carry per step is stored, not every value of every step, and a step's
-# work is done twice. Canonicalization drops the saved carries where no derivative reads them.
+# forward sweep copies the ops to differentiate and makes each loop among them keep what a step
+# computes from its carry and its slices (`with_saved_values`), as PyTorch's and JAX's loops
+# do: the backward loop reads those values instead of doing each step's work a second time,
+# at the price of memory growing with the length. Canonicalization drops the saved values that
+# no derivative reads.
 
 
 def differentiable_edge(op: Operation) -> bool:
@@ -567,34 +591,49 @@ def place_forward(
     ops: Sequence[Operation], placed: dict[SSAValue, SSAValue], at: InsertPoint
 ) -> list[tuple[Operation, Operation]]:
     """Copy `ops` at `at`, their operands mapped through `placed` (which learns the copies'
-    results); each loop saves its carries. Returns (original, copy) pairs."""
+    results); each loop saves what its derivative reads. Returns (original, copy) pairs."""
     pairs = []
     for op in ops:
         copy = op.clone(value_mapper=placed)
         Rewriter.insert_op(copy, at)
-        if isinstance(copy, nn.ScanOp) and copy.saves_carries is None:
-            copy = with_saved_carries(copy)
+        if isinstance(copy, nn.ScanOp):
+            copy = with_saved_values(copy)
             placed.update(zip(op.results, copy.results))
         pairs.append((op, copy))
     return pairs
 
 
-def with_saved_carries(scan: nn.ScanOp) -> nn.ScanOp:
-    """Replace `scan` by the same loop that also outputs, after its own outputs, the carries
-    each step starts from (`[T, ...]` each)."""
-    k = len(scan.inits)
-    step = scan.step
+def with_saved_values(scan: nn.ScanOp) -> nn.ScanOp:
+    """Replace `scan` by the same loop that also outputs, after its own outputs, the values its
+    backward loop may read (`[T, ...]` each): the carries each step starts from, and each value
+    a step computes from them and from its slices. Values that do not change from step to
+    step (of the `with` values alone), views, and shape-only or host ops are recomputed."""
+    step, k, m = scan.step, len(scan.inits), len(scan.xs)
+    ops = [op for op in step.ops if op is not scan.yielded]
+    varying = Activity(ops, []).forward(set(step.args[: k + m]), through_all=True)
+    computed = [r for op in ops if not recomputed(op) for r in op.results if r in varying]
+    have = scan.stacked_values()
+    extra = [v for v in dict.fromkeys([*step.args[:k], *computed]) if v not in have]
+    if not extra:
+        return scan
     old_yield = scan.yielded
-    new_yield = nn.YieldOp([*old_yield.values, *step.args[:k]])
+    new_yield = nn.YieldOp([*old_yield.values, *extra])
     new_yield.location = old_yield.location
     Rewriter.replace_op(old_yield, new_yield)
     body = scan.detach_region(scan.body)
     saving = nn.ScanOp(
-        list(scan.inits), list(scan.xs), list(scan.consts), body, scan.is_reverse, True
-    )
+        list(scan.inits), list(scan.xs), list(scan.consts), body, scan.is_reverse,
+        scan.saved_count + len(extra),
+    )  # fmt: skip
     saving.location = scan.location
     Rewriter.replace_op(scan, saving, saving.results[: len(scan.results)])
     return saving
+
+
+def recomputed(op: Operation) -> bool:
+    """Whether a backward loop computes `op` again rather than reading it saved: a view or an
+    op of shapes alone costs nothing, and a host op (a random draw) replays its stream."""
+    return op.has_trait(View) or op.has_trait(ShapeOnly) or op.has_trait(HostOnly)
 
 
 def backpropagate(

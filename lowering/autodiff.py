@@ -2,13 +2,13 @@
 
 For a request `ad.value_and_grad @f(args) wrt [i, ...]` the pass
 1. takes `@f`'s body with its calls inlined and places a copy before the request (the forward
-   sweep, located where `@f`'s ops are); each loop in it keeps the carries its steps start from;
+   sweep, located where `@f`'s ops are); each loop in it keeps what its steps compute;
 2. finds the active values: those that depend on a `wrt` argument through differentiable ops
    and on which the result depends;
 3. walks the forward ops backwards, asking each op's rule in `dialects/nn_vjp.py` for its
    operands' cotangents and summing the cotangents of values used more than once; every
    adjoint op is located at the forward op it differentiates (a loop's rule writes a backward
-   loop, whose step runs steps 2 and 3 over a recomputed forward step);
+   loop, whose step runs steps 2 and 3 over the forward step, reading what it saved);
 4. replaces the request's results with the forward values (the differentiated result, then
    any auxiliary ones) and the `wrt` arguments' cotangents.
 
