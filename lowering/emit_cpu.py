@@ -55,7 +55,7 @@ from irnet.dialects.shapes import format_type
 
 from . import cpu_runtime
 from .cpu_ops import CPU_LOWERINGS
-from .emit_function import CpuOptions, FunctionEmitter, Site
+from .emit_function import Body, CpuOptions, FunctionEmitter, Site
 from .runtime import text
 from .source import describe_location, op_summary, python_name, shape_of, tuple_src
 
@@ -231,8 +231,8 @@ class ModuleEmitter:
 
     # the whole module
 
-    def function_emitter(self, fn: func.FuncOp, pyname: str) -> FunctionEmitter:
-        return FunctionEmitter(self, fn, pyname)
+    def function_emitter(self, body: func.FuncOp | Body, pyname: str) -> FunctionEmitter:
+        return FunctionEmitter(self, body, pyname)
 
     def emit(self) -> EmittedModule:
         functions = [

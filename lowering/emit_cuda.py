@@ -38,7 +38,7 @@ from irnet.dialects.traits import Reduction
 from . import cuda_runtime
 from .cpu_ops import CPU_LOWERINGS
 from .emit_cpu import CpuOptions, EmitCpuPass, EmittedModule, ModuleEmitter
-from .emit_function import FunctionEmitter
+from .emit_function import Body, FunctionEmitter
 from .loop_nest import LoopNest, NestCode
 from .source import axes_of, index_src, shape_of
 
@@ -172,8 +172,8 @@ class CudaFunctionEmitter(FunctionEmitter):
     TRAINING = "_training(training)"
     nest_class = CudaLoopNest
 
-    def __init__(self, module: ModuleEmitter, fn: func.FuncOp, pyname: str):
-        super().__init__(module, fn, pyname)
+    def __init__(self, module: ModuleEmitter, body: func.FuncOp | Body, pyname: str):
+        super().__init__(module, body, pyname)
         self.scratch_types: dict[str, tuple[str, int]] = {}
 
     def copy_of(self, name: str) -> str:
@@ -342,8 +342,8 @@ class CudaModuleEmitter(ModuleEmitter):
     def kernel_head(self, params: Sequence[str], parallel: bool = False) -> list[str]:
         return ["@cuda.jit(**JIT)", f"def {{name}}({', '.join(params)}):"]
 
-    def function_emitter(self, fn: func.FuncOp, pyname: str) -> FunctionEmitter:
-        return CudaFunctionEmitter(self, fn, pyname)
+    def function_emitter(self, body: func.FuncOp | Body, pyname: str) -> FunctionEmitter:
+        return CudaFunctionEmitter(self, body, pyname)
 
     def constant(self, op: nn.ConstantOp) -> str:
         return f"_dev({super().constant(op)})"
