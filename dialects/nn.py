@@ -1694,7 +1694,7 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
             extent = sequence_extent([x.type for x in self.xs])
         except ShapeError as e:
             raise VerifyException(str(e)) from None
-        slices = [TensorType(x.type.element_type, x.type.get_shape()[1:]) for x in self.xs]
+        slices = [step_of(x.type) for x in self.xs]
         expected_args = [*(v.type for v in self.inits), *slices, *(v.type for v in self.consts)]
         if [a.type for a in self.step.args] != expected_args:
             raise VerifyException(
@@ -1714,6 +1714,19 @@ class ScanOp(IRDLOperation, HasCanonicalizationPatternsInterface):
             raise VerifyException("nn.scan: each output must be a step's output stacked over T")
         if not 0 <= self.saved_count <= len(outputs):
             raise VerifyException(f"nn.scan: it saves {self.saved_count} of {len(outputs)} outputs")
+
+    def shape_giver(self, output: SSAValue) -> tuple[SSAValue, bool] | None:
+        """For a loop of no steps, which gives no step of `output` to look at: an operand whose
+        run-time shape is one step's of `output`, a carry of that type, or a sequence of the
+        output's type (then True: without its leading axis); None if there is none."""
+        step = step_of(output.type)
+        for value in self.inits:
+            if value.type == step:
+                return value, False
+        for value in self.xs:
+            if value.type == output.type:
+                return value, True
+        return None
 
     def print(self, printer: Printer) -> None:
         if self.is_reverse:
@@ -1768,6 +1781,12 @@ def sequence_extent(xs: Sequence[TensorType]) -> int:
             raise ShapeError(f"nn.scan: the sequences have different lengths ({extent} and {size})")
         extent = size if size != DYN else extent
     return extent
+
+
+def step_of(sequence: Attribute) -> TensorType:
+    """The type of one step of a sequence `[T, ...]`: without its leading axis."""
+    assert isinstance(sequence, TensorType)
+    return TensorType(sequence.element_type, sequence.get_shape()[1:])
 
 
 def stacked(t: Attribute, extent: int) -> TensorType:

@@ -22,7 +22,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
@@ -461,7 +460,7 @@ def backward_step(e: Emitter, op: nn.ScanOp, want_c: Sequence[int], with_g: Sequ
     named = [
         *((a.type, f"d_{a.name_hint or 'carry'}") for a in forward[:k]),
         *((forward[k + m + j].type, f"d_{forward[k + m + j].name_hint or 'with'}") for j in want_c),
-        *((step_type(op.ys[j]), f"d_out{j}") for j in with_g),
+        *((nn.step_of(op.ys[j].type), f"d_out{j}") for j in with_g),
         *((a.type, a.name_hint) for a in forward[:k]),
         *((a.type, a.name_hint) for a in forward[k:]),
     ]
@@ -522,11 +521,6 @@ def read_saved(op: nn.ScanOp, step: Block, pairs: Sequence[tuple[Operation, Oper
         if not any(r.uses for r in copy.results):
             Rewriter.erase_op(copy)
     return kept
-
-
-def step_type(sequence: SSAValue) -> TensorType:
-    t = sequence.type
-    return TensorType(t.element_type, t.get_shape()[1:])
 
 
 def exactly(e: Emitter, value: SSAValue, t: Attribute) -> SSAValue:

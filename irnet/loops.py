@@ -41,7 +41,7 @@ def scan(
     axis = fb.int(axis, "axis", loc)
     leading = [to_front(fb, x, axis, loc) for x in sequences]
     axis %= sequences[0].type.get_num_dims()
-    step = Block(arg_types=[carry.type, *(slice_type(x) for x in leading)])
+    step = Block(arg_types=[carry.type, *(nn.step_of(x.type) for x in leading)])
     for arg, declared in zip(step.args, cell.fn.args):
         arg.name_hint = declared.name
     spec, operands, states = fb.gen.instantiate(fb, cell, loc, list(step.args), [])
@@ -95,11 +95,6 @@ def inside(owner: Operation | Block, block: Block) -> bool:
             return True
         current = current.parent_op() if isinstance(current, Block) else current.parent_block()
     return False
-
-
-def slice_type(x: SSAValue) -> Any:
-    t = x.type
-    return type(t)(t.element_type, t.get_shape()[1:])
 
 
 def to_front(fb: FunctionBuilder, x: SSAValue, axis: int, loc: ast.Loc) -> SSAValue:

@@ -305,14 +305,15 @@ class NNFunctions(ElementwiseFunctions):
         return (*carries, *stacked)
 
     def no_steps(self, op: nn.ScanOp, output: SSAValue, args: PythonValues) -> np.ndarray:
-        """A loop's `output` when it has no step: empty, a step's part of it shaped as a carry
-        or a sequence's slice of its type (else its type, `?` sizes 0)."""
-        t = output.type
-        step = TensorType(t.element_type, t.get_shape()[1:])
-        like = [a.shape for v, a in zip(op.inits, args) if v.type == step]
-        like += [a.shape[1:] for v, a in zip(op.xs, args[len(op.inits) :]) if v.type == t]
-        shape = like[0] if like else [0 if d == DYN else d for d in step.get_shape()]
-        return np.zeros((0, *shape), self.dtype(t))
+        """A loop's `output` when it has no step: empty, a step shaped as `shape_giver` says
+        (else as its type, `?` sizes 0)."""
+        giver = op.shape_giver(output)
+        if giver is None:
+            shape = [0 if d == DYN else d for d in nn.step_of(output.type).get_shape()]
+        else:
+            value, sequence = giver
+            shape = args[list(op.operands).index(value)].shape[1 if sequence else 0 :]
+        return np.zeros((0, *shape), self.dtype(output.type))
 
     @impl_terminator(nn.YieldOp)
     def run_yield(self, interpreter, op: nn.YieldOp, args):

@@ -348,17 +348,13 @@ class FunctionEmitter:
         )
 
     def step_shape(self, op: nn.ScanOp, output: SSAValue) -> str:
-        """The shape of one step's part of a loop's `output`, for a loop of no steps: that of
-        a carry or a sequence's slice of its type, else its type's (`?` sizes 0)."""
-        t = output.type
-        step_type = type(t)(t.element_type, t.get_shape()[1:])
-        for value in op.inits:
-            if value.type == step_type:
-                return f"{self.name(value)}.shape"
-        for value in op.xs:
-            if value.type == t:
-                return f"{self.name(value)}.shape[1:]"
-        return tuple_src([0 if d == DYN else d for d in shape_of(output)[1:]])
+        """The shape of one step of a loop's `output`, for a loop of no steps: as
+        `shape_giver` says, else its type's (`?` sizes 0)."""
+        giver = op.shape_giver(output)
+        if giver is None:
+            return tuple_src([0 if d == DYN else d for d in shape_of(output)[1:]])
+        value, sequence = giver
+        return f"{self.name(value)}.shape{'[1:]' if sequence else ''}"
 
     def lone_loop_site(self, op: Operation) -> None:
         """An elementwise op or a reduction that fusion left alone: a loop nest of one op."""
